@@ -1,0 +1,105 @@
+"""Frozen data types exchanged between packages.
+
+Convention: a missing joint has confidence 0; its coordinates are 0 and must not be read. No NaN is
+allowed in these types (a NaN inside a function means a bug upstream).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import ShapeError
+
+__all__ = ["Detections2D", "Poses3D", "check_array"]
+
+
+def check_array(name: str, array: object, shape: tuple[int | None, ...], dtype: type) -> np.ndarray:
+    """Return ``array`` as a read-only C-contiguous array of ``dtype``, checking its shape.
+
+    Args:
+        name: argument name used in the error message.
+        array: array-like input.
+        shape: expected shape; ``None`` entries accept any length.
+        dtype: target dtype (the input is cast).
+
+    Returns:
+        The checked array, read-only.
+
+    Raises:
+        ShapeError: wrong number of dimensions, wrong length, or non-finite values.
+
+    Example:
+        >>> check_array("boxes", [[0, 0, 1, 1, 0.9]], (None, 5), np.float32).shape
+        (1, 5)
+    """
+    out = np.ascontiguousarray(array, dtype=dtype)
+    expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    if out.ndim != len(shape) or any(s is not None and s != o for s, o in zip(shape, out.shape)):
+        raise ShapeError(f"{name} must be {expected}; got {out.shape}")
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ShapeError(f"{name} must be finite; got NaN or inf")
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Detections2D:
+    """2D person detections of one camera frame.
+
+    Attributes:
+        camera: camera name, as in the calibration.
+        frame_idx: frame index in the camera's stream (0-based).
+        stamp_ns: capture time, nanoseconds (host clock of the capturing machine).
+        poses: (P, J, 3) float32 [u_px, v_px, conf], distorted pixel coordinates; conf in [0, 1].
+        boxes: (P, 5) float32 [x1, y1, x2, y2, score], pixels.
+    """
+
+    camera: str
+    frame_idx: int
+    stamp_ns: int
+    poses: np.ndarray
+    boxes: np.ndarray
+
+    def __post_init__(self) -> None:
+        poses = np.asarray(self.poses, dtype=np.float32)
+        if poses.size == 0:
+            poses = poses.reshape(0, poses.shape[1] if poses.ndim == 3 else 0, 3)
+        object.__setattr__(self, "poses", check_array("poses", poses, (None, None, 3), np.float32))
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5) if np.size(self.boxes) == 0 else self.boxes
+        object.__setattr__(self, "boxes", check_array("boxes", boxes, (self.poses.shape[0], 5), np.float32))
+        object.__setattr__(self, "frame_idx", int(self.frame_idx))
+        object.__setattr__(self, "stamp_ns", int(self.stamp_ns))
+
+    @property
+    def n_people(self) -> int:
+        """Number of detected people P."""
+        return int(self.poses.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Poses3D:
+    """Tracked 3D poses of one output frame.
+
+    Attributes:
+        frame_idx: output frame index.
+        stamp_ns: capture time of the frame, nanoseconds.
+        track_ids: (P,) int64 track identities, stable across frames.
+        poses: (P, J, 4) float64 [x, y, z, conf], world frame, metres.
+    """
+
+    frame_idx: int
+    stamp_ns: int
+    track_ids: np.ndarray
+    poses: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = check_array("track_ids", np.asarray(self.track_ids).reshape(-1), (None,), np.int64)
+        object.__setattr__(self, "track_ids", ids)
+        poses = np.asarray(self.poses, dtype=np.float64)
+        if poses.size == 0:
+            poses = poses.reshape(0, poses.shape[1] if poses.ndim == 3 else 0, 4)
+        object.__setattr__(self, "poses", check_array("poses", poses, (ids.shape[0], None, 4), np.float64))
+        object.__setattr__(self, "frame_idx", int(self.frame_idx))
+        object.__setattr__(self, "stamp_ns", int(self.stamp_ns))
