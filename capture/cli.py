@@ -1,0 +1,48 @@
+"""The ``mvcap`` console script: one entry point, one subcommand per job.
+
+Each subcommand's code lives in the module it belongs to and exposes ``main(argv) -> int``.
+Exit codes: 0 ok, 1 runtime failure, 2 usage/config/input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+__all__ = ["main"]
+
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("capture.run", "demo_main"),
+    "run": ("capture.run", "run_main"),
+    "node": ("capture.node", "main"),
+    "worker": ("capture.worker", "main"),
+}
+_HELP = {
+    "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
+    "run": "run workers + node locally on the cameras of a TOML config",
+    "node": "run the reconstruction node only (multi-machine rigs)",
+    "worker": "run one camera's capture + 2D detection worker only",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``mvcap <command> [args]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: mvcap <command> [options]\n\ncommands:")
+        for name, text in _HELP.items():
+            print(f"  {name:<8} {text}")
+        print("\n'mvcap <command> --help' shows a command's options.")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in _COMMANDS:
+        print(f"mvcap: unknown command {name!r}; commands: {', '.join(_COMMANDS)}", file=sys.stderr)
+        return 2
+    module, func = _COMMANDS[name]
+    entry: Callable[[list[str]], int] = getattr(import_module(module), func)
+    return entry(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

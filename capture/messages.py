@@ -1,0 +1,246 @@
+"""The wire format: the single source of truth for every ZeroMQ message (STYLE §6).
+
+A message is the multipart ``[topic, header, *buffers]``:
+
+- topic: ASCII, dot-separated, trailing dot (``pose2d.cam01.``), because SUB filtering is by prefix;
+- header: UTF-8 JSON ``{schema, version, camera, frame_idx, stamp_ns, arrays: [{name, dtype, shape}],
+  meta}``;
+- buffers: one C-contiguous little-endian buffer per array, in header order.
+
+Never pickle. :func:`decode` checks the version, the schema, the dtypes (an allow-list), the shapes
+(bounded) and the byte counts, and raises :class:`MessageError` on any mismatch so that the receiver
+drops and counts the message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from core.errors import MessageError
+from core.types import Detections2D, Poses3D
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TOPIC_EOS",
+    "TOPIC_HEARTBEAT",
+    "TOPIC_POSE2D",
+    "TOPIC_POSE3D",
+    "Control",
+    "Message",
+    "decode",
+    "decode_detections",
+    "decode_poses3d",
+    "encode",
+    "encode_detections",
+    "encode_poses3d",
+    "topic_for",
+]
+
+SCHEMA_VERSION: Final = 1
+TOPIC_POSE2D: Final = "pose2d."
+TOPIC_POSE3D: Final = "pose3d."
+TOPIC_HEARTBEAT: Final = "ctrl.heartbeat."
+TOPIC_EOS: Final = "ctrl.eos."
+
+_SCHEMAS: Final = {"pose2d": TOPIC_POSE2D, "pose3d": TOPIC_POSE3D, "heartbeat": TOPIC_HEARTBEAT, "eos": TOPIC_EOS}
+_DTYPES: Final = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
+MAX_HEADER_BYTES: Final = 65536
+MAX_ARRAYS: Final = 8
+MAX_ELEMENTS: Final = 10_000_000
+MAX_DIMS: Final = 4
+
+
+def topic_for(prefix: str, camera: str = "") -> str:
+    """Topic string ``prefix + camera + "."`` (camera names must not contain dots).
+
+    Example:
+        >>> topic_for(TOPIC_POSE2D, "cam01")
+        'pose2d.cam01.'
+    """
+    if "." in camera:
+        raise MessageError(f"camera names must not contain '.'; got {camera!r}")
+    return prefix + (camera + "." if camera else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded message: header fields plus named arrays (read-only).
+
+    Attributes:
+        schema: one of ``pose2d``, ``pose3d``, ``heartbeat``, ``eos``.
+        camera: sending camera ("" for the node).
+        frame_idx: frame index (-1 where meaningless).
+        stamp_ns: capture or send time, nanoseconds.
+        arrays: named arrays.
+        meta: small JSON-serialisable extras (statistics, process info).
+    """
+
+    schema: str
+    camera: str
+    frame_idx: int
+    stamp_ns: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Control = Message
+
+
+def encode(msg: Message) -> list[bytes | memoryview]:
+    """Encode a message into ZeroMQ frames ``[topic, header, *buffers]``.
+
+    Raises:
+        MessageError: unknown schema, unsupported dtype, or non-serialisable meta.
+    """
+    if msg.schema not in _SCHEMAS:
+        raise MessageError(f"unknown schema {msg.schema!r}; known: {sorted(_SCHEMAS)}")
+    specs, buffers = [], []
+    for name, arr in msg.arrays.items():
+        a = np.ascontiguousarray(arr)
+        dtype = a.dtype.newbyteorder("<").str
+        if dtype not in _DTYPES:
+            raise MessageError(f"array {name!r}: dtype {a.dtype} not allowed; allowed: {sorted(_DTYPES)}")
+        a = a.astype(dtype, copy=False)
+        specs.append({"name": name, "dtype": dtype, "shape": list(a.shape)})
+        buffers.append(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
+    header = {
+        "schema": msg.schema,
+        "version": SCHEMA_VERSION,
+        "camera": msg.camera,
+        "frame_idx": int(msg.frame_idx),
+        "stamp_ns": int(msg.stamp_ns),
+        "arrays": specs,
+        "meta": msg.meta,
+    }
+    try:
+        head = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"header not serialisable: {exc}") from None
+    return [topic_for(_SCHEMAS[msg.schema], msg.camera).encode("ascii"), head, *buffers]
+
+
+def _field(header: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+    value = header.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MessageError(f"header field {key!r} must be {kind}; got {type(value).__name__}")
+    return value
+
+
+def decode(frames: list[bytes] | list[memoryview]) -> Message:
+    """Decode and validate ZeroMQ frames.
+
+    Args:
+        frames: ``[topic, header, *buffers]`` as received (``bytes`` or zmq frames' buffers).
+
+    Returns:
+        The :class:`Message`, with read-only arrays that copy out of the frames.
+
+    Raises:
+        MessageError: anything malformed (frame count, JSON, version, schema, topic/camera mismatch,
+        dtype, shape, byte count).
+    """
+    if len(frames) < 2:
+        raise MessageError(f"expected at least 2 frames (topic, header); got {len(frames)}")
+    topic, head, *buffers = (bytes(f) for f in frames)
+    if len(head) > MAX_HEADER_BYTES:
+        raise MessageError(f"header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise MessageError("header must be a JSON object")
+    version = header.get("version")
+    if version != SCHEMA_VERSION:
+        raise MessageError(f"schema version {version!r} not supported; expected {SCHEMA_VERSION}")
+    schema = _field(header, "schema", str)
+    if schema not in _SCHEMAS:
+        raise MessageError(f"unknown schema {schema!r}")
+    camera = _field(header, "camera", str)
+    frame_idx = _field(header, "frame_idx", int)
+    stamp_ns = _field(header, "stamp_ns", int)
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise MessageError("header field 'meta' must be an object")
+    try:
+        expected_topic = topic_for(_SCHEMAS[schema], camera).encode("ascii")
+    except UnicodeEncodeError:
+        raise MessageError("camera name must be ASCII") from None
+    if topic != expected_topic:
+        raise MessageError(f"topic {topic[:64]!r} does not match header ({expected_topic!r})")
+    specs = _field(header, "arrays", list)
+    if len(specs) > MAX_ARRAYS or len(specs) != len(buffers):
+        raise MessageError(f"header lists {len(specs)} arrays but {len(buffers)} buffers came")
+    arrays: dict[str, np.ndarray] = {}
+    for spec, buf in zip(specs, buffers):
+        if not isinstance(spec, dict):
+            raise MessageError("array spec must be an object")
+        name = _field(spec, "name", str)
+        dtype = spec.get("dtype")
+        if dtype not in _DTYPES:
+            raise MessageError(f"array {name!r}: dtype {dtype!r} not allowed")
+        shape = spec.get("shape")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape)
+            or math.prod(shape) > MAX_ELEMENTS
+        ):
+            raise MessageError(f"array {name!r}: bad shape {str(shape)[:80]}")
+        itemsize = np.dtype(_DTYPES[dtype]).itemsize
+        if len(buf) != math.prod(shape) * itemsize:
+            raise MessageError(f"array {name!r}: {len(buf)} bytes for shape {shape} of {dtype}")
+        arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise MessageError(f"array {name!r} holds NaN or inf")
+        arrays[name] = arr
+    return Message(schema, camera, frame_idx, stamp_ns, arrays, meta)
+
+
+def encode_detections(dets: Detections2D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:
+    """Frames of a ``pose2d`` message carrying one camera frame's :class:`Detections2D`."""
+    return encode(
+        Message("pose2d", dets.camera, dets.frame_idx, dets.stamp_ns, {"poses": dets.poses, "boxes": dets.boxes}, meta or {})
+    )
+
+
+def decode_detections(msg: Message) -> Detections2D:
+    """The :class:`Detections2D` of a decoded ``pose2d`` message.
+
+    Raises:
+        MessageError: wrong schema, missing arrays, or inconsistent shapes.
+    """
+    if msg.schema != "pose2d" or set(msg.arrays) != {"poses", "boxes"}:
+        raise MessageError(f"not a pose2d message with poses and boxes (schema {msg.schema!r})")
+    poses, boxes = msg.arrays["poses"], msg.arrays["boxes"]
+    if poses.dtype != np.float32 or boxes.dtype != np.float32 or poses.ndim != 3 or poses.shape[2] != 3:
+        raise MessageError(f"pose2d arrays must be float32 poses (P, J, 3); got {poses.dtype} {poses.shape}")
+    if boxes.shape != (poses.shape[0], 5):
+        raise MessageError(f"boxes must be ({poses.shape[0]}, 5); got {boxes.shape}")
+    return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes)
+
+
+def encode_poses3d(frame: Poses3D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:
+    """Frames of a ``pose3d`` message (published by the node, one per output frame)."""
+    return encode(
+        Message("pose3d", "", frame.frame_idx, frame.stamp_ns, {"track_ids": frame.track_ids, "poses": frame.poses}, meta or {})
+    )
+
+
+def decode_poses3d(msg: Message) -> Poses3D:
+    """The :class:`Poses3D` of a decoded ``pose3d`` message.
+
+    Raises:
+        MessageError: wrong schema or inconsistent arrays.
+    """
+    if msg.schema != "pose3d" or set(msg.arrays) != {"track_ids", "poses"}:
+        raise MessageError(f"not a pose3d message (schema {msg.schema!r})")
+    ids, poses = msg.arrays["track_ids"], msg.arrays["poses"]
+    if ids.dtype != np.int64 or poses.dtype != np.float64 or poses.ndim != 3 or poses.shape[0] != ids.shape[0]:
+        raise MessageError(f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
+    return Poses3D(msg.frame_idx, msg.stamp_ns, ids, poses)

@@ -1,0 +1,324 @@
+"""The central node: collect detections over ZeroMQ, reconstruct, track, publish and record.
+
+The node binds a SUB socket for worker detections and a PUB socket for 3D poses. Views are grouped
+by frame index: a frame is processed once every live camera has delivered it, moved past it
+(a dropped frame), ended, or been silent for ``frame_timeout_s``. A frame that arrives after its
+frame was processed is counted as late and dropped, never blocking the pipeline. A malformed message
+is dropped and counted. A camera silent for ``heartbeat_timeout_s`` is reported dead (and alive
+again when it returns) while the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from calibration.camera import CameraRig
+from core.config import Config
+from core.errors import CaptureError, MessageError, ShapeError
+from core.skeleton import COCO17, Skeleton
+from core.types import Detections2D, Poses3D
+from capture import messages as wire
+from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
+from capture.proc import install_sigterm_as_interrupt, peak_rss_mb, stats_ms
+from capture.reconstruct import FrameReconstructor
+
+__all__ = ["Node", "main"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Counters:
+    received: int = 0
+    malformed: int = 0
+    unknown_camera: int = 0
+    late: int = 0
+    frames: int = 0
+    frames_missing_views: int = 0
+    last_warn: float = 0.0
+    suppressed: int = 0
+    events: list = field(default_factory=list)
+
+
+class Node:
+    """Reconstruction node.
+
+    Args:
+        rig: calibration of the expected cameras (in processing order).
+        config: run configuration (matching, triangulation, fusion, node sections).
+        out_dir: folder for ``poses3d.jsonl``, ``person_<id>.trc`` and ``summary.json``.
+        skeleton: 2D/3D skeleton of the detections.
+    """
+
+    def __init__(self, rig: CameraRig, config: Config, out_dir: str | Path, skeleton: Skeleton = COCO17):
+        self.rig = rig
+        self.cfg = config
+        self.out_dir = Path(out_dir)
+        self.skeleton = skeleton
+        self.reconstructor = FrameReconstructor(rig, skeleton.n_joints, config.matching, config.triangulation, config.fusion)
+        self.counters = _Counters()
+        self.pending: dict[int, dict[str, Detections2D]] = {}
+        self.first_arrival: dict[int, float] = {}
+        self.latest: dict[str, int] = {}
+        self.last_seen: dict[str, float] = {}
+        self.dead: set[str] = set()
+        self.ended: set[str] = set()
+        self.worker_stats: dict[str, dict] = {}
+        self.last_emitted = -1
+        self.stage_ms: dict[str, list[float]] = {"matching": [], "triangulation": [], "tracking": [], "total": []}
+        self.reproj: list[np.ndarray] = []
+        self.interrupted = False
+
+    # -- message handling -------------------------------------------------------------------
+    def _warn(self, fmt: str, *args: object) -> None:
+        """Rate-limited warning (at most one per second; the rest are counted)."""
+        now = time.monotonic()
+        if now - self.counters.last_warn >= 1.0:
+            if self.counters.suppressed:
+                fmt += " (%d similar warnings suppressed)"
+                args = (*args, self.counters.suppressed)
+            log.warning(fmt, *args)
+            self.counters.last_warn = now
+            self.counters.suppressed = 0
+        else:
+            self.counters.suppressed += 1
+
+    def handle(self, frames: list[bytes]) -> None:
+        """Decode and file one received message; malformed ones are dropped and counted."""
+        c = self.counters
+        c.received += 1
+        try:
+            msg = wire.decode(frames)
+            if msg.camera not in self.rig.names:
+                c.unknown_camera += 1
+                self._warn("dropped message from unknown camera %r", msg.camera[:40])
+                return
+            if msg.schema == "pose2d":
+                dets = wire.decode_detections(msg)
+                if dets.poses.shape[1] != self.skeleton.n_joints:
+                    raise MessageError(f"expected {self.skeleton.n_joints} joints; got {dets.poses.shape[1]}")
+        except (MessageError, ShapeError) as exc:
+            c.malformed += 1
+            self._warn("dropped malformed message: %s", exc)
+            return
+        now = time.monotonic()
+        cam = msg.camera
+        self.last_seen[cam] = now
+        if cam in self.dead:
+            self.dead.discard(cam)
+            c.events.append({"camera": cam, "event": "alive", "time_ns": time.time_ns()})
+            log.warning("camera %s is alive again", cam)
+        if msg.schema == "eos":
+            self.ended.add(cam)
+            self.worker_stats[cam] = msg.meta
+            log.info("camera %s: end of stream after %s frames", cam, msg.meta.get("frames"))
+        elif msg.schema == "pose2d":
+            if dets.frame_idx <= self.last_emitted:
+                c.late += 1
+                self._warn("camera %s: frame %d arrived late; dropped", cam, dets.frame_idx)
+                return
+            self.ended.discard(cam)
+            self.pending.setdefault(dets.frame_idx, {})[cam] = dets
+            self.first_arrival.setdefault(dets.frame_idx, now)
+            self.latest[cam] = max(self.latest.get(cam, -1), dets.frame_idx)
+
+    def _check_liveness(self, now: float) -> None:
+        for cam in self.rig.names:
+            seen = self.last_seen.get(cam)
+            if seen is not None and cam not in self.dead and cam not in self.ended:
+                if now - seen > self.cfg.node.heartbeat_timeout_s:
+                    self.dead.add(cam)
+                    self.counters.events.append({"camera": cam, "event": "dead", "time_ns": time.time_ns()})
+                    log.warning("camera %s is dead (silent for %.1f s); going on without it", cam, now - seen)
+
+    def _ready(self, frame_idx: int, now: float, flush: bool) -> bool:
+        if flush or now - self.first_arrival[frame_idx] > self.cfg.node.frame_timeout_s:
+            return True
+        have = self.pending[frame_idx]
+        for cam in self.rig.names:
+            if cam in have or cam in self.dead or cam in self.ended or self.latest.get(cam, -1) > frame_idx:
+                continue
+            return False
+        return True
+
+    def process_ready(self, flush: bool = False) -> None:
+        """Process every pending frame, in order, that is complete (or all of them if ``flush``)."""
+        now = time.monotonic()
+        while self.pending:
+            f = min(self.pending)
+            if not self._ready(f, now, flush):
+                break
+            views = self.pending.pop(f)
+            self.first_arrival.pop(f, None)
+            self._process(f, views)
+
+    def _process(self, frame_idx: int, views: dict[str, Detections2D]) -> None:
+        ordered = [views.get(name) for name in self.rig.names]
+        if any(v is None for v in ordered):
+            self.counters.frames_missing_views += 1
+        stamp_ns = int(np.median([v.stamp_ns for v in views.values()]))
+        t0 = time.perf_counter()
+        result = self.reconstructor.process(ordered, stamp_ns)
+        total = (time.perf_counter() - t0) * 1e3
+        for k, v in result.stage_ms.items():
+            self.stage_ms[k].append(v)
+        self.stage_ms["total"].append(total)
+        self.reproj.append(result.reproj_px)
+        frame = Poses3D(frame_idx, stamp_ns, result.track_ids, result.poses)
+        self.writer.write(frame)
+        self.pub.send_multipart(wire.encode_poses3d(frame, {"node_ms": round(total, 3)}), copy=False)
+        self.last_emitted = frame_idx
+        self.counters.frames += 1
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self, ctx: zmq.Context | None = None, until_all_ended: bool = True, idle_timeout_s: float | None = None) -> dict:
+        """Run the node until every camera sent end-of-stream (or KeyboardInterrupt), then finalise.
+
+        Args:
+            ctx: ZeroMQ context (the process's default instance if None).
+            until_all_ended: stop once all cameras ended and nothing is pending.
+            idle_timeout_s: also stop after this long without any message (None: never).
+
+        Returns:
+            The summary dictionary (also written to ``summary.json``).
+        """
+        ctx = ctx or zmq.Context.instance()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, self.cfg.node.rcvhwm)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
+        for prefix in (wire.TOPIC_POSE2D, "ctrl."):
+            sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        self.pub = ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.writer = PosesWriter(self.out_dir / "poses3d.jsonl", self.skeleton)
+        try:
+            sub.bind(self.cfg.node.input_endpoint)
+            self.pub.bind(self.cfg.node.output_endpoint)
+        except zmq.ZMQError as exc:
+            sub.close()
+            self.pub.close()
+            self.writer.close()
+            raise CaptureError(f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}") from None
+        log.info("node listening on %s, publishing on %s, cameras %s", self.cfg.node.input_endpoint, self.cfg.node.output_endpoint, ", ".join(self.rig.names))
+        last_msg = time.monotonic()
+        try:
+            while True:
+                if sub.poll(100, zmq.POLLIN):
+                    while True:
+                        try:
+                            frames = sub.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self.handle(frames)
+                    last_msg = time.monotonic()
+                now = time.monotonic()
+                self._check_liveness(now)
+                self.process_ready()
+                if until_all_ended and set(self.rig.names) <= self.ended and not self.pending:
+                    break
+                if idle_timeout_s is not None and now - last_msg > idle_timeout_s:
+                    log.warning("no message for %.0f s; stopping", idle_timeout_s)
+                    break
+        except KeyboardInterrupt:
+            self.interrupted = True
+            log.info("node interrupted; writing outputs")
+        finally:
+            try:
+                self.process_ready(flush=True)
+            finally:
+                self.writer.close()
+                sub.close()
+                self.pub.close()
+        return self.finalise()
+
+    def finalise(self) -> dict:
+        """Write TRC files and ``summary.json`` from the recorded poses; return the summary."""
+        header, frames = read_poses_jsonl(self.out_dir / "poses3d.jsonl")
+        stamps = np.array([f.stamp_ns for f in frames], dtype=np.int64)
+        rate = float(1e9 / np.median(np.diff(stamps))) if len(stamps) > 1 and np.median(np.diff(stamps)) > 0 else 0.0
+        trc = write_trc_files(frames, header["joints"], self.out_dir, round(rate, 3)) if frames else []
+        spans: dict[int, list[int]] = {}
+        for f in frames:
+            for tid in f.track_ids:
+                spans.setdefault(int(tid), []).append(f.frame_idx)
+        reproj = np.concatenate(self.reproj) if self.reproj else np.zeros(0)
+        c = self.counters
+        summary = {
+            "frames": c.frames,
+            "frames_missing_views": c.frames_missing_views,
+            "rate_hz": round(rate, 3),
+            "cameras": list(self.rig.names),
+            "tracks": [
+                {"id": tid, "first_frame": min(v), "last_frame": max(v), "n_frames": len(v)} for tid, v in sorted(spans.items())
+            ],
+            "reprojection_px": {
+                "median": round(float(np.median(reproj)), 3) if reproj.size else None,
+                "p90": round(float(np.percentile(reproj, 90)), 3) if reproj.size else None,
+                "n_observations": int(reproj.size),
+            },
+            "node_ms_per_frame": {k: stats_ms(v) for k, v in self.stage_ms.items()},
+            "node_ms_per_frame_note": "matching (incl. undistortion) + triangulation + tracking, detection excluded; one thread",
+            "workers": self.worker_stats,
+            "node_peak_rss_mb": round(peak_rss_mb(), 1),
+            "messages": {"received": c.received, "malformed": c.malformed, "unknown_camera": c.unknown_camera, "late": c.late},
+            "camera_events": c.events,
+            "interrupted": self.interrupted,
+            "outputs": {"poses": "poses3d.jsonl", "trc": [p.name for p in trc]},
+        }
+        tmp = self.out_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(self.out_dir / "summary.json")
+        return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mvcap node``: run the reconstruction node. Exit 0 ok, 1 runtime failure, 2 bad input."""
+    from calibration.io import read_calibration
+    from core.config import load_config
+    from core.errors import CalibrationError, ConfigError, InputError
+    from core.logsetup import setup_logging
+
+    p = argparse.ArgumentParser(prog="mvcap node", description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=None, help="TOML run config")
+    p.add_argument("--calibration", default=None, help="calibration file (overrides the config's)")
+    p.add_argument("--cameras", default=None, help="comma-separated camera names (default: config's, else all)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--idle-timeout-s", type=float, default=None, help="stop after this long without messages")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    install_sigterm_as_interrupt()
+    try:
+        cfg = load_config(args.config) if args.config else Config()
+        calib = args.calibration or cfg.calibration
+        if not calib:
+            raise ConfigError("no calibration given (--calibration or the config's calibration key)")
+        rig = read_calibration(calib)
+        names = args.cameras.split(",") if args.cameras else [c.name for c in cfg.cameras] or list(rig.names)
+        rig = rig.subset(names)
+        if len(rig) < 2:
+            raise ConfigError(f"{calib}: need at least 2 cameras; got {len(rig)}")
+        log.info("calibration %s, cameras %s", calib, ", ".join(rig.names))
+        summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s)
+    except (ConfigError, CalibrationError, InputError) as exc:
+        log.error("%s", exc)
+        return 2
+    except CaptureError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("node: %d frames, %d tracks, reprojection median %s px", summary["frames"], len(summary["tracks"]), summary["reprojection_px"]["median"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

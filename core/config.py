@@ -1,0 +1,213 @@
+"""Run configuration: frozen dataclasses, one section per package, read from TOML.
+
+Defaults live only here. Unknown sections or keys raise :class:`ConfigError`. ``configs/demo.toml``
+documents every key with its unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+__all__ = [
+    "CameraSource",
+    "Config",
+    "DetectorConfig",
+    "FusionConfig",
+    "MatchingConfig",
+    "NodeConfig",
+    "TriangulationConfig",
+    "load_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """2D detector run by each worker.
+
+    Attributes:
+        name: registered detector name (``mvcap`` lists them); ``"file"`` replays detections.
+        input_h: network input height, pixels.
+        input_w: network input width, pixels.
+        score_threshold: minimum person score in [0, 1].
+        threads: onnxruntime intra-op threads per worker.
+    """
+
+    name: str = "yolo11n-pose"
+    input_h: int = 640
+    input_w: int = 384
+    score_threshold: float = 0.5
+    threads: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingConfig:
+    """Cross-view association (epipolar geometry).
+
+    Attributes:
+        min_joint_conf: 2D joints below this confidence are ignored.
+        min_common_joints: fewer joints seen in both views make two detections unmatchable.
+        max_epipolar_px: largest mean symmetric point-to-epipolar-line distance (pixels) of a match.
+        min_box_score: detections with a lower person score are ignored.
+        min_valid_joints: detections with fewer confident joints are ignored.
+    """
+
+    min_joint_conf: float = 0.3
+    min_common_joints: int = 5
+    max_epipolar_px: float = 30.0
+    min_box_score: float = 0.5
+    min_valid_joints: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class TriangulationConfig:
+    """Confidence-weighted DLT with per-joint view rejection.
+
+    Attributes:
+        min_joint_conf: 2D joints below this confidence are not used.
+        max_reproj_px: views whose reprojection error exceeds this (pixels) are dropped per joint.
+        min_views: joints seen by fewer views are reported missing (conf 0).
+    """
+
+    min_joint_conf: float = 0.3
+    max_reproj_px: float = 15.0
+    min_views: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class FusionConfig:
+    """Identity tracking over frames.
+
+    Attributes:
+        gate_m: largest mean joint distance (metres) between a track's prediction and a new pose.
+        max_missed_s: a track unseen for longer (seconds) is ended.
+        min_joints: poses with fewer valid joints start no track.
+    """
+
+    gate_m: float = 0.5
+    max_missed_s: float = 1.0
+    min_joints: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Central node sockets and frame assembly.
+
+    Attributes:
+        input_endpoint: ZeroMQ endpoint the node binds for worker detections.
+        output_endpoint: ZeroMQ endpoint the node binds to publish 3D poses.
+        rcvhwm: receive high-water mark, messages (bounded memory; the oldest are dropped beyond).
+        frame_timeout_s: a frame still missing views after this long (seconds) is processed anyway.
+        heartbeat_timeout_s: a camera silent for this long (seconds) is reported dead.
+    """
+
+    input_endpoint: str = "tcp://127.0.0.1:5555"
+    output_endpoint: str = "tcp://127.0.0.1:5556"
+    rcvhwm: int = 10000
+    frame_timeout_s: float = 2.0
+    heartbeat_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSource:
+    """One camera of a run: its calibration name and its frame source.
+
+    Attributes:
+        name: camera name in the calibration.
+        source: video file, image folder, webcam index, or a detections file (``*.json[.gz]``).
+    """
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A full run configuration."""
+
+    calibration: str = ""
+    cameras: tuple[CameraSource, ...] = ()
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+
+
+_SECTIONS: dict[str, type] = {
+    "detector": DetectorConfig,
+    "matching": MatchingConfig,
+    "triangulation": TriangulationConfig,
+    "fusion": FusionConfig,
+    "node": NodeConfig,
+}
+
+
+def _section(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: [{cls.__name__}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    out = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if isinstance(default, bool) or not isinstance(value, type(default)):
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            else:
+                raise ConfigError(f"{where}: {key} must be {type(default).__name__}; got {value!r}")
+        out[key] = value
+    return cls(**out)
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Build a :class:`Config` from a parsed TOML table.
+
+    Raises:
+        ConfigError: unknown section or key, or a value of the wrong type.
+    """
+    known = {"calibration", "cameras", *_SECTIONS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid: {sorted(known)}")
+    kwargs: dict[str, Any] = {name: _section(cls, data.get(name, {}), f"{where} [{name}]") for name, cls in _SECTIONS.items()}
+    calibration = data.get("calibration", "")
+    if not isinstance(calibration, str):
+        raise ConfigError(f"{where}: calibration must be a path string")
+    cams = data.get("cameras", [])
+    if not isinstance(cams, list) or not all(isinstance(c, dict) and set(c) == {"name", "source"} for c in cams):
+        raise ConfigError(f"{where}: cameras must be a list of {{name = ..., source = ...}} tables")
+    cameras = tuple(CameraSource(str(c["name"]), str(c["source"])) for c in cams)
+    return Config(calibration=calibration, cameras=cameras, **kwargs)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML run configuration; relative paths in it are resolved against its folder.
+
+    Raises:
+        ConfigError: missing or unparseable file, unknown keys, wrong types.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    cfg = config_from_dict(data, where=str(path))
+
+    def resolve(p: str) -> str:
+        return p if (not p or p.isdigit() or Path(p).is_absolute()) else str((path.parent / p).resolve())
+
+    return dataclasses.replace(
+        cfg,
+        calibration=resolve(cfg.calibration),
+        cameras=tuple(CameraSource(c.name, resolve(c.source)) for c in cfg.cameras),
+    )

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from synth import person, ring_rig
+
+from core.errors import ShapeError
+from triangulation.dlt import triangulate_dlt, triangulate_robust
+
+
+def _obs(rig, X, rng=None, noise_px=0.0):
+    uv = np.stack([cam.undistort_px(cam.project(X)) for cam in rig])  # (C, N, 2)
+    if noise_px:
+        uv = uv + rng.normal(scale=noise_px, size=uv.shape)
+    return uv
+
+
+def test_noise_free_exact(rig, rng):
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(200, 3))
+    got = triangulate_dlt(rig.projections(), _obs(rig, X), np.ones((4, 200)))
+    assert np.abs(got - X).max() < 1e-6
+
+
+def test_noise_free_exact_with_distortion(rng):
+    rig = ring_rig(dist=np.array([-0.12, 0.05, 0.001, -0.0015, 0.0]))
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(100, 3))
+    uv = np.stack([cam.undistort_px(cam.project(X)) for cam in rig])
+    res = triangulate_robust(rig.projections(), uv, np.ones((4, 100)))
+    assert np.abs(res.points - X).max() < 1e-6
+    assert (res.conf == 1).all()
+
+
+def test_accuracy_under_pixel_noise(rig, rng):
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(500, 3))
+    got = triangulate_dlt(rig.projections(), _obs(rig, X, rng, noise_px=2.0), np.ones((4, 500)))
+    err = np.linalg.norm(got - X, axis=1)
+    # f = 1000 px at ~4 m: 2 px is ~8 mm per view; four views average it down.
+    assert np.median(err) < 0.01
+    assert err.max() < 0.05
+
+
+def test_rigid_transform_equivariance(rig, rng):
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(50, 3))
+    P = rig.projections()
+    uv = _obs(rig, X, rng, noise_px=1.0)
+    R = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    R *= np.sign(np.linalg.det(R))
+    t = rng.normal(size=3)
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, t
+    P2 = P @ np.linalg.inv(T)  # same cameras, world moved by (R, t)
+    a = triangulate_dlt(P, uv, np.ones((4, 50)))
+    b = triangulate_dlt(P2, uv, np.ones((4, 50)))
+    # The algebraic (DLT) error is not exactly invariant to translation under noise: allow 1 mm.
+    assert np.abs(b - (a @ R.T + t)).max() < 1e-3
+
+
+def test_outlier_view_rejected(rig, rng):
+    X = person((0.2, -0.1))
+    uv = _obs(rig, X)
+    uv[2, 9] += [80.0, -60.0]  # left wrist misplaced in one view
+    res = triangulate_robust(rig.projections(), uv, np.ones((4, 17)), max_reproj_px=10.0)
+    assert not res.used[2, 9] and res.used[:, 9].sum() == 3
+    assert np.linalg.norm(res.points[9] - X[9]) < 1e-6
+    assert res.used[:, [0, 5, 10]].all()
+
+
+def test_joints_with_fewer_than_two_views_are_missing(rig):
+    X = person((0.0, 0.0))
+    uv = _obs(rig, X)
+    conf = np.ones((4, 17))
+    conf[1:, 3] = 0.0  # joint 3 seen by one view only
+    conf[:, 4] = 0.1  # joint 4 below the confidence threshold everywhere
+    res = triangulate_robust(rig.projections(), uv, conf, min_conf=0.3)
+    assert res.conf[3] == 0 and res.conf[4] == 0
+    assert (res.points[[3, 4]] == 0).all()
+    assert (res.conf[[0, 1, 2, 5]] == 1).all()
+
+
+def test_inconsistent_two_view_joint_is_missing(rig):
+    X = person((0.0, 0.0))
+    uv = _obs(rig, X)
+    conf = np.ones((4, 17))
+    conf[2:, 7] = 0.0
+    uv[1, 7] += [0.0, 90.0]  # two views disagree: nothing to drop, so the joint is missing
+    res = triangulate_robust(rig.projections(), uv, conf, max_reproj_px=10.0)
+    assert res.conf[7] == 0
+
+
+def test_shape_errors(rig):
+    with pytest.raises(ShapeError, match="weights"):
+        triangulate_dlt(rig.projections(), np.zeros((4, 3, 2)), np.ones((4, 2)))
+    with pytest.raises(ShapeError, match="points_px"):
+        triangulate_dlt(rig.projections(), np.zeros((3, 3, 2)), np.ones((3, 3)))
+    with pytest.raises(ShapeError, match="min_views"):
+        triangulate_robust(rig.projections(), np.zeros((4, 3, 2)), np.ones((4, 3)), min_views=1)
