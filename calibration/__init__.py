@@ -1,5 +1,29 @@
 """Camera model, calibration file formats and fundamental matrices."""
 
 from calibration.camera import Camera, CameraRig, fundamental_matrix
+from calibration.io import (
+    read_4da_json,
+    read_calibration,
+    read_json,
+    read_panoptic_json,
+    read_qca,
+    read_toml,
+    read_tum_projections,
+    read_voxelpose_json,
+    write_json,
+)
 
-__all__ = ["Camera", "CameraRig", "fundamental_matrix"]
+__all__ = [
+    "Camera",
+    "CameraRig",
+    "fundamental_matrix",
+    "read_4da_json",
+    "read_calibration",
+    "read_json",
+    "read_panoptic_json",
+    "read_qca",
+    "read_toml",
+    "read_tum_projections",
+    "read_voxelpose_json",
+    "write_json",
+]

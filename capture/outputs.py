@@ -87,12 +87,13 @@ def read_poses_jsonl(path: str | Path) -> tuple[dict[str, Any], list[Poses3D]]:
         header = {}
     if header.get("format") != FORMAT:
         raise InputError(f"{path}: not an {FORMAT} file (first line has no header record)")
+    n_joints = len(header.get("joints", []))
     frames = []
     for n, line in enumerate(lines[1:], start=2):
         try:
             rec = json.loads(line)
             ids = [p["id"] for p in rec["people"]]
-            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(len(ids), -1, 4)
+            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(len(ids), n_joints, 4)
             frames.append(Poses3D(rec["frame"], rec["stamp_ns"], np.array(ids, dtype=np.int64), poses))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             if n == len(lines):

@@ -1,0 +1,333 @@
+"""2D multi-person pose detectors: the :class:`Detector` interface and YOLO11n-pose on onnxruntime.
+
+The default detector runs the ONNX export of YOLO11n-pose (Jocher et al., Ultralytics YOLO11, 2024;
+AGPL-3.0 weights) with onnxruntime on CPU and re-implements Ultralytics' pre- and post-processing
+(letterbox, box decoding, NMS, coordinate rescaling) in numpy/OpenCV, so neither torch nor
+torchvision is needed at run time. Keypoints follow COCO-17 (Lin et al. 2014).
+
+Detectors are chosen by name from an explicit registry (:func:`detector_names`,
+:func:`make_detector`), never by dotted import path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from core.errors import ConfigError, InputError, ShapeError
+from core.skeleton import COCO17, Skeleton
+
+__all__ = [
+    "Detector",
+    "YoloPoseOnnx",
+    "decode_yolo_pose",
+    "detector_names",
+    "letterbox",
+    "make_detector",
+]
+
+log = logging.getLogger(__name__)
+
+PAD_VALUE: Final = 114  # grey used by Ultralytics' LetterBox
+N_KPT: Final = 17
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A 2D multi-person pose detector.
+
+    Attributes:
+        skeleton: joint set of the returned poses (J joints), e.g. COCO17.
+    """
+
+    skeleton: Skeleton
+
+    def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detect people in one image.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR image (OpenCV order).
+
+        Returns:
+            poses: (P, J, 3) float32 [u_px, v_px, conf] in image pixels; conf in [0, 1].
+            boxes: (P, 5) float32 [x1, y1, x2, y2, score] in image pixels.
+        """
+        ...
+
+
+def letterbox(
+    image: np.ndarray, input_hw: tuple[int, int]
+) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+    """Resize keeping the aspect ratio, then pad with grey 114 to ``input_hw``, centred.
+
+    Same as Ultralytics' ``LetterBox(new_shape, auto=False, center=True)``: each resized side is
+    rounded, so the x and y gains differ slightly.
+
+    Args:
+        image: (H, W, 3) uint8 image.
+        input_hw: network input (height, width), pixels.
+
+    Returns:
+        padded: (h_in, w_in, 3) uint8 letterboxed image.
+        gain: (gain_x, gain_y), resized size / original size.
+        pad: (left, top) padding, pixels.
+
+    Convention: an original pixel coordinate u maps to ``u * gain_x + left`` in the input (the
+    inverse is Ultralytics' ``scale_coords``; half-pixel offsets are not modelled).
+
+    Example:
+        >>> img, gain, pad = letterbox(np.zeros((1920, 1088, 3), np.uint8), (640, 384))
+        >>> img.shape, pad
+        ((640, 384, 3), (10, 0))
+    """
+    h, w = image.shape[:2]
+    h_in, w_in = input_hw
+    r = min(h_in / h, w_in / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = (w_in - new_w) / 2, (h_in - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return padded, (new_w / w, new_h / h), (left, top)
+
+
+def decode_yolo_pose(
+    output: np.ndarray,
+    gain: tuple[float, float],
+    pad: tuple[int, int],
+    image_wh: tuple[int, int],
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.6,
+    max_det: int = 300,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the raw YOLO-pose output: threshold, NMS, and map back to original image pixels.
+
+    Args:
+        output: (1, 56, N) float32 network output; rows are cx, cy, w, h (input pixels), person
+            score (already a sigmoid), then 17 x (x, y, conf) with x, y in input pixels and conf a
+            sigmoid (Ultralytics ``Pose.kpts_decode`` in export mode).
+        gain: (gain_x, gain_y) of :func:`letterbox`.
+        pad: (left, top) of :func:`letterbox`, pixels.
+        image_wh: original (width, height), pixels; outputs are clipped to [0, width] x [0, height]
+            as Ultralytics does.
+        score_threshold: keep candidates with score > this.
+        iou_threshold: NMS IoU above which the lower-scored box is suppressed (``cv2.dnn.NMSBoxes``).
+        max_det: at most this many people, highest scores first.
+
+    Returns:
+        poses: (P, 17, 3) float32 [u_px, v_px, conf], original image pixels.
+        boxes: (P, 5) float32 [x1, y1, x2, y2, score], original image pixels; sorted by score,
+            descending.
+
+    Raises:
+        ShapeError: ``output`` is not (1, 56, N).
+    """
+    if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] != 5 + 3 * N_KPT:
+        raise ShapeError(f"YOLO-pose output must be (1, {5 + 3 * N_KPT}, N); got {output.shape}")
+    pred = output[0].T  # (N, 56)
+    pred = pred[pred[:, 4] > score_threshold]
+    if pred.shape[0] == 0:
+        return np.zeros((0, N_KPT, 3), np.float32), np.zeros((0, 5), np.float32)
+    cxcywh = pred[:, :4].astype(np.float64)
+    xywh = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, 2:]], axis=1)
+    scores = pred[:, 4].astype(np.float64)
+    keep = np.asarray(
+        cv2.dnn.NMSBoxes(xywh, scores, float(score_threshold), float(iou_threshold)), dtype=np.int64
+    ).reshape(-1)
+    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_det]
+    pred = pred[keep].astype(np.float64)
+    gx, gy = gain
+    px, py = pad
+    w, h = image_wh
+    xyxy = np.concatenate([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]], axis=1)
+    xyxy[:, 0::2] = np.clip((xyxy[:, 0::2] - px) / gx, 0, w)
+    xyxy[:, 1::2] = np.clip((xyxy[:, 1::2] - py) / gy, 0, h)
+    kpts = pred[:, 5:].reshape(-1, N_KPT, 3).copy()
+    kpts[..., 0] = np.clip((kpts[..., 0] - px) / gx, 0, w)
+    kpts[..., 1] = np.clip((kpts[..., 1] - py) / gy, 0, h)
+    boxes = np.concatenate([xyxy, pred[:, 4:5]], axis=1)
+    return kpts.astype(np.float32), boxes.astype(np.float32)
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """onnxruntime's load errors: pybind11 classes deriving from Exception directly, not RuntimeError."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile",
+             "NotImplemented", "RuntimeException")  # fmt: skip
+    return (RuntimeError, OSError, *(getattr(state, n) for n in names if hasattr(state, n)))
+
+
+class YoloPoseOnnx:
+    """YOLO11n-pose (Jocher et al., Ultralytics YOLO11) exported to ONNX, run with onnxruntime on CPU.
+
+    Pre-processing: letterbox to ``input_hw`` (grey 114, centred), BGR -> RGB, /255, NCHW float32.
+    Post-processing: :func:`decode_yolo_pose`. Agrees with Ultralytics' own prediction on the same
+    ONNX graph to well under a pixel.
+
+    Args:
+        model_path: ONNX file from :func:`capture.assets.yolo_pose_onnx`.
+        input_hw: network input (height, width), pixels; must equal the graph's static input.
+            (640, 384) suits portrait 1088x1920 frames.
+        score_threshold: minimum person score (exclusive).
+        iou_threshold: NMS IoU threshold.
+        threads: onnxruntime intra-op threads (1 when several workers share the CPU).
+
+    Raises:
+        InputError: the model file is missing, unreadable, or not a COCO-17 YOLO-pose graph.
+        ConfigError: ``input_hw`` differs from the graph's static input size.
+
+    Example:
+        >>> det = YoloPoseOnnx(yolo_pose_onnx())  # doctest: +SKIP
+        >>> poses, boxes = det.detect(cv2.imread("frame.jpg"))  # doctest: +SKIP
+    """
+
+    skeleton: Skeleton = COCO17
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        input_hw: tuple[int, int] = (640, 384),
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.6,
+        threads: int = 1,
+    ) -> None:
+        import onnxruntime as ort
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"{path}: model file not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except _ort_errors() as exc:
+            raise InputError(f"{path}: cannot load ONNX model ({type(exc).__name__})") from exc
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise InputError(f"{path}: expected 1 input and 1 output; got {len(inputs)} and {len(outputs)}")
+        in_shape, out_shape = inputs[0].shape, outputs[0].shape
+        if len(in_shape) != 4 or len(out_shape) != 3 or out_shape[1] != 5 + 3 * N_KPT:
+            raise InputError(
+                f"{path}: not a COCO-17 YOLO-pose graph; input {in_shape}, output {out_shape} "
+                f"(expected (1, 3, H, W) and (1, {5 + 3 * N_KPT}, N))"
+            )
+        kpt_shape = self._session.get_modelmeta().custom_metadata_map.get("kpt_shape", "[17, 3]")
+        if kpt_shape.replace(" ", "") != "[17,3]":
+            raise InputError(
+                f"{path}: keypoint shape {kpt_shape} in the model metadata; expected [17, 3] (COCO-17)"
+            )
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        static_hw = tuple(in_shape[2:4])
+        if all(isinstance(s, int) for s in static_hw) and static_hw != self.input_hw:
+            raise ConfigError(f"input_hw must match the model's input {static_hw}; got {self.input_hw}")
+        self._input_name = inputs[0].name
+        self._output_name = outputs[0].name
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.model_path = path
+        log.info(
+            "YOLO-pose ONNX %s: input %s %s, output %s %s, %d thread(s)",
+            path.name, self._input_name, in_shape, self._output_name, out_shape, threads,
+        )  # fmt: skip
+
+    def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+        """Letterbox and normalise one image.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR image.
+
+        Returns:
+            blob: (1, 3, h_in, w_in) float32 RGB in [0, 1].
+            gain: (gain_x, gain_y), see :func:`letterbox`.
+            pad: (left, top), pixels.
+        """
+        padded, gain, pad = letterbox(image_bgr, self.input_hw)
+        rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
+        blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+        blob *= 1.0 / 255.0
+        return blob, gain, pad
+
+    def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detect people in one BGR image.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR image.
+
+        Returns:
+            poses: (P, 17, 3) float32 [u_px, v_px, conf], COCO-17 order, image pixels.
+            boxes: (P, 5) float32 [x1, y1, x2, y2, score], image pixels, by descending score.
+
+        Raises:
+            ShapeError: the image is not (H, W, 3) uint8.
+        """
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+            raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+        blob, gain, pad = self.preprocess(image_bgr)
+        (output,) = self._session.run([self._output_name], {self._input_name: blob})
+        h, w = image_bgr.shape[:2]
+        return decode_yolo_pose(output, gain, pad, (w, h), self.score_threshold, self.iou_threshold)
+
+
+def _make_yolo11n_pose(
+    model_path: str | Path | None = None, input_hw: tuple[int, int] = (640, 384), **kwargs: Any
+) -> YoloPoseOnnx:
+    if model_path is None:
+        from capture.assets import yolo_pose_onnx
+
+        model_path = yolo_pose_onnx(input_hw)
+    return YoloPoseOnnx(model_path, input_hw=input_hw, **kwargs)
+
+
+_REGISTRY: Final[dict[str, Callable[..., Detector]]] = {
+    "yolo11n-pose": _make_yolo11n_pose,
+}
+
+
+def detector_names() -> tuple[str, ...]:
+    """Names accepted by :func:`make_detector`.
+
+    Example:
+        >>> detector_names()
+        ('yolo11n-pose',)
+    """
+    return tuple(_REGISTRY)
+
+
+def make_detector(name: str, **kwargs: Any) -> Detector:
+    """Build a detector by registry name.
+
+    Args:
+        name: one of :func:`detector_names`.
+        **kwargs: passed to the detector; for ``"yolo11n-pose"``: ``model_path`` (default: the
+            cached export, built on first use), ``input_hw``, ``score_threshold``, ``iou_threshold``,
+            ``threads``.
+
+    Returns:
+        The detector.
+
+    Raises:
+        ConfigError: unknown name (the message lists the valid ones).
+
+    Example:
+        >>> make_detector("openpose")
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: unknown detector 'openpose'; valid: yolo11n-pose
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown detector {name!r}; valid: {', '.join(_REGISTRY)}") from None
+    return factory(**kwargs)
