@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
-from core.config import CameraSource, Config
-from core.skeleton import COCO17
 from capture.outputs import read_poses_jsonl, render_overlay
 from capture.worker import is_detection_file
+from core.config import Config
+from core.skeleton import COCO17
 
 __all__ = ["dump_config", "free_tcp_endpoint", "launch"]
 
@@ -67,7 +67,14 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
 
 
-def _stop(procs: list[subprocess.Popen], timeout_s: float) -> None:
+def _stop(procs: list[subprocess.Popen], timeout_s: float, grace_s: float = 0.0) -> None:
+    """Let processes exit by themselves for ``grace_s``, then SIGTERM, then SIGKILL after ``timeout_s``."""
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -87,6 +94,7 @@ def launch(
     model_path: str | None,
     max_frames: int | None = None,
     overlays: bool = True,
+    realtime: bool = False,
 ) -> tuple[int, dict]:
     """Run node + workers locally until the sources end, then render the overlay videos.
 
@@ -98,6 +106,7 @@ def launch(
         model_path: detector ONNX model for the workers (None when all sources are detection files).
         max_frames: stop each worker after this many frames.
         overlays: render ``overlay_<camera>.mp4`` for video sources.
+        realtime: workers pace file sources at their frame rate.
 
     Returns:
         (exit code, summary). Exit code 0 ok, 1 a process failed, 130 interrupted.
@@ -105,11 +114,15 @@ def launch(
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs"
     logs.mkdir(exist_ok=True)
-    node_cfg = dataclasses.replace(cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint())
+    node_cfg = dataclasses.replace(
+        cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint()
+    )
     if not any(c.source.isdigit() for c in cfg.cameras):
         # Offline sources have no real-time deadline: workers sharing few cores drift seconds apart,
         # so the node waits for every live camera instead of timing frames out.
-        node_cfg = dataclasses.replace(node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S))
+        node_cfg = dataclasses.replace(
+            node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S)
+        )
     cfg = dataclasses.replace(cfg, node=node_cfg)
     cfg_path = out_dir / "config.toml"
     cfg_path.write_text(dump_config(cfg))
@@ -128,6 +141,8 @@ def launch(
                 args += ["--model", model_path]
             if max_frames is not None:
                 args += ["--max-frames", str(max_frames)]
+            if realtime:
+                args.append("--realtime")
             workers.append(_spawn(args, logs / f"worker_{cam.name}.log"))
         procs += workers
         log.info("started node (pid %d) and %d workers; logs in %s", node.pid, len(workers), logs)
@@ -141,7 +156,8 @@ def launch(
             _stop([node], 10)
     except KeyboardInterrupt:
         interrupted = True
-        log.warning("interrupted; stopping node and workers")
+        log.warning("interrupted; waiting for node and workers to flush their outputs")
+        _stop(procs, 15, grace_s=10)
     finally:
         _stop(procs, 15)
     # A process stopped by us (SIGTERM: -15) or by Ctrl-C (130) did not fail.

@@ -47,7 +47,12 @@ TOPIC_POSE3D: Final = "pose3d."
 TOPIC_HEARTBEAT: Final = "ctrl.heartbeat."
 TOPIC_EOS: Final = "ctrl.eos."
 
-_SCHEMAS: Final = {"pose2d": TOPIC_POSE2D, "pose3d": TOPIC_POSE3D, "heartbeat": TOPIC_HEARTBEAT, "eos": TOPIC_EOS}
+_SCHEMAS: Final = {
+    "pose2d": TOPIC_POSE2D,
+    "pose3d": TOPIC_POSE3D,
+    "heartbeat": TOPIC_HEARTBEAT,
+    "eos": TOPIC_EOS,
+}
 _DTYPES: Final = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 MAX_HEADER_BYTES: Final = 65536
 MAX_ARRAYS: Final = 8
@@ -177,7 +182,7 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
     if len(specs) > MAX_ARRAYS or len(specs) != len(buffers):
         raise MessageError(f"header lists {len(specs)} arrays but {len(buffers)} buffers came")
     arrays: dict[str, np.ndarray] = {}
-    for spec, buf in zip(specs, buffers):
+    for spec, buf in zip(specs, buffers, strict=True):
         if not isinstance(spec, dict):
             raise MessageError("array spec must be an object")
         name = _field(spec, "name", str)
@@ -188,7 +193,9 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
         if (
             not isinstance(shape, list)
             or len(shape) > MAX_DIMS
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape)
+            or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape
+            )
             or math.prod(shape) > MAX_ELEMENTS
         ):
             raise MessageError(f"array {name!r}: bad shape {str(shape)[:80]}")
@@ -205,7 +212,14 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
 def encode_detections(dets: Detections2D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:
     """Frames of a ``pose2d`` message carrying one camera frame's :class:`Detections2D`."""
     return encode(
-        Message("pose2d", dets.camera, dets.frame_idx, dets.stamp_ns, {"poses": dets.poses, "boxes": dets.boxes}, meta or {})
+        Message(
+            "pose2d",
+            dets.camera,
+            dets.frame_idx,
+            dets.stamp_ns,
+            {"poses": dets.poses, "boxes": dets.boxes},
+            meta or {},
+        )
     )
 
 
@@ -228,7 +242,14 @@ def decode_detections(msg: Message) -> Detections2D:
 def encode_poses3d(frame: Poses3D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:
     """Frames of a ``pose3d`` message (published by the node, one per output frame)."""
     return encode(
-        Message("pose3d", "", frame.frame_idx, frame.stamp_ns, {"track_ids": frame.track_ids, "poses": frame.poses}, meta or {})
+        Message(
+            "pose3d",
+            "",
+            frame.frame_idx,
+            frame.stamp_ns,
+            {"track_ids": frame.track_ids, "poses": frame.poses},
+            meta or {},
+        )
     )
 
 
@@ -241,6 +262,11 @@ def decode_poses3d(msg: Message) -> Poses3D:
     if msg.schema != "pose3d" or set(msg.arrays) != {"track_ids", "poses"}:
         raise MessageError(f"not a pose3d message (schema {msg.schema!r})")
     ids, poses = msg.arrays["track_ids"], msg.arrays["poses"]
-    if ids.dtype != np.int64 or poses.dtype != np.float64 or poses.ndim != 3 or poses.shape[0] != ids.shape[0]:
+    if (
+        ids.dtype != np.int64
+        or poses.dtype != np.float64
+        or poses.ndim != 3
+        or poses.shape[0] != ids.shape[0]
+    ):
         raise MessageError(f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
     return Poses3D(msg.frame_idx, msg.stamp_ns, ids, poses)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +22,14 @@ import numpy as np
 import zmq
 
 from calibration.camera import CameraRig
+from capture import messages as wire
+from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
+from capture.proc import peak_rss_mb, stats_ms, stop_on_signals
+from capture.reconstruct import FrameReconstructor
 from core.config import Config
 from core.errors import CaptureError, MessageError, ShapeError
 from core.skeleton import COCO17, Skeleton
 from core.types import Detections2D, Poses3D
-from capture import messages as wire
-from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
-from capture.proc import install_sigterm_as_interrupt, peak_rss_mb, stats_ms
-from capture.reconstruct import FrameReconstructor
 
 __all__ = ["Node", "main"]
 
@@ -63,7 +64,9 @@ class Node:
         self.cfg = config
         self.out_dir = Path(out_dir)
         self.skeleton = skeleton
-        self.reconstructor = FrameReconstructor(rig, skeleton.n_joints, config.matching, config.triangulation, config.fusion)
+        self.reconstructor = FrameReconstructor(
+            rig, skeleton, config.matching, config.triangulation, config.fusion
+        )
         self.counters = _Counters()
         self.pending: dict[int, dict[str, Detections2D]] = {}
         self.first_arrival: dict[int, float] = {}
@@ -73,7 +76,13 @@ class Node:
         self.ended: set[str] = set()
         self.worker_stats: dict[str, dict] = {}
         self.last_emitted = -1
-        self.stage_ms: dict[str, list[float]] = {"matching": [], "triangulation": [], "tracking": [], "total": []}
+        self.stage_ms: dict[str, list[float]] = {
+            "matching": [],
+            "triangulation": [],
+            "tracking": [],
+            "total": [],
+        }
+        self.wall_ms: list[float] = []
         self.reproj: list[np.ndarray] = []
         self.interrupted = False
 
@@ -165,12 +174,13 @@ class Node:
         if any(v is None for v in ordered):
             self.counters.frames_missing_views += 1
         stamp_ns = int(np.median([v.stamp_ns for v in views.values()]))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         result = self.reconstructor.process(ordered, stamp_ns)
-        total = (time.perf_counter() - t0) * 1e3
+        total, wall = (time.thread_time() - c0) * 1e3, (time.perf_counter() - t0) * 1e3
         for k, v in result.stage_ms.items():
             self.stage_ms[k].append(v)
         self.stage_ms["total"].append(total)
+        self.wall_ms.append(wall)
         self.reproj.append(result.reproj_px)
         frame = Poses3D(frame_idx, stamp_ns, result.track_ids, result.poses)
         self.writer.write(frame)
@@ -179,13 +189,20 @@ class Node:
         self.counters.frames += 1
 
     # -- main loop ---------------------------------------------------------------------------
-    def run(self, ctx: zmq.Context | None = None, until_all_ended: bool = True, idle_timeout_s: float | None = None) -> dict:
-        """Run the node until every camera sent end-of-stream (or KeyboardInterrupt), then finalise.
+    def run(
+        self,
+        ctx: zmq.Context | None = None,
+        until_all_ended: bool = True,
+        idle_timeout_s: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict:
+        """Run the node until every camera sent end-of-stream (or ``stop`` is set), then finalise.
 
         Args:
             ctx: ZeroMQ context (the process's default instance if None).
             until_all_ended: stop once all cameras ended and nothing is pending.
             idle_timeout_s: also stop after this long without any message (None: never).
+            stop: when set (e.g. by SIGINT/SIGTERM), finish the frame at hand, flush and return.
 
         Returns:
             The summary dictionary (also written to ``summary.json``).
@@ -208,11 +225,19 @@ class Node:
             sub.close()
             self.pub.close()
             self.writer.close()
-            raise CaptureError(f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}") from None
-        log.info("node listening on %s, publishing on %s, cameras %s", self.cfg.node.input_endpoint, self.cfg.node.output_endpoint, ", ".join(self.rig.names))
+            raise CaptureError(
+                f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}"
+            ) from None
+        log.info(
+            "node listening on %s, publishing on %s, cameras %s",
+            self.cfg.node.input_endpoint,
+            self.cfg.node.output_endpoint,
+            ", ".join(self.rig.names),
+        )
         last_msg = time.monotonic()
+        stop = stop or threading.Event()
         try:
-            while True:
+            while not stop.is_set():
                 if sub.poll(100, zmq.POLLIN):
                     while True:
                         try:
@@ -229,9 +254,9 @@ class Node:
                 if idle_timeout_s is not None and now - last_msg > idle_timeout_s:
                     log.warning("no message for %.0f s; stopping", idle_timeout_s)
                     break
-        except KeyboardInterrupt:
-            self.interrupted = True
-            log.info("node interrupted; writing outputs")
+            if stop.is_set():
+                self.interrupted = True
+                log.info("node interrupted; writing outputs")
         finally:
             try:
                 self.process_ready(flush=True)
@@ -245,7 +270,11 @@ class Node:
         """Write TRC files and ``summary.json`` from the recorded poses; return the summary."""
         header, frames = read_poses_jsonl(self.out_dir / "poses3d.jsonl")
         stamps = np.array([f.stamp_ns for f in frames], dtype=np.int64)
-        rate = float(1e9 / np.median(np.diff(stamps))) if len(stamps) > 1 and np.median(np.diff(stamps)) > 0 else 0.0
+        rate = (
+            float(1e9 / np.median(np.diff(stamps)))
+            if len(stamps) > 1 and np.median(np.diff(stamps)) > 0
+            else 0.0
+        )
         trc = write_trc_files(frames, header["joints"], self.out_dir, round(rate, 3)) if frames else []
         spans: dict[int, list[int]] = {}
         for f in frames:
@@ -259,7 +288,8 @@ class Node:
             "rate_hz": round(rate, 3),
             "cameras": list(self.rig.names),
             "tracks": [
-                {"id": tid, "first_frame": min(v), "last_frame": max(v), "n_frames": len(v)} for tid, v in sorted(spans.items())
+                {"id": tid, "first_frame": min(v), "last_frame": max(v), "n_frames": len(v)}
+                for tid, v in sorted(spans.items())
             ],
             "reprojection_px": {
                 "median": round(float(np.median(reproj)), 3) if reproj.size else None,
@@ -267,10 +297,21 @@ class Node:
                 "n_observations": int(reproj.size),
             },
             "node_ms_per_frame": {k: stats_ms(v) for k, v in self.stage_ms.items()},
-            "node_ms_per_frame_note": "matching (incl. undistortion) + triangulation + tracking, detection excluded; one thread",
+            "node_ms_per_frame_note": (
+                "CPU time of the node's one thread: matching (incl. undistortion) + triangulation"
+                " + tracking; "
+                "detection excluded"
+            ),
+            "node_wall_ms_per_frame": stats_ms(self.wall_ms),
+            "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
             "workers": self.worker_stats,
             "node_peak_rss_mb": round(peak_rss_mb(), 1),
-            "messages": {"received": c.received, "malformed": c.malformed, "unknown_camera": c.unknown_camera, "late": c.late},
+            "messages": {
+                "received": c.received,
+                "malformed": c.malformed,
+                "unknown_camera": c.unknown_camera,
+                "late": c.late,
+            },
             "camera_events": c.events,
             "interrupted": self.interrupted,
             "outputs": {"poses": "poses3d.jsonl", "trc": [p.name for p in trc]},
@@ -291,13 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mvcap node", description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, help="TOML run config")
     p.add_argument("--calibration", default=None, help="calibration file (overrides the config's)")
-    p.add_argument("--cameras", default=None, help="comma-separated camera names (default: config's, else all)")
+    p.add_argument(
+        "--cameras", default=None, help="comma-separated camera names (default: config's, else all)"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--idle-timeout-s", type=float, default=None, help="stop after this long without messages")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    install_sigterm_as_interrupt()
+    stop = stop_on_signals()
     try:
         cfg = load_config(args.config) if args.config else Config()
         calib = args.calibration or cfg.calibration
@@ -309,14 +352,19 @@ def main(argv: list[str] | None = None) -> int:
         if len(rig) < 2:
             raise ConfigError(f"{calib}: need at least 2 cameras; got {len(rig)}")
         log.info("calibration %s, cameras %s", calib, ", ".join(rig.names))
-        summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s)
+        summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s, stop=stop)
     except (ConfigError, CalibrationError, InputError) as exc:
         log.error("%s", exc)
         return 2
     except CaptureError as exc:
         log.error("%s", exc)
         return 1
-    log.info("node: %d frames, %d tracks, reprojection median %s px", summary["frames"], len(summary["tracks"]), summary["reprojection_px"]["median"])
+    log.info(
+        "node: %d frames, %d tracks, reprojection median %s px",
+        summary["frames"],
+        len(summary["tracks"]),
+        summary["reprojection_px"]["median"],
+    )
     return 0
 
 

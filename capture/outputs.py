@@ -45,7 +45,13 @@ class PosesWriter:
     def __init__(self, path: str | Path, skeleton: Skeleton):
         self.path = Path(path)
         self._fh: IO[str] = self.path.open("w", encoding="utf-8")
-        header = {"format": FORMAT, "version": VERSION, "skeleton": skeleton.name, "joints": list(skeleton.joints), "units": "m"}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "skeleton": skeleton.name,
+            "joints": list(skeleton.joints),
+            "units": "m",
+        }
         self._write(header)
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -55,9 +61,17 @@ class PosesWriter:
     def write(self, frame: Poses3D) -> None:
         """Append one frame's poses and flush."""
         people = [
-            {"id": int(tid), "joints": np.round(pose, 5).tolist()} for tid, pose in zip(frame.track_ids, frame.poses)
+            {"id": int(tid), "joints": np.round(pose, 5).tolist()}
+            for tid, pose in zip(frame.track_ids, frame.poses, strict=True)
         ]
-        self._write({"frame": frame.frame_idx, "stamp_ns": frame.stamp_ns, "timestamp_s": round(frame.stamp_ns * 1e-9, 6), "people": people})
+        self._write(
+            {
+                "frame": frame.frame_idx,
+                "stamp_ns": frame.stamp_ns,
+                "timestamp_s": round(frame.stamp_ns * 1e-9, 6),
+                "people": people,
+            }
+        )
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -93,7 +107,9 @@ def read_poses_jsonl(path: str | Path) -> tuple[dict[str, Any], list[Poses3D]]:
         try:
             rec = json.loads(line)
             ids = [p["id"] for p in rec["people"]]
-            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(len(ids), n_joints, 4)
+            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(
+                len(ids), n_joints, 4
+            )
             frames.append(Poses3D(rec["frame"], rec["stamp_ns"], np.array(ids, dtype=np.int64), poses))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             if n == len(lines):
@@ -103,7 +119,9 @@ def read_poses_jsonl(path: str | Path) -> tuple[dict[str, Any], list[Poses3D]]:
     return header, frames
 
 
-def write_trc_files(frames: list[Poses3D], joint_names: list[str], out_dir: str | Path, rate_hz: float) -> list[Path]:
+def write_trc_files(
+    frames: list[Poses3D], joint_names: list[str], out_dir: str | Path, rate_hz: float
+) -> list[Path]:
     """Write one TRC file (OpenSim marker format) per track.
 
     Convention: OpenSim is Y-up; our world is Z-up, so TRC (X, Y, Z) = world (x, z, -y), metres
@@ -124,7 +142,7 @@ def write_trc_files(frames: list[Poses3D], joint_names: list[str], out_dir: str 
     frame_stamp = {}
     for fr in frames:
         frame_stamp[fr.frame_idx] = fr.stamp_ns
-        for tid, pose in zip(fr.track_ids, fr.poses):
+        for tid, pose in zip(fr.track_ids, fr.poses, strict=True):
             per_track[int(tid)][fr.frame_idx] = pose
     t0 = min(frame_stamp.values(), default=0)
     paths = []
@@ -162,7 +180,9 @@ def _colour(track_id: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def render_overlay(video: str | Path, camera: Camera, frames: list[Poses3D], skeleton: Skeleton, out_path: str | Path) -> int:
+def render_overlay(
+    video: str | Path, camera: Camera, frames: list[Poses3D], skeleton: Skeleton, out_path: str | Path
+) -> int:
     """Draw reprojected 3D skeletons and track ids on a camera's video.
 
     Args:
@@ -197,7 +217,7 @@ def render_overlay(video: str | Path, camera: Camera, frames: list[Poses3D], ske
                 break
             fr = by_frame.get(n)
             if fr is not None:
-                for tid, pose in zip(fr.track_ids, fr.poses):
+                for tid, pose in zip(fr.track_ids, fr.poses, strict=True):
                     valid = pose[:, 3] > 0
                     if not valid.any():
                         continue
@@ -207,12 +227,39 @@ def render_overlay(video: str | Path, camera: Camera, frames: list[Poses3D], ske
                     colour = _colour(int(tid))
                     for a, b in skeleton.limbs:
                         if ok_j[a] and ok_j[b]:
-                            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour, thickness, cv2.LINE_AA)
+                            cv2.line(
+                                img,
+                                tuple(np.round(uv[a]).astype(int)),
+                                tuple(np.round(uv[b]).astype(int)),
+                                colour,
+                                thickness,
+                                cv2.LINE_AA,
+                            )
                     for j in np.nonzero(ok_j)[0]:
-                        cv2.circle(img, tuple(np.round(uv[j]).astype(int)), thickness + 2, colour, -1, cv2.LINE_AA)
+                        cv2.circle(
+                            img, tuple(np.round(uv[j]).astype(int)), thickness + 2, colour, -1, cv2.LINE_AA
+                        )
                     top = uv[ok_j][np.argmin(uv[ok_j, 1])]
-                    cv2.putText(img, f"id {tid}", (int(top[0]) - 30, int(top[1]) - 25), cv2.FONT_HERSHEY_SIMPLEX, 1.4, colour, 3, cv2.LINE_AA)
-            cv2.putText(img, f"{camera.name} frame {n}", (20, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2, cv2.LINE_AA)
+                    cv2.putText(
+                        img,
+                        f"id {tid}",
+                        (int(top[0]) - 30, int(top[1]) - 25),
+                        cv2.FONT_HERSHEY_SIMPLEX,
+                        1.4,
+                        colour,
+                        3,
+                        cv2.LINE_AA,
+                    )
+            cv2.putText(
+                img,
+                f"{camera.name} frame {n}",
+                (20, 50),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                1.2,
+                (255, 255, 255),
+                2,
+                cv2.LINE_AA,
+            )
             writer.write(img)
             n += 1
     finally:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import resource
 import signal
 import statistics
+import threading
 from collections.abc import Sequence
 
-__all__ = ["install_sigterm_as_interrupt", "peak_rss_mb", "stats_ms"]
+__all__ = ["peak_rss_mb", "stats_ms", "stop_on_signals"]
 
 
 def peak_rss_mb() -> float:
@@ -29,10 +30,17 @@ def stats_ms(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def install_sigterm_as_interrupt() -> None:
-    """Make SIGTERM raise KeyboardInterrupt, so that ``finally`` blocks flush outputs on termination."""
+def stop_on_signals() -> threading.Event:
+    """An event set by the first SIGINT or SIGTERM (instead of KeyboardInterrupt).
 
-    def _raise(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    Processes that write outputs poll it between units of work, so a Ctrl-C never interrupts a
+    frame half-processed or a record half-written. Call from the main thread only.
+    """
+    stop = threading.Event()
 
-    signal.signal(signal.SIGTERM, _raise)
+    def _set(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _set)
+    signal.signal(signal.SIGTERM, _set)
+    return stop

@@ -15,10 +15,12 @@ import numpy as np
 from calibration.camera import CameraRig
 from core.config import FusionConfig, MatchingConfig, TriangulationConfig
 from core.errors import ShapeError
+from core.skeleton import Skeleton
 from core.types import Detections2D
-from fusion.tracking import Tracker
+from fusion.tracking import Tracker, pose_distance_matrix
 from matching.epipolar import EpipolarMatcher
-from triangulation.dlt import triangulate_robust
+from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d
+from triangulation.dlt import TriangulationResult, triangulate_robust
 
 __all__ = ["FrameReconstructor", "FrameResult"]
 
@@ -32,7 +34,9 @@ class FrameResult:
         poses: (P, J, 4) [x, y, z, conf], metres, world frame.
         groups: per output pose, its (view index, detection index) pairs.
         reproj_px: (M,) reprojection errors, pixels, of every joint observation used.
-        stage_ms: time per stage, milliseconds: matching, triangulation, tracking.
+        stage_ms: CPU time of this thread per stage, milliseconds: matching (with undistortion),
+            triangulation, tracking. CPU time, not wall time, so that other processes sharing the
+            cores (the detection workers) do not inflate it.
     """
 
     track_ids: np.ndarray
@@ -47,26 +51,31 @@ class FrameReconstructor:
 
     Args:
         rig: calibrated cameras; detections are given in this order.
-        n_joints: joints per skeleton (J).
+        skeleton: joints of the detections (J) and their left/right pairs.
         matching, triangulation, fusion: configuration sections.
     """
 
     def __init__(
         self,
         rig: CameraRig,
-        n_joints: int,
+        skeleton: Skeleton,
         matching: MatchingConfig | None = None,
         triangulation: TriangulationConfig | None = None,
         fusion: FusionConfig | None = None,
     ):
         self.rig = rig
-        self.n_joints = n_joints
+        self.n_joints = skeleton.n_joints
+        self._left = np.array([a for a, _ in skeleton.left_right], dtype=np.int64)
+        self._right = np.array([b for _, b in skeleton.left_right], dtype=np.int64)
         self.mcfg = matching or MatchingConfig()
         self.tcfg = triangulation or TriangulationConfig()
         fcfg = fusion or FusionConfig()
-        self.matcher = EpipolarMatcher(rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px)
+        self.matcher = EpipolarMatcher(
+            rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px
+        )
         self.tracker = Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
         self._P = rig.projections()
+        self.n_unflipped = 0  # left/right joint pairs swapped back, for the run summary
 
     def _prepare(self, dets: Detections2D | None, cam_idx: int) -> tuple[np.ndarray, np.ndarray]:
         J = self.n_joints
@@ -81,6 +90,143 @@ class FrameReconstructor:
         pts = dets.poses[keep, :, :2].astype(np.float64)
         und = self.rig[cam_idx].undistort_px(pts.reshape(-1, 2)).reshape(pts.shape)
         return und, conf[keep]
+
+    def _associate(
+        self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int
+    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int]]:
+        """Groups of (view, detection) per person, and the track id each group was built for (0: new).
+
+        Live tracks are projected into every view and claim detections there first (per-view
+        Hungarian, gated); a track claimed in fewer than 2 views releases its detection. The
+        remaining detections are grouped across views by epipolar geometry.
+        """
+        C, m = len(self.rig), self.mcfg
+        claimed = [np.full(p.shape[0], -1, dtype=np.int64) for p in pts]
+        track_ids, preds = self.tracker.predictions(stamp_ns)
+        groups: list[tuple[tuple[int, int], ...]] = []
+        hints: list[int] = []
+        if len(track_ids):
+            Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
+            known = preds[..., 3] > 0
+            for c in range(C):
+                if pts[c].shape[0] == 0:
+                    continue
+                proj = Xh @ self._P[c].T  # (T, J, 3)
+                depth = proj[..., 2]
+                valid = known & (depth > 0.1)
+                uv = proj[..., :2] / np.where(valid, depth, 1.0)[..., None]
+                cost = joint_distance_matrix_2d(
+                    uv, valid, pts[c], conf[c], m.min_joint_conf, m.min_common_joints
+                )
+                med_depth = np.array(
+                    [np.median(d[v]) if v.any() else np.inf for d, v in zip(depth, valid, strict=True)]
+                )
+                gate = m.track_gate_m * self.rig[c].K[0, 0] / med_depth
+                claimed[c] = assign_detections_to_tracks(cost, gate)
+                self._unflip(pts[c], conf[c], claimed[c], uv, valid)
+            for t, tid in enumerate(track_ids.tolist()):
+                members = tuple((c, int(i)) for c in range(C) for i in np.nonzero(claimed[c] == t)[0])
+                if len(members) >= 2:
+                    groups.append(members)
+                    hints.append(tid)
+                else:
+                    for c, i in members:
+                        claimed[c][i] = -1
+        pool = [np.nonzero(cl < 0)[0] for cl in claimed]
+        for g in self.matcher.match(
+            [p[idx] for p, idx in zip(pts, pool, strict=True)],
+            [q[idx] for q, idx in zip(conf, pool, strict=True)],
+        ):
+            if len(g) >= 2:
+                groups.append(tuple((c, int(pool[c][i])) for c, i in g))
+                hints.append(0)
+        return groups, hints
+
+    def _unflip(
+        self, pts: np.ndarray, conf: np.ndarray, claimed: np.ndarray, uv: np.ndarray, valid: np.ndarray
+    ) -> None:
+        """Undo left/right swaps of 2D detections claimed by a track, in place.
+
+        2D detectors confuse left and right (mostly on people seen from behind); with two views,
+        or with the swap in several views, the swapped limbs triangulate consistently but wrongly.
+        For each left/right joint pair, a detection whose swapped pair lies much closer (< half the
+        distance) to the track's projected pair is swapped back.
+
+        Args:
+            pts: (P, J, 2) detections of one view, pixels (modified).
+            conf: (P, J) confidences (modified).
+            claimed: (P,) track index of each detection, -1 for none.
+            uv: (T, J, 2) tracks projected into the view, pixels.
+            valid: (T, J) projected joints that are known.
+        """
+        det = np.nonzero(claimed >= 0)[0]
+        if det.size == 0 or self._left.size == 0:
+            return
+        L, R = self._left, self._right
+        t = claimed[det]
+        d_keep = np.linalg.norm(pts[det][:, L] - uv[t][:, L], axis=-1) + np.linalg.norm(
+            pts[det][:, R] - uv[t][:, R], axis=-1
+        )
+        d_swap = np.linalg.norm(pts[det][:, L] - uv[t][:, R], axis=-1) + np.linalg.norm(
+            pts[det][:, R] - uv[t][:, L], axis=-1
+        )
+        usable = valid[t][:, L] & valid[t][:, R] & (conf[det][:, L] > 0) & (conf[det][:, R] > 0)
+        swap = usable & (d_swap < 0.5 * d_keep)  # (D, pairs)
+        for k, p in enumerate(det):
+            pairs = np.nonzero(swap[k])[0]
+            if pairs.size:
+                l_idx, r_idx = L[pairs], R[pairs]
+                pts[p, l_idx], pts[p, r_idx] = pts[p, r_idx].copy(), pts[p, l_idx].copy()
+                conf[p, l_idx], conf[p, r_idx] = conf[p, r_idx].copy(), conf[p, l_idx].copy()
+                self.n_unflipped += int(pairs.size)
+
+    def _triangulate(
+        self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]
+    ) -> tuple[TriangulationResult, np.ndarray]:
+        """Triangulate every group in one batch; returns the raw result and (G, J, 4) poses."""
+        C, J, G = len(self.rig), self.n_joints, len(groups)
+        obs = np.zeros((C, G * J, 2))
+        w = np.zeros((C, G * J))
+        for g, members in enumerate(groups):
+            for c, i in members:
+                obs[c, g * J : (g + 1) * J] = pts[c][i]
+                w[c, g * J : (g + 1) * J] = conf[c][i]
+        t = self.tcfg
+        tri = triangulate_robust(self._P, obs, w, t.min_joint_conf, t.max_reproj_px, t.min_views)
+        return tri, np.concatenate([tri.points, tri.conf[:, None]], axis=1).reshape(G, J, 4)
+
+    def _merge_duplicates(
+        self, groups: list[tuple[tuple[int, int], ...]], hints: list[int], poses: np.ndarray
+    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], bool]:
+        """Merge groups of the same person: disjoint views, 3D poses within ``merge_m``.
+
+        A person whose detections are too noisy in some views for the track gate, or ambiguous in
+        epipolar geometry, is otherwise split into two groups (a duplicate person). Two tracked
+        groups are never merged (they are different tracks); the merged group keeps the track id.
+        """
+        if len(groups) < 2:
+            return groups, hints, False
+        dist = pose_distance_matrix(poses, poses)
+        np.fill_diagonal(dist, np.inf)
+        groups, hints = list(groups), list(hints)
+        alive = [True] * len(groups)
+        merged = False
+        for flat in np.argsort(dist, axis=None):
+            a, b = divmod(int(flat), len(groups))
+            if dist[a, b] > self.mcfg.merge_m:
+                break
+            if a > b or not (alive[a] and alive[b]) or (hints[a] > 0 and hints[b] > 0):
+                continue
+            if not {c for c, _ in groups[a]}.isdisjoint(c for c, _ in groups[b]):
+                continue
+            keep, drop = (
+                (a, b) if hints[a] > 0 or (hints[b] == 0 and len(groups[a]) >= len(groups[b])) else (b, a)
+            )
+            groups[keep] = tuple(sorted(groups[keep] + groups[drop]))
+            alive[drop] = False
+            merged = True
+        idx = [g for g in range(len(groups)) if alive[g]]
+        return [groups[g] for g in idx], [hints[g] for g in idx], merged
 
     def process(self, views: list[Detections2D | None], stamp_ns: int) -> FrameResult:
         """Reconstruct one frame.
@@ -97,32 +243,25 @@ class FrameReconstructor:
         """
         if len(views) != len(self.rig):
             raise ShapeError(f"expected {len(self.rig)} views; got {len(views)}")
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         prepared = [self._prepare(d, c) for c, d in enumerate(views)]
         pts = [p for p, _ in prepared]
         conf = [c for _, c in prepared]
-        groups = [g for g in self.matcher.match(pts, conf) if len(g) >= 2]
-        t1 = time.perf_counter()
-        C, J, G = len(self.rig), self.n_joints, len(groups)
-        obs = np.zeros((C, G * J, 2))
-        w = np.zeros((C, G * J))
-        for g, members in enumerate(groups):
-            for c, i in members:
-                obs[c, g * J : (g + 1) * J] = pts[c][i]
-                w[c, g * J : (g + 1) * J] = conf[c][i]
-        tri = triangulate_robust(
-            self._P, obs, w, self.tcfg.min_joint_conf, self.tcfg.max_reproj_px, self.tcfg.min_views
-        )
-        poses = np.concatenate([tri.points, tri.conf[:, None]], axis=1).reshape(G, J, 4)
+        groups, hints = self._associate(pts, conf, stamp_ns)
+        t1 = time.thread_time()
+        tri, poses = self._triangulate(groups, pts, conf)
+        groups, hints, merged = self._merge_duplicates(groups, hints, poses)
+        if merged:
+            tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
-        t2 = time.perf_counter()
-        ids = self.tracker.update(poses, stamp_ns)
+        t2 = time.thread_time()
+        ids = self.tracker.update(poses, stamp_ns, np.array(hints, dtype=np.int64))
         keep = ids > 0
-        t3 = time.perf_counter()
+        t3 = time.thread_time()
         return FrameResult(
             track_ids=ids[keep],
             poses=poses[keep],
-            groups=[g for g, k in zip(groups, keep) if k],
+            groups=[g for g, k in zip(groups, keep, strict=True) if k],
             reproj_px=reproj,
             stage_ms={
                 "matching": (t1 - t0) * 1e3,

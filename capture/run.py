@@ -11,11 +11,11 @@ from pathlib import Path
 
 from calibration.camera import CameraRig
 from calibration.io import read_calibration
+from capture.launcher import launch
+from capture.worker import is_detection_file
 from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.logsetup import setup_logging
-from capture.launcher import launch
-from capture.worker import is_detection_file
 
 __all__ = ["demo_main", "prepare", "run_main"]
 
@@ -42,7 +42,9 @@ def prepare(cfg: Config) -> CameraRig:
         raise ConfigError("the config lists no [[cameras]]")
     missing = [c.name for c in cfg.cameras if c.name not in rig.names]
     if missing:
-        raise CalibrationError(f"{cfg.calibration}: no camera(s) {missing} in the calibration; it has {list(rig.names)}")
+        raise CalibrationError(
+            f"{cfg.calibration}: no camera(s) {missing} in the calibration; it has {list(rig.names)}"
+        )
     if len(cfg.cameras) < 2:
         raise ConfigError(f"need at least 2 cameras; the config lists {len(cfg.cameras)}")
     from capture.sources import open_source
@@ -66,7 +68,9 @@ def _model_for(cfg: Config) -> str | None:
 
 
 def _report(out_dir: Path, summary: dict) -> None:
-    tracks = ", ".join(f"id {t['id']}: frames {t['first_frame']}-{t['last_frame']}" for t in summary.get("tracks", []))
+    tracks = ", ".join(
+        f"id {t['id']}: frames {t['first_frame']}-{t['last_frame']}" for t in summary.get("tracks", [])
+    )
     node = summary.get("node_ms_per_frame", {}).get("total", {})
     det = [w.get("detection_ms", {}).get("median", 0) for w in summary.get("workers", {}).values()]
     rep = summary.get("reprojection_px", {})
@@ -77,17 +81,25 @@ def _report(out_dir: Path, summary: dict) -> None:
           f"detection: median {max(det, default=0):.1f} ms/frame (slowest worker)")  # fmt: skip
 
 
-def _execute(cfg: Config, out: str | None, max_frames: int | None, overlays: bool, tag: str) -> int:
+def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
     try:
         rig = prepare(cfg)
         model = _model_for(cfg)
     except (ConfigError, CalibrationError, InputError) as exc:
         print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
         return 2
-    out_dir = Path(out) if out else Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(args.out) if args.out else Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     log.info("calibration %s; cameras %s; output %s", cfg.calibration, ", ".join(rig.names), out_dir)
     try:
-        code, summary = launch(cfg, rig, out_dir, model, max_frames=max_frames, overlays=overlays)
+        code, summary = launch(
+            cfg,
+            rig,
+            out_dir,
+            model,
+            max_frames=args.max_frames,
+            overlays=not args.no_overlays,
+            realtime=args.realtime,
+        )
     except CaptureError as exc:
         print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
         return 1
@@ -99,12 +111,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>-<time>)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames per camera")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay videos")
+    p.add_argument(
+        "--realtime", action="store_true", help="replay file sources at their frame rate, as if live"
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
 def run_main(argv: list[str] | None = None) -> int:
     """``mvcap run --config rig.toml``: run workers + node on a configured rig."""
-    p = argparse.ArgumentParser(prog="mvcap run", description="Run workers + node locally on the cameras of a TOML config.")
+    p = argparse.ArgumentParser(
+        prog="mvcap run", description="Run workers + node locally on the cameras of a TOML config."
+    )
     p.add_argument("--config", required=True, help="TOML run config (calibration, [[cameras]], sections)")
     _common(p)
     args = p.parse_args(argv)
@@ -114,18 +131,27 @@ def run_main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mvcap run: error: {exc}", file=sys.stderr)
         return 2
-    return _execute(cfg, args.out, args.max_frames, not args.no_overlays, "run")
+    return _execute(cfg, args, "run")
 
 
 def demo_main(argv: list[str] | None = None) -> int:
     """``mvcap demo``: the Pose2Sim multi-person demo (4 cameras, 100 frames, 60 fps)."""
     p = argparse.ArgumentParser(
         prog="mvcap demo",
-        description="Run the pipeline on the Pose2Sim 0.10.49 multi-person demo (fetched from PyPI once, then cached).",
+        description="Run the pipeline on the Pose2Sim 0.10.49 multi-person demo "
+        "(fetched from PyPI once, then cached).",
     )
-    p.add_argument("--data", default=None, help="demo folder (videos/, calibration/); default: fetched and cached")
-    p.add_argument("--config", default=None, help="TOML config for the stage sections (default: configs/demo.toml)")
-    p.add_argument("--detections", default=None, help="folder of <camera>.json.gz detections to replay instead of detecting")
+    p.add_argument(
+        "--data", default=None, help="demo folder (videos/, calibration/); default: fetched and cached"
+    )
+    p.add_argument(
+        "--config", default=None, help="TOML config for the stage sections (default: configs/demo.toml)"
+    )
+    p.add_argument(
+        "--detections",
+        default=None,
+        help="folder of <camera>.json.gz detections to replay instead of detecting",
+    )
     _common(p)
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -144,12 +170,12 @@ def demo_main(argv: list[str] | None = None) -> int:
             sources = [str(Path(args.detections) / f"{n}.json.gz") for n in names]
         else:
             sources = [str(data / "videos" / f"{n}.mp4") for n in names]
-        cfg = dataclasses.replace(cfg, calibration=str(calib), cameras=tuple(CameraSource(n, s) for n, s in zip(names, sources)))
+        cfg = dataclasses.replace(
+            cfg,
+            calibration=str(calib),
+            cameras=tuple(CameraSource(n, s) for n, s in zip(names, sources, strict=True)),
+        )
     except (ConfigError, InputError) as exc:
         print(f"mvcap demo: error: {exc}", file=sys.stderr)
         return 2
-    overlays = not args.no_overlays
-    code = _execute(cfg, args.out, args.max_frames, overlays, "demo")
-    if args.detections and overlays and code == 0:
-        log.info("overlays need the videos; replayed detections give none")
-    return code
+    return _execute(cfg, args, "demo")

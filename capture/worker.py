@@ -12,18 +12,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import zmq
 
+from capture import messages as wire
+from capture.proc import peak_rss_mb, stats_ms, stop_on_signals
 from core.config import DetectorConfig
 from core.errors import CaptureError, InputError
 from core.types import Detections2D
-from capture import messages as wire
-from capture.proc import install_sigterm_as_interrupt, peak_rss_mb, stats_ms
 
 __all__ = ["Worker", "main"]
 
@@ -49,6 +48,7 @@ class Worker:
         epoch_ns: capture time of frame 0 for file sources, nanoseconds.
         max_frames: stop after this many frames (None: the whole source).
         subscribe_timeout_s: how long to wait for the node's subscription, seconds.
+        realtime: pace file sources at their capture timestamps (replay as if live).
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class Worker:
         epoch_ns: int = 0,
         max_frames: int | None = None,
         subscribe_timeout_s: float = 60.0,
+        realtime: bool = False,
     ):
         self.camera = camera
         self.source = source
@@ -70,6 +71,7 @@ class Worker:
         self.epoch_ns = epoch_ns
         self.max_frames = max_frames
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.realtime = realtime
         self.detect_ms: list[float] = []
         self.frames_sent = 0
 
@@ -78,7 +80,9 @@ class Worker:
             from capture.detection_files import read_detections_json
 
             for dets in read_detections_json(self.source):
-                yield Detections2D(self.camera, dets.frame_idx, self.epoch_ns + dets.stamp_ns, dets.poses, dets.boxes)
+                yield Detections2D(
+                    self.camera, dets.frame_idx, self.epoch_ns + dets.stamp_ns, dets.poses, dets.boxes
+                )
             return
         from capture.detectors import make_detector
         from capture.sources import open_source
@@ -98,15 +102,20 @@ class Worker:
                 self.detect_ms.append((time.perf_counter() - t0) * 1e3)
                 yield Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
 
-    def _wait_for_subscriber(self, sock: zmq.Socket) -> None:
+    def _wait_for_subscriber(self, sock: zmq.Socket, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.subscribe_timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             if sock.poll(100, zmq.POLLIN):
                 event = sock.recv()
                 if event[:1] == b"\x01":
                     log.info("camera %s: node subscribed", self.camera)
                     return
-        raise CaptureError(f"camera {self.camera}: no node subscribed at {self.endpoint} within {self.subscribe_timeout_s:g} s")
+        if stop.is_set():
+            return
+        raise CaptureError(
+            f"camera {self.camera}: no node subscribed at {self.endpoint} "
+            f"within {self.subscribe_timeout_s:g} s"
+        )
 
     def _send(self, sock: zmq.Socket, frames: list) -> None:
         sock.send_multipart(frames, copy=False)
@@ -123,8 +132,8 @@ class Worker:
             "pid": os.getpid(),
         }
 
-    def run(self, ctx: zmq.Context | None = None) -> dict:
-        """Run until the source ends (or KeyboardInterrupt); always sends the end-of-stream message.
+    def run(self, ctx: zmq.Context | None = None, stop: threading.Event | None = None) -> dict:
+        """Run until the source ends or ``stop`` is set; always sends the end-of-stream message.
 
         Returns:
             :meth:`stats`.
@@ -138,11 +147,22 @@ class Worker:
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
+        stop = stop or threading.Event()
         interrupted = False
         try:
-            self._wait_for_subscriber(sock)
+            self._wait_for_subscriber(sock, stop)
             last_beat = 0.0
+            t_start, first_stamp = time.monotonic(), None
             for dets in self._detections():
+                if self.realtime:
+                    first_stamp = dets.stamp_ns if first_stamp is None else first_stamp
+                    wait = t_start + (dets.stamp_ns - first_stamp) * 1e-9 - time.monotonic()
+                    if wait > 0:
+                        stop.wait(wait)
+                if stop.is_set():
+                    interrupted = True
+                    log.info("camera %s: interrupted after %d frames", self.camera, self.frames_sent)
+                    break
                 self._send(sock, wire.encode_detections(dets))
                 self.frames_sent += 1
                 now = time.monotonic()
@@ -151,9 +171,6 @@ class Worker:
                     last_beat = now
                 if self.max_frames is not None and self.frames_sent >= self.max_frames:
                     break
-        except KeyboardInterrupt:
-            interrupted = True
-            log.info("camera %s: interrupted after %d frames", self.camera, self.frames_sent)
         finally:
             stats = self.stats() | {"interrupted": interrupted}
             try:
@@ -169,16 +186,21 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="mvcap worker", description=__doc__.splitlines()[0])
     p.add_argument("--camera", required=True, help="camera name, as in the calibration")
-    p.add_argument("--source", required=True, help="video file, image folder, webcam index or detections .json[.gz]")
+    p.add_argument(
+        "--source", required=True, help="video file, image folder, webcam index or detections .json[.gz]"
+    )
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="node input endpoint")
-    p.add_argument("--model", default=None, help="detector model (ONNX); default: the cached YOLO11n-pose export")
+    p.add_argument(
+        "--model", default=None, help="detector model (ONNX); default: the cached YOLO11n-pose export"
+    )
     p.add_argument("--config", default=None, help="TOML config (its [detector] section is used)")
     p.add_argument("--epoch-ns", type=int, default=0, help="capture time of frame 0 for file sources, ns")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--realtime", action="store_true", help="pace file sources at their frame rate")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    install_sigterm_as_interrupt()
+    stop = stop_on_signals()
     try:
         from core.config import Config, load_config
 
@@ -188,8 +210,17 @@ def main(argv: list[str] | None = None) -> int:
             from capture.assets import yolo_pose_onnx
 
             model = str(yolo_pose_onnx((cfg.detector.input_h, cfg.detector.input_w)))
-        worker = Worker(args.camera, args.source, args.endpoint, cfg.detector, model, args.epoch_ns, args.max_frames)
-        stats = worker.run()
+        worker = Worker(
+            args.camera,
+            args.source,
+            args.endpoint,
+            cfg.detector,
+            model,
+            args.epoch_ns,
+            args.max_frames,
+            realtime=args.realtime,
+        )
+        stats = worker.run(stop=stop)
     except InputError as exc:
         log.error("%s", exc)
         return 2
@@ -197,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     det = stats["detection_ms"]
-    log.info("camera %s: %d frames, detection %.1f ms/frame median", args.camera, stats["frames"], det["median"])
+    log.info(
+        "camera %s: %d frames, detection %.1f ms/frame median", args.camera, stats["frames"], det["median"]
+    )
     return 0
 
 

@@ -55,6 +55,10 @@ class MatchingConfig:
         max_epipolar_px: largest mean symmetric point-to-epipolar-line distance (pixels) of a match.
         min_box_score: detections with a lower person score are ignored.
         min_valid_joints: detections with fewer confident joints are ignored.
+        track_gate_m: largest mean distance between a detection and a live track projected into its
+            view, in metres at the track's depth (converted to pixels per view and track).
+        merge_m: a newly grouped person whose 3D pose lies within this median joint distance
+            (metres) of a tracked person of the same frame, seen by other views, is merged into it.
     """
 
     min_joint_conf: float = 0.3
@@ -62,6 +66,8 @@ class MatchingConfig:
     max_epipolar_px: float = 30.0
     min_box_score: float = 0.5
     min_valid_joints: int = 6
+    track_gate_m: float = 0.3
+    merge_m: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,7 @@ class FusionConfig:
     """Identity tracking over frames.
 
     Attributes:
-        gate_m: largest mean joint distance (metres) between a track's prediction and a new pose.
+        gate_m: largest median joint distance (metres) between a track's prediction and a new pose.
         max_missed_s: a track unseen for longer (seconds) is ended.
         min_joints: poses with fewer valid joints start no track.
     """
@@ -177,12 +183,16 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; valid: {sorted(known)}")
-    kwargs: dict[str, Any] = {name: _section(cls, data.get(name, {}), f"{where} [{name}]") for name, cls in _SECTIONS.items()}
+    kwargs: dict[str, Any] = {
+        name: _section(cls, data.get(name, {}), f"{where} [{name}]") for name, cls in _SECTIONS.items()
+    }
     calibration = data.get("calibration", "")
     if not isinstance(calibration, str):
         raise ConfigError(f"{where}: calibration must be a path string")
     cams = data.get("cameras", [])
-    if not isinstance(cams, list) or not all(isinstance(c, dict) and set(c) == {"name", "source"} for c in cams):
+    if not isinstance(cams, list) or not all(
+        isinstance(c, dict) and set(c) == {"name", "source"} for c in cams
+    ):
         raise ConfigError(f"{where}: cameras must be a list of {{name = ..., source = ...}} tables")
     cameras = tuple(CameraSource(str(c["name"]), str(c["source"])) for c in cams)
     return Config(calibration=calibration, cameras=cameras, **kwargs)

@@ -64,18 +64,31 @@ COCO17 = Skeleton(
     limbs=_pairs(
         _COCO17_JOINTS,
         (
-            ("left_ankle", "left_knee"), ("left_knee", "left_hip"),
-            ("right_ankle", "right_knee"), ("right_knee", "right_hip"),
-            ("left_hip", "right_hip"), ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
-            ("left_shoulder", "right_shoulder"), ("left_shoulder", "left_elbow"),
-            ("right_shoulder", "right_elbow"), ("left_elbow", "left_wrist"),
-            ("right_elbow", "right_wrist"), ("left_eye", "right_eye"), ("nose", "left_eye"),
-            ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
+            ("left_ankle", "left_knee"),
+            ("left_knee", "left_hip"),
+            ("right_ankle", "right_knee"),
+            ("right_knee", "right_hip"),
+            ("left_hip", "right_hip"),
+            ("left_shoulder", "left_hip"),
+            ("right_shoulder", "right_hip"),
+            ("left_shoulder", "right_shoulder"),
+            ("left_shoulder", "left_elbow"),
+            ("right_shoulder", "right_elbow"),
+            ("left_elbow", "left_wrist"),
+            ("right_elbow", "right_wrist"),
+            ("left_eye", "right_eye"),
+            ("nose", "left_eye"),
+            ("nose", "right_eye"),
+            ("left_eye", "left_ear"),
+            ("right_eye", "right_ear"),
         ),
     ),  # fmt: skip
     left_right=_pairs(
         _COCO17_JOINTS,
-        tuple((f"left_{j}", f"right_{j}") for j in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")),
+        tuple(
+            (f"left_{j}", f"right_{j}")
+            for j in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+        ),
     ),
 )
 """COCO-17 keypoints (Lin et al. 2014), the output of YOLO-pose, MoveNet and most 2D detectors."""

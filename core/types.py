@@ -36,7 +36,7 @@ def check_array(name: str, array: object, shape: tuple[int | None, ...], dtype: 
     """
     out = np.ascontiguousarray(array, dtype=dtype)
     expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-    if out.ndim != len(shape) or any(s is not None and s != o for s, o in zip(shape, out.shape)):
+    if out.ndim != len(shape) or any(s is not None and s != o for s, o in zip(shape, out.shape, strict=True)):
         raise ShapeError(f"{name} must be {expected}; got {out.shape}")
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         raise ShapeError(f"{name} must be finite; got NaN or inf")
@@ -67,7 +67,11 @@ class Detections2D:
         if poses.size == 0:
             poses = poses.reshape(0, poses.shape[1] if poses.ndim == 3 else 0, 3)
         object.__setattr__(self, "poses", check_array("poses", poses, (None, None, 3), np.float32))
-        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5) if np.size(self.boxes) == 0 else self.boxes
+        boxes = (
+            np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5)
+            if np.size(self.boxes) == 0
+            else self.boxes
+        )
         object.__setattr__(self, "boxes", check_array("boxes", boxes, (self.poses.shape[0], 5), np.float32))
         object.__setattr__(self, "frame_idx", int(self.frame_idx))
         object.__setattr__(self, "stamp_ns", int(self.stamp_ns))

@@ -47,7 +47,10 @@ class Track:
 
 
 def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndarray:
-    """Mean Euclidean distance over joints valid (conf > 0) in both poses.
+    """Median Euclidean distance over joints valid (conf > 0) in both poses.
+
+    The median, not the mean, so that a few wrong joints (a left/right swap, a misplaced wrist)
+    do not push a person out of its own track's gate.
 
     Args:
         a: (Pa, J, 4) poses, metres.
@@ -59,22 +62,36 @@ def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> n
     """
     both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
     d = np.linalg.norm(a[:, None, :, :3] - b[None, :, :, :3], axis=-1)
-    n = both.sum(axis=-1)
-    mean = np.where(both, d, 0.0).sum(axis=-1) / np.maximum(n, 1)
-    return np.where(n >= min_common, mean, np.inf)
+    return _masked_median(d, both, min_common)
+
+
+def _masked_median(d: np.ndarray, mask: np.ndarray, min_count: int) -> np.ndarray:
+    """Median of ``d`` over the last axis where ``mask``; ``inf`` with fewer than ``min_count``."""
+    n = mask.sum(axis=-1)
+    srt = np.sort(np.where(mask, d, np.inf), axis=-1)
+    k = np.maximum(n, 1)
+    lo = np.take_along_axis(srt, ((k - 1) // 2)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(srt, (k // 2)[..., None], axis=-1)[..., 0]
+    return np.where(n >= min_count, (lo + hi) / 2, np.inf)
 
 
 class Tracker:
     """Keeps person identities across frames.
 
     Args:
-        gate_m: largest mean joint distance (metres) between a prediction and a new pose.
+        gate_m: largest median joint distance (metres) between a prediction and a new pose.
         max_missed_s: a track unseen for longer than this (seconds) ends.
         min_joints: poses with fewer valid joints start no track (they may still update one).
         velocity_smoothing: weight in [0, 1) of the previous velocity in the new estimate.
     """
 
-    def __init__(self, gate_m: float = 0.5, max_missed_s: float = 1.0, min_joints: int = 8, velocity_smoothing: float = 0.5):
+    def __init__(
+        self,
+        gate_m: float = 0.5,
+        max_missed_s: float = 1.0,
+        min_joints: int = 8,
+        velocity_smoothing: float = 0.5,
+    ):
         self.gate_m = gate_m
         self.max_missed_s = max_missed_s
         self.min_joints = min_joints
@@ -82,12 +99,32 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, poses: np.ndarray, stamp_ns: int) -> np.ndarray:
+    def predictions(self, stamp_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Live tracks' ids and poses predicted to ``stamp_ns`` (tracks unseen too long are ended).
+
+        Returns:
+            ids: (T,) int64 track ids.
+            poses: (T, J, 4) predicted poses [x, y, z, conf], metres; conf 0 for unknown joints.
+        """
+        self._prune(stamp_ns)
+        if not self.tracks:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 4))
+        return np.array([t.track_id for t in self.tracks], dtype=np.int64), np.stack(
+            [t.predict(stamp_ns) for t in self.tracks]
+        )
+
+    def _prune(self, stamp_ns: int) -> None:
+        self.tracks = [t for t in self.tracks if (stamp_ns - t.stamp_ns) * _NS <= self.max_missed_s]
+
+    def update(self, poses: np.ndarray, stamp_ns: int, hint_ids: np.ndarray | None = None) -> np.ndarray:
         """Assign identities to the poses of one frame and update the tracks.
 
         Args:
             poses: (P, J, 4) poses [x, y, z, conf], metres; joints with conf 0 are missing.
             stamp_ns: frame time, nanoseconds (non-decreasing).
+            hint_ids: (P,) optional track id each pose was built for (0: none), e.g. by 2D
+                association with projected tracks. A hinted pose within the gate of its track is
+                assigned to it directly; the rest go through the gated Hungarian assignment.
 
         Returns:
             (P,) int64 track ids; 0 for a pose that neither matched a track nor started one.
@@ -97,18 +134,31 @@ class Tracker:
         """
         if poses.ndim != 3 or poses.shape[-1] != 4:
             raise ShapeError(f"poses must be (P, J, 4); got {poses.shape}")
-        self.tracks = [t for t in self.tracks if (stamp_ns - t.stamp_ns) * _NS <= self.max_missed_s]
+        self._prune(stamp_ns)
         ids = np.zeros(poses.shape[0], dtype=np.int64)
         assigned = np.zeros(poses.shape[0], dtype=bool)
-        if self.tracks and poses.shape[0]:
-            pred = np.stack([t.predict(stamp_ns) for t in self.tracks])
-            cost = pose_distance_matrix(pred, poses)
+        free = list(self.tracks)
+        if hint_ids is not None:
+            by_id = {t.track_id: t for t in self.tracks}
+            for p, hint in enumerate(np.asarray(hint_ids).tolist()):
+                track = by_id.get(hint)
+                if track is None or track not in free:
+                    continue
+                if pose_distance_matrix(track.predict(stamp_ns)[None], poses[p : p + 1])[0, 0] <= self.gate_m:
+                    self._update_track(track, poses[p], stamp_ns)
+                    ids[p], assigned[p] = hint, True
+                    free.remove(track)
+        rest = np.nonzero(~assigned)[0]
+        if free and rest.size:
+            pred = np.stack([t.predict(stamp_ns) for t in free])
+            cost = pose_distance_matrix(pred, poses[rest])
             rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
-            for r, c in zip(rows, cols):
+            for r, c in zip(rows, cols, strict=True):
                 if cost[r, c] <= self.gate_m:
-                    self._update_track(self.tracks[r], poses[c], stamp_ns)
-                    ids[c] = self.tracks[r].track_id
-                    assigned[c] = True
+                    p = rest[c]
+                    self._update_track(free[r], poses[p], stamp_ns)
+                    ids[p] = free[r].track_id
+                    assigned[p] = True
         for p in np.nonzero(~assigned)[0]:
             if (poses[p, :, 3] > 0).sum() >= self.min_joints:
                 track = Track(self._next_id, poses[p].copy(), np.zeros((poses.shape[1], 3)), stamp_ns)

@@ -17,7 +17,9 @@ _TEMPLATE = np.array([
 assert _TEMPLATE.shape == (COCO17.n_joints, 3)
 
 
-def look_at_camera(name: str, center: np.ndarray, target: np.ndarray, f: float = 1000.0, size=(1920, 1080), dist=None) -> Camera:
+def look_at_camera(
+    name: str, center: np.ndarray, target: np.ndarray, f: float = 1000.0, size=(1920, 1080), dist=None
+) -> Camera:
     """A camera at ``center`` (m) looking at ``target`` (m), world z up, OpenCV axes."""
     z = target - center
     z = z / np.linalg.norm(z)
@@ -46,7 +48,9 @@ def person(position_xy, yaw: float = 0.0) -> np.ndarray:
     return _TEMPLATE @ Rz.T + np.array([position_xy[0], position_xy[1], 0.0])
 
 
-def project_people(rig: CameraRig, people: list[np.ndarray], rng=None, noise_px: float = 0.0) -> list[np.ndarray]:
+def project_people(
+    rig: CameraRig, people: list[np.ndarray], rng=None, noise_px: float = 0.0
+) -> list[np.ndarray]:
     """Per camera, (P, J, 3) [u, v, conf=1] distorted pixels of every person, with Gaussian noise."""
     out = []
     for cam in rig:

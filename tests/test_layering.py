@@ -14,7 +14,12 @@ ALLOWED = {
     "fusion": {"core", "calibration"},
     "capture": {"core", "calibration", "matching", "triangulation", "fusion"},
 }
-THIRD_PARTY_ONLY_IN = {"zmq": {"capture"}, "torch": {"capture"}, "onnxruntime": {"capture"}, "cv2": {"calibration", "capture"}}
+THIRD_PARTY_ONLY_IN = {
+    "zmq": {"capture"},
+    "torch": {"capture"},
+    "onnxruntime": {"capture"},
+    "cv2": {"calibration", "capture"},
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -34,7 +34,7 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
         ShapeError: inconsistent shapes.
 
     Example:
-        >>> P = np.stack([np.hstack([np.eye(3), [[0.0], [0.0], [4.0]]]), np.hstack([np.eye(3), [[-1.0], [0.0], [4.0]]])])
+        >>> P = np.stack([np.hstack([np.eye(3), [[dx], [0.0], [4.0]]]) for dx in (0.0, -1.0)])
         >>> X = np.array([[0.1, 0.2, 0.3, 1.0]])
         >>> uv = np.stack([(X @ p.T)[:, :2] / (X @ p.T)[:, 2:] for p in P])
         >>> triangulate_dlt(P, uv, np.ones((2, 1))).round(6).tolist()
@@ -63,7 +63,9 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
     return X[:, :3] / h
 
 
-def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reprojection_errors(
+    P: np.ndarray, points_w: np.ndarray, points_px: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Reprojection error of world points in every view, in undistorted pixels.
 
     Args:

@@ -51,9 +51,36 @@ def _mutate_header(frames, **changes):
         (lambda f: _mutate_header(f, camera="cam02"), "topic"),
         (lambda f: [*f[:2], f[2][:-4], *f[3:]], "bytes"),
         (lambda f: f[:-1], "buffers"),
-        (lambda f: _mutate_header(f, arrays=[{"name": "poses", "dtype": "|O", "shape": [3, 17, 3]}, {"name": "boxes", "dtype": "<f4", "shape": [3, 5]}]), "dtype"),
-        (lambda f: _mutate_header(f, arrays=[{"name": "poses", "dtype": "<f4", "shape": [10**9, 17, 3]}, {"name": "boxes", "dtype": "<f4", "shape": [3, 5]}]), "shape"),
-        (lambda f: _mutate_header(f, arrays=[{"name": "poses", "dtype": "<f4", "shape": [-3, 17, 3]}, {"name": "boxes", "dtype": "<f4", "shape": [3, 5]}]), "shape"),
+        (
+            lambda f: _mutate_header(
+                f,
+                arrays=[
+                    {"name": "poses", "dtype": "|O", "shape": [3, 17, 3]},
+                    {"name": "boxes", "dtype": "<f4", "shape": [3, 5]},
+                ],
+            ),
+            "dtype",
+        ),
+        (
+            lambda f: _mutate_header(
+                f,
+                arrays=[
+                    {"name": "poses", "dtype": "<f4", "shape": [10**9, 17, 3]},
+                    {"name": "boxes", "dtype": "<f4", "shape": [3, 5]},
+                ],
+            ),
+            "shape",
+        ),
+        (
+            lambda f: _mutate_header(
+                f,
+                arrays=[
+                    {"name": "poses", "dtype": "<f4", "shape": [-3, 17, 3]},
+                    {"name": "boxes", "dtype": "<f4", "shape": [3, 5]},
+                ],
+            ),
+            "shape",
+        ),
         (lambda f: _mutate_header(f, frame_idx="7"), "frame_idx"),
     ],
 )

@@ -22,7 +22,7 @@ def test_two_people_crossing_keep_ids():
         order = [0, 1] if f % 2 else [1, 0]  # detection order changes every frame
         poses = np.stack([(a, b)[i] for i in order])
         ids = tr.update(poses, f * DT_NS)
-        seen.append(dict(zip(order, ids.tolist())))
+        seen.append(dict(zip(order, ids.tolist(), strict=True)))
     assert all(s == seen[0] for s in seen)
     assert sorted(seen[0].values()) == [1, 2]
 
