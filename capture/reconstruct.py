@@ -75,6 +75,7 @@ class FrameReconstructor:
         )
         self.tracker = Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
         self._P = rig.projections()
+        self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
         self.n_unflipped = 0  # left/right joint pairs swapped back, for the run summary
 
     def _prepare(self, dets: Detections2D | None, cam_idx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,24 +107,25 @@ class FrameReconstructor:
         groups: list[tuple[tuple[int, int], ...]] = []
         hints: list[int] = []
         if len(track_ids):
+            # Project every track into every view at once.
             Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
-            known = preds[..., 3] > 0
+            proj = Xh[None] @ self._P.transpose(0, 2, 1)[:, None]  # (C, T, J, 3)
+            depth = proj[..., 2]
+            valid_all = (preds[..., 3] > 0)[None] & (depth > 0.1)  # (C, T, J)
+            uv_all = proj[..., :2] / np.where(valid_all, depth, 1.0)[..., None]
+            n_valid = valid_all.sum(axis=2)  # (C, T)
+            mean_depth = np.where(valid_all, depth, 0.0).sum(axis=2) / np.maximum(n_valid, 1)
+            gates = np.where(
+                n_valid > 0, m.track_gate_m * self._focal[:, None] / np.maximum(mean_depth, 1e-3), 0.0
+            )
             for c in range(C):
                 if pts[c].shape[0] == 0:
                     continue
-                proj = Xh @ self._P[c].T  # (T, J, 3)
-                depth = proj[..., 2]
-                valid = known & (depth > 0.1)
-                uv = proj[..., :2] / np.where(valid, depth, 1.0)[..., None]
                 cost = joint_distance_matrix_2d(
-                    uv, valid, pts[c], conf[c], m.min_joint_conf, m.min_common_joints
+                    uv_all[c], valid_all[c], pts[c], conf[c], m.min_joint_conf, m.min_common_joints
                 )
-                med_depth = np.array(
-                    [np.median(d[v]) if v.any() else np.inf for d, v in zip(depth, valid, strict=True)]
-                )
-                gate = m.track_gate_m * self.rig[c].K[0, 0] / med_depth
-                claimed[c] = assign_detections_to_tracks(cost, gate)
-                self._unflip(pts[c], conf[c], claimed[c], uv, valid)
+                claimed[c] = assign_detections_to_tracks(cost, gates[c])
+                self._unflip(pts[c], conf[c], claimed[c], uv_all[c], valid_all[c])
             for t, tid in enumerate(track_ids.tolist()):
                 members = tuple((c, int(i)) for c in range(C) for i in np.nonzero(claimed[c] == t)[0])
                 if len(members) >= 2:
@@ -164,21 +166,19 @@ class FrameReconstructor:
             return
         L, R = self._left, self._right
         t = claimed[det]
-        d_keep = np.linalg.norm(pts[det][:, L] - uv[t][:, L], axis=-1) + np.linalg.norm(
-            pts[det][:, R] - uv[t][:, R], axis=-1
-        )
-        d_swap = np.linalg.norm(pts[det][:, L] - uv[t][:, R], axis=-1) + np.linalg.norm(
-            pts[det][:, R] - uv[t][:, L], axis=-1
-        )
-        usable = valid[t][:, L] & valid[t][:, R] & (conf[det][:, L] > 0) & (conf[det][:, R] > 0)
+        P_, U, V, Cf = pts[det], uv[t], valid[t], conf[det]  # gathered once: (D, J, ...)
+        dl, dr, ul, ur = P_[:, L], P_[:, R], U[:, L], U[:, R]  # (D, pairs, 2)
+        a, b, c, d = dl - ul, dr - ur, dl - ur, dr - ul
+        d_keep = np.hypot(a[..., 0], a[..., 1]) + np.hypot(b[..., 0], b[..., 1])
+        d_swap = np.hypot(c[..., 0], c[..., 1]) + np.hypot(d[..., 0], d[..., 1])
+        usable = V[:, L] & V[:, R] & (Cf[:, L] > 0) & (Cf[:, R] > 0)
         swap = usable & (d_swap < 0.5 * d_keep)  # (D, pairs)
-        for k, p in enumerate(det):
-            pairs = np.nonzero(swap[k])[0]
-            if pairs.size:
-                l_idx, r_idx = L[pairs], R[pairs]
-                pts[p, l_idx], pts[p, r_idx] = pts[p, r_idx].copy(), pts[p, l_idx].copy()
-                conf[p, l_idx], conf[p, r_idx] = conf[p, r_idx].copy(), conf[p, l_idx].copy()
-                self.n_unflipped += int(pairs.size)
+        k, pair = np.nonzero(swap)
+        if k.size:
+            p, li, ri = det[k], L[pair], R[pair]
+            pts[p, li], pts[p, ri] = pts[p, ri], pts[p, li]  # fancy indexing copies the right side
+            conf[p, li], conf[p, ri] = conf[p, ri], conf[p, li]
+            self.n_unflipped += int(k.size)
 
     def _triangulate(
         self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.errors import ShapeError
+from core.numeric import masked_median
 
 __all__ = ["Track", "Tracker", "pose_distance_matrix"]
 
@@ -61,18 +62,9 @@ def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> n
         (Pa, Pb) distances, metres.
     """
     both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
-    d = np.linalg.norm(a[:, None, :, :3] - b[None, :, :, :3], axis=-1)
-    return _masked_median(d, both, min_common)
-
-
-def _masked_median(d: np.ndarray, mask: np.ndarray, min_count: int) -> np.ndarray:
-    """Median of ``d`` over the last axis where ``mask``; ``inf`` with fewer than ``min_count``."""
-    n = mask.sum(axis=-1)
-    srt = np.sort(np.where(mask, d, np.inf), axis=-1)
-    k = np.maximum(n, 1)
-    lo = np.take_along_axis(srt, ((k - 1) // 2)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(srt, (k // 2)[..., None], axis=-1)[..., 0]
-    return np.where(n >= min_count, (lo + hi) / 2, np.inf)
+    diff = a[:, None, :, :3] - b[None, :, :, :3]  # (Pa, Pb, J, 3)
+    d = np.sqrt((diff * diff).sum(axis=-1))
+    return masked_median(d, both, min_common)
 
 
 class Tracker:
@@ -138,13 +130,15 @@ class Tracker:
         ids = np.zeros(poses.shape[0], dtype=np.int64)
         assigned = np.zeros(poses.shape[0], dtype=bool)
         free = list(self.tracks)
-        if hint_ids is not None:
-            by_id = {t.track_id: t for t in self.tracks}
+        if hint_ids is not None and self.tracks and poses.shape[0]:
+            by_id = {t.track_id: k for k, t in enumerate(self.tracks)}
+            dist = pose_distance_matrix(np.stack([t.predict(stamp_ns) for t in self.tracks]), poses)  # (T, P)
             for p, hint in enumerate(np.asarray(hint_ids).tolist()):
-                track = by_id.get(hint)
+                k = by_id.get(hint)
+                track = None if k is None else self.tracks[k]
                 if track is None or track not in free:
                     continue
-                if pose_distance_matrix(track.predict(stamp_ns)[None], poses[p : p + 1])[0, 0] <= self.gate_m:
+                if dist[k, p] <= self.gate_m:
                     self._update_track(track, poses[p], stamp_ns)
                     ids[p], assigned[p] = hint, True
                     free.remove(track)

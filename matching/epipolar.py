@@ -54,9 +54,9 @@ def epipolar_distance_matrix(
     lines_a = hb @ F  # (Pb, J, 3): epipolar lines in a of b's joints
     # d(x_b, l_b) for every pair: (Pa, Pb, J)
     num_b = np.abs(np.einsum("ajk,bjk->abj", lines_b, hb))
-    d_b = num_b / (np.linalg.norm(lines_b[:, None, :, :2], axis=-1) + 1e-12)
+    d_b = num_b / (np.hypot(lines_b[:, None, :, 0], lines_b[:, None, :, 1]) + 1e-12)
     num_a = np.abs(np.einsum("bjk,ajk->abj", lines_a, ha))
-    d_a = num_a / (np.linalg.norm(lines_a[None, :, :, :2], axis=-1) + 1e-12)
+    d_a = num_a / (np.hypot(lines_a[None, :, :, 0], lines_a[None, :, :, 1]) + 1e-12)
     w = np.minimum(conf_a[:, None, :], conf_b[None, :, :])  # (Pa, Pb, J)
     w = np.where(w >= min_conf, w, 0.0)
     n_common = (w > 0).sum(axis=-1)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.errors import ShapeError
+from core.numeric import masked_median
 
 __all__ = ["assign_detections_to_tracks", "joint_distance_matrix_2d"]
 
@@ -25,7 +26,10 @@ def joint_distance_matrix_2d(
     min_conf: float = 0.3,
     min_common: int = 5,
 ) -> np.ndarray:
-    """Mean pixel distance between projected track joints and detected joints.
+    """Median pixel distance between projected track joints and detected joints.
+
+    The median, so that a few wrong joints (a stale or badly triangulated track joint, a
+    misplaced wrist) do not push a person out of its own track's gate.
 
     Args:
         pred_px: (T, J, 2) projected track joints, pixels.
@@ -36,7 +40,7 @@ def joint_distance_matrix_2d(
         min_common: pairs with fewer usable joints get ``inf``.
 
     Returns:
-        (T, P) mean distances, pixels.
+        (T, P) median distances, pixels.
 
     Raises:
         ShapeError: inconsistent joint counts.
@@ -50,10 +54,9 @@ def joint_distance_matrix_2d(
             f"expected (T, J, 2) and (P, J, 2) with equal J; got {pred_px.shape} and {det_px.shape}"
         )
     both = pred_valid[:, None, :] & (det_conf[None, :, :] >= min_conf)  # (T, P, J)
-    d = np.linalg.norm(pred_px[:, None] - det_px[None], axis=-1)  # (T, P, J)
-    n = both.sum(axis=-1)
-    mean = np.where(both, d, 0.0).sum(axis=-1) / np.maximum(n, 1)
-    return np.where(n >= min_common, mean, np.inf)
+    diff = pred_px[:, None] - det_px[None]  # (T, P, J, 2)
+    d = np.hypot(diff[..., 0], diff[..., 1])
+    return masked_median(d, both, min_common)
 
 
 def assign_detections_to_tracks(cost: np.ndarray, gate: np.ndarray) -> np.ndarray:

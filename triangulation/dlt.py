@@ -18,8 +18,10 @@ __all__ = ["TriangulationResult", "reprojection_errors", "triangulate_dlt", "tri
 def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted linear (DLT) triangulation of N points seen by C cameras (H&Z §12.2).
 
-    Each view contributes the two rows ``w (u P_3 - P_1)`` and ``w (v P_3 - P_2)``; the point is the
-    right singular vector of the smallest singular value. A view with weight 0 is ignored.
+    Each view contributes the two rows ``w (u P_3 - P_1)`` and ``w (v P_3 - P_2)`` of A; the point
+    minimises ``|A X|`` with ``X = (x, y, z, 1)`` (the inhomogeneous method of H&Z §12.2, exact for
+    noise-free data and finite points), solved through the 4 x 4 normal matrix, batched over N.
+    A view with weight 0 is ignored.
 
     Args:
         P: (C, 3, 4) projection matrices for undistorted pixels.
@@ -47,20 +49,38 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
     if weights.shape != (C, N):
         raise ShapeError(f"weights must be (C, N) = ({C}, {N}); got {weights.shape}")
     # Normalise each camera's rows so that the weights, not the matrix scale, set each view's influence.
-    Pn = P / np.linalg.norm(P[:, 2, :3], axis=1)[:, None, None]  # (C, 3, 4)
-    u = points_px[..., 0:1]  # (C, N, 1)
-    v = points_px[..., 1:2]
-    rows_u = u * Pn[:, None, 2, :] - Pn[:, None, 0, :]  # (C, N, 4)
-    rows_v = v * Pn[:, None, 2, :] - Pn[:, None, 1, :]  # (C, N, 4)
+    Pn = P / np.sqrt((P[:, 2, :3] ** 2).sum(axis=1))[:, None, None]  # (C, 3, 4)
     w = weights[..., None]  # (C, N, 1)
-    A = np.concatenate([w * rows_u, w * rows_v], axis=0).transpose(1, 0, 2)  # (N, 2C, 4)
-    # Column scaling (pixels ~1e3 vs 1) improves the conditioning of the SVD.
-    scale = np.linalg.norm(A, axis=1, keepdims=True) + 1e-12  # (N, 1, 4)
-    _, _, vt = np.linalg.svd(A / scale)
-    X = vt[:, -1, :] / scale[:, 0, :]  # (N, 4)
-    h = X[:, 3:4]
-    h = np.where(np.abs(h) < 1e-15, 1e-15, h)
-    return X[:, :3] / h
+    rows_u = w * (points_px[..., 0:1] * Pn[:, None, 2, :] - Pn[:, None, 0, :])  # (C, N, 4)
+    rows_v = w * (points_px[..., 1:2] * Pn[:, None, 2, :] - Pn[:, None, 1, :])  # (C, N, 4)
+    A = np.concatenate([rows_u, rows_v]).transpose(1, 0, 2)  # (N, 2C, 4)
+    M = A.transpose(0, 2, 1) @ A  # (N, 4, 4) normal matrix A^T A
+    # Jacobi scaling (pixels ~1e3 against 1) keeps the 3 x 3 system well conditioned.
+    d = 1.0 / np.sqrt(np.maximum(np.einsum("nii->ni", M), 1e-300))  # (N, 4)
+    Mn = M * d[:, :, None] * d[:, None, :]
+    # Inhomogeneous form (H&Z §12.2): X = (x, y, z, 1); in scaled unknowns y_i = x_i / d_i the last
+    # one is fixed at 1 / d_4 and the first three solve a 3 x 3 linear system (Cramer's rule, batched).
+    y = _solve3(Mn[:, :3, :3], -Mn[:, :3, 3] / d[:, 3:4])
+    return y * d[:, :3]
+
+
+def _solve3(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve N 3 x 3 systems ``A x = b`` by Cramer's rule, vectorised; (N, 3, 3), (N, 3) -> (N, 3).
+
+    Singular systems (a point seen by fewer than 2 views) give finite garbage, never NaN.
+    """
+    # Columns c0 = (a, b_, c), c1 = (d, e, f), c2 = (g, h, i) of each matrix.
+    a, b_, c = A[:, 0, 0], A[:, 1, 0], A[:, 2, 0]
+    d, e, f = A[:, 0, 1], A[:, 1, 1], A[:, 2, 1]
+    g, h, i = A[:, 0, 2], A[:, 1, 2], A[:, 2, 2]
+    k0, k1, k2 = e * i - f * h, f * g - d * i, d * h - e * g  # (c1 x c2)
+    det = a * k0 + b_ * k1 + c * k2
+    det = np.where(np.abs(det) < 1e-300, 1e-300, det)
+    r0, r1, r2 = b[:, 0], b[:, 1], b[:, 2]
+    x0 = r0 * k0 + r1 * k1 + r2 * k2
+    x1 = a * (r1 * i - r2 * h) + b_ * (r2 * g - r0 * i) + c * (r0 * h - r1 * g)  # c0 . (b x c2)
+    x2 = a * (e * r2 - f * r1) + b_ * (f * r0 - d * r2) + c * (d * r1 - e * r0)  # c0 . (c1 x b)
+    return np.stack([x0, x1, x2], axis=1) / det[:, None]
 
 
 def reprojection_errors(
@@ -82,7 +102,8 @@ def reprojection_errors(
     depth = proj[..., 2]
     safe = np.where(np.abs(depth) < 1e-12, 1e-12, depth)
     uv = proj[..., :2] / safe[..., None]
-    return np.linalg.norm(uv - points_px, axis=-1), depth
+    diff = uv - points_px
+    return np.hypot(diff[..., 0], diff[..., 1]), depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +155,9 @@ def triangulate_robust(
     if min_views < 2:
         raise ShapeError(f"min_views must be >= 2; got {min_views}")
     used = conf >= min_conf  # (C, N)
-    n_views = P.shape[0]
-    for _ in range(max(1, n_views - min_views + 1)):
-        X = triangulate_dlt(P, points_px, np.where(used, conf, 0.0))
-        err, depth = reprojection_errors(P, X, points_px)
+    X = triangulate_dlt(P, points_px, np.where(used, conf, 0.0))
+    err, depth = reprojection_errors(P, X, points_px)
+    for _ in range(max(0, P.shape[0] - min_views)):
         err_used = np.where(used, err, -1.0)
         worst = np.argmax(err_used, axis=0)  # (N,)
         worst_err = err_used[worst, np.arange(err.shape[1])]
@@ -145,8 +165,10 @@ def triangulate_robust(
         if not drop.any():
             break
         used[worst[drop], np.nonzero(drop)[0]] = False
-    X = triangulate_dlt(P, points_px, np.where(used, conf, 0.0))
-    err, depth = reprojection_errors(P, X, points_px)
+        # Re-triangulate only the points that lost a view.
+        idx = np.nonzero(drop)[0]
+        X[idx] = triangulate_dlt(P, points_px[:, idx], np.where(used[:, idx], conf[:, idx], 0.0))
+        err[:, idx], depth[:, idx] = reprojection_errors(P, X[idx], points_px[:, idx])
     n_used = used.sum(axis=0)
     valid = (
         (n_used >= min_views)

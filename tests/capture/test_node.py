@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,14 @@ def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]]
         attacker.connect(cfg.node.input_endpoint)
         assert attacker.poll(5000, zmq.POLLIN), "node never subscribed"
         attacker.recv()
+    if attacker is not None:
+        for frames in garbage:
+            attacker.send_multipart(frames)
+        # Wait until the node has filed every bad message, so that the cameras' end of stream
+        # cannot end the run before the garbage is read (two sockets have no common order).
+        deadline = time.monotonic() + 30
+        while node.counters.malformed < len(garbage) and time.monotonic() < deadline:
+            time.sleep(0.01)
     workers = [
         Worker(
             c,
@@ -56,9 +65,6 @@ def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]]
     threads = [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
     for t in threads:
         t.start()
-    if attacker is not None:
-        for frames in garbage:
-            attacker.send_multipart(frames)
     for t in threads:
         t.join(30)
     t_node.join(60)
