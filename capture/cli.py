@@ -17,12 +17,14 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("capture.run", "run_main"),
     "node": ("capture.node", "main"),
     "worker": ("capture.worker", "main"),
+    "bench": ("capture.bench", "main"),
 }
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
     "run": "run workers + node locally on the cameras of a TOML config",
     "node": "run the reconstruction node only (multi-machine rigs)",
     "worker": "run one camera's capture + 2D detection worker only",
+    "bench": "benchmarks that print figures (node: reconstruction time per frame)",
 }
 
 
