@@ -126,22 +126,27 @@ class FrameReconstructor:
                 )
                 claimed[c] = assign_detections_to_tracks(cost, gates[c])
                 self._unflip(pts[c], conf[c], claimed[c], uv_all[c], valid_all[c])
+            members: list[list[tuple[int, int]]] = [[] for _ in range(len(track_ids))]
+            for c, cl in enumerate(claimed):
+                for i, t in enumerate(cl.tolist()):
+                    if t >= 0:
+                        members[t].append((c, i))
             for t, tid in enumerate(track_ids.tolist()):
-                members = tuple((c, int(i)) for c in range(C) for i in np.nonzero(claimed[c] == t)[0])
-                if len(members) >= 2:
-                    groups.append(members)
+                if len(members[t]) >= 2:
+                    groups.append(tuple(members[t]))
                     hints.append(tid)
                 else:
-                    for c, i in members:
+                    for c, i in members[t]:
                         claimed[c][i] = -1
         pool = [np.nonzero(cl < 0)[0] for cl in claimed]
-        for g in self.matcher.match(
-            [p[idx] for p, idx in zip(pts, pool, strict=True)],
-            [q[idx] for q, idx in zip(conf, pool, strict=True)],
-        ):
-            if len(g) >= 2:
-                groups.append(tuple((c, int(pool[c][i])) for c, i in g))
-                hints.append(0)
+        if sum(idx.size > 0 for idx in pool) >= 2:  # epipolar grouping needs two views with leftovers
+            for g in self.matcher.match(
+                [p[idx] for p, idx in zip(pts, pool, strict=True)],
+                [q[idx] for q, idx in zip(conf, pool, strict=True)],
+            ):
+                if len(g) >= 2:
+                    groups.append(tuple((c, int(pool[c][i])) for c, i in g))
+                    hints.append(0)
         return groups, hints
 
     def _unflip(
@@ -204,8 +209,8 @@ class FrameReconstructor:
         epipolar geometry, is otherwise split into two groups (a duplicate person). Two tracked
         groups are never merged (they are different tracks); the merged group keeps the track id.
         """
-        if len(groups) < 2:
-            return groups, hints, False
+        if len(groups) < 2 or all(h > 0 for h in hints):
+            return groups, hints, False  # two tracked groups never merge
         dist = pose_distance_matrix(poses, poses)
         np.fill_diagonal(dist, np.inf)
         groups, hints = list(groups), list(hints)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,6 +91,9 @@ def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
         return 2
     out_dir = Path(args.out) if args.out else Path("runs") / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     log.info("calibration %s; cameras %s; output %s", cfg.calibration, ", ".join(rig.names), out_dir)
+    # Ctrl-C and SIGTERM reach the launcher as KeyboardInterrupt, so it stops its children, even
+    # when it was started with SIGINT ignored (a background job of a non-interactive shell).
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code, summary = launch(
             cfg,
@@ -103,6 +107,9 @@ def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
     except CaptureError as exc:
         print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     _report(out_dir, summary)
     return code
 
