@@ -18,6 +18,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("capture.node", "main"),
     "worker": ("capture.worker", "main"),
     "bench": ("capture.bench", "main"),
+    "record": ("capture.record", "record_main"),
+    "export": ("capture.record", "export_main"),
 }
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
@@ -25,6 +27,8 @@ _HELP = {
     "node": "run the reconstruction node only (multi-machine rigs)",
     "worker": "run one camera's capture + 2D detection worker only",
     "bench": "benchmarks that print figures (node: reconstruction time per frame)",
+    "record": "record the node's 3D stream into a take folder (flushed and fsync-ed per frame)",
+    "export": "export a take or run folder to TRC files",
 }
 
 

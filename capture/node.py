@@ -184,7 +184,10 @@ class Node:
         self.reproj.append(result.reproj_px)
         frame = Poses3D(frame_idx, stamp_ns, result.track_ids, result.poses)
         self.writer.write(frame)
-        self.pub.send_multipart(wire.encode_poses3d(frame, {"node_ms": round(total, 3)}), copy=False)
+        self.pub.send_multipart(
+            wire.encode_poses3d(frame, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}),
+            copy=False,
+        )
         self.last_emitted = frame_idx
         self.counters.frames += 1
 

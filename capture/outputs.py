@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
@@ -40,10 +41,13 @@ class PosesWriter:
     Args:
         path: output file (``poses3d.jsonl``); created or truncated.
         skeleton: the joints' skeleton, written into the header record.
+        fsync: also ``os.fsync`` every record, so that a power loss keeps every written frame
+            (flushing alone survives a killed process, not a power loss).
     """
 
-    def __init__(self, path: str | Path, skeleton: Skeleton):
+    def __init__(self, path: str | Path, skeleton: Skeleton, fsync: bool = False):
         self.path = Path(path)
+        self.fsync = fsync
         self._fh: IO[str] = self.path.open("w", encoding="utf-8")
         header = {
             "format": FORMAT,
@@ -57,6 +61,8 @@ class PosesWriter:
     def _write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
 
     def write(self, frame: Poses3D) -> None:
         """Append one frame's poses and flush."""

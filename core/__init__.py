@@ -1,7 +1,7 @@
 """Shared leaf: data types, skeletons and errors. Imports nothing else from the project."""
 
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError, MessageError, ShapeError
-from core.skeleton import COCO17, Skeleton
+from core.skeleton import COCO17, SKELETONS, Skeleton, skeleton_by_name
 from core.types import Detections2D, Poses3D, check_array
 
 __all__ = [
@@ -13,7 +13,9 @@ __all__ = [
     "InputError",
     "MessageError",
     "Poses3D",
+    "SKELETONS",
     "ShapeError",
     "Skeleton",
     "check_array",
+    "skeleton_by_name",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COCO17", "Skeleton"]
+__all__ = ["COCO17", "SKELETONS", "Skeleton", "skeleton_by_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +92,19 @@ COCO17 = Skeleton(
     ),
 )
 """COCO-17 keypoints (Lin et al. 2014), the output of YOLO-pose, MoveNet and most 2D detectors."""
+
+
+SKELETONS: dict[str, Skeleton] = {COCO17.name: COCO17}
+"""Registered skeletons by name (the name travels in messages and file headers)."""
+
+
+def skeleton_by_name(name: str) -> Skeleton:
+    """The registered skeleton of that name.
+
+    Raises:
+        KeyError: unknown name (the message lists the registered ones).
+    """
+    try:
+        return SKELETONS[name]
+    except KeyError:
+        raise KeyError(f"unknown skeleton {name!r}; known: {sorted(SKELETONS)}") from None
