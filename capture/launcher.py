@@ -29,6 +29,7 @@ __all__ = ["dump_config", "free_tcp_endpoint", "launch"]
 log = logging.getLogger(__name__)
 
 OFFLINE_FRAME_TIMEOUT_S = 120.0
+REALTIME_START_DELAY_S = 3.0
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -117,7 +118,7 @@ def launch(
     node_cfg = dataclasses.replace(
         cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint()
     )
-    if not any(c.source.isdigit() for c in cfg.cameras):
+    if not realtime and not any(c.source.isdigit() for c in cfg.cameras):
         # Offline sources have no real-time deadline: workers sharing few cores drift seconds apart,
         # so the node waits for every live camera instead of timing frames out.
         node_cfg = dataclasses.replace(
@@ -126,7 +127,8 @@ def launch(
     cfg = dataclasses.replace(cfg, node=node_cfg)
     cfg_path = out_dir / "config.toml"
     cfg_path.write_text(dump_config(cfg))
-    epoch_ns = time.time_ns()
+    # Realtime replays start a few seconds ahead, so that no frame is overdue while processes start.
+    epoch_ns = time.time_ns() + (int(REALTIME_START_DELAY_S * 1e9) if realtime else 0)
     t_start = time.perf_counter()
     procs: list[subprocess.Popen] = []
     interrupted = False

@@ -75,6 +75,7 @@ class Node:
         self.dead: set[str] = set()
         self.ended: set[str] = set()
         self.worker_stats: dict[str, dict] = {}
+        self.frames_per_camera: dict[str, int] = {}
         self.last_emitted = -1
         self.stage_ms: dict[str, list[float]] = {
             "matching": [],
@@ -125,6 +126,13 @@ class Node:
             self.dead.discard(cam)
             c.events.append({"camera": cam, "event": "alive", "time_ns": time.time_ns()})
             log.warning("camera %s is alive again", cam)
+        if msg.schema == "heartbeat" and msg.meta.get("event") == "hello":
+            c.events.append(
+                {"camera": cam, "event": "hello", "time_ns": time.time_ns(), "pid": msg.meta.get("pid")}
+            )
+            log.info(
+                "camera %s announced itself (host %s, pid %s)", cam, msg.meta.get("host"), msg.meta.get("pid")
+            )
         if msg.schema == "eos":
             self.ended.add(cam)
             self.worker_stats[cam] = msg.meta
@@ -136,6 +144,7 @@ class Node:
                 return
             self.ended.discard(cam)
             self.pending.setdefault(dets.frame_idx, {})[cam] = dets
+            self.frames_per_camera[cam] = self.frames_per_camera.get(cam, 0) + 1
             self.first_arrival.setdefault(dets.frame_idx, now)
             self.latest[cam] = max(self.latest.get(cam, -1), dets.frame_idx)
 
@@ -307,6 +316,7 @@ class Node:
             ),
             "node_wall_ms_per_frame": stats_ms(self.wall_ms),
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
+            "frames_per_camera": self.frames_per_camera,
             "workers": self.worker_stats,
             "node_peak_rss_mb": round(peak_rss_mb(), 1),
             "messages": {

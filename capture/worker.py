@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ __all__ = ["Worker", "main"]
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+LATE_DROP_S = 0.1  # realtime replay: a frame this overdue (seconds) is dropped at the source
 
 
 def is_detection_file(source: str) -> bool:
@@ -48,7 +50,10 @@ class Worker:
         epoch_ns: capture time of frame 0 for file sources, nanoseconds.
         max_frames: stop after this many frames (None: the whole source).
         subscribe_timeout_s: how long to wait for the node's subscription, seconds.
-        realtime: pace file sources at their capture timestamps (replay as if live).
+        realtime: replay file sources as if live: each frame is due at its capture timestamp
+            (wall clock, so workers started from one ``epoch_ns`` stay in step, and a restarted
+            worker resumes at the current frame); a frame more than ``LATE_DROP_S`` overdue is
+            dropped at the source without detection, as a live camera would.
     """
 
     def __init__(
@@ -74,15 +79,29 @@ class Worker:
         self.realtime = realtime
         self.detect_ms: list[float] = []
         self.frames_sent = 0
+        self.frames_dropped = 0
+        self._stop = threading.Event()
+
+    def _due(self, stamp_ns: int) -> bool:
+        """In realtime replay, wait until the frame is due; False if it is too late (dropped)."""
+        if not self.realtime:
+            return True
+        wait_s = (stamp_ns - time.time_ns()) * 1e-9
+        if wait_s < -LATE_DROP_S:
+            self.frames_dropped += 1
+            return False
+        if wait_s > 0:
+            self._stop.wait(wait_s)
+        return True
 
     def _detections(self) -> Iterator[Detections2D]:
         if is_detection_file(self.source):
             from capture.detection_files import read_detections_json
 
             for dets in read_detections_json(self.source):
-                yield Detections2D(
-                    self.camera, dets.frame_idx, self.epoch_ns + dets.stamp_ns, dets.poses, dets.boxes
-                )
+                stamp_ns = self.epoch_ns + dets.stamp_ns
+                if self._due(stamp_ns):
+                    yield Detections2D(self.camera, dets.frame_idx, stamp_ns, dets.poses, dets.boxes)
             return
         from capture.detectors import make_detector
         from capture.sources import open_source
@@ -97,6 +116,8 @@ class Worker:
         )
         with open_source(self.source, epoch_ns=self.epoch_ns) as frames:
             for frame_idx, stamp_ns, image in frames:
+                if not self._due(stamp_ns):
+                    continue
                 t0 = time.perf_counter()
                 poses, boxes = detector.detect(image)
                 self.detect_ms.append((time.perf_counter() - t0) * 1e3)
@@ -127,6 +148,7 @@ class Worker:
         """Worker statistics: frames sent, detection time per frame (ms), peak RSS (MiB)."""
         return {
             "frames": self.frames_sent,
+            "dropped_at_source": self.frames_dropped,
             "detection_ms": stats_ms(self.detect_ms),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "pid": os.getpid(),
@@ -147,18 +169,19 @@ class Worker:
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         interrupted = False
         try:
             self._wait_for_subscriber(sock, stop)
-            last_beat = 0.0
-            t_start, first_stamp = time.monotonic(), None
+            hello = {
+                "event": "hello",
+                "source": self.source,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            }
+            self._send(sock, self._control("heartbeat", hello))
+            last_beat = time.monotonic()
             for dets in self._detections():
-                if self.realtime:
-                    first_stamp = dets.stamp_ns if first_stamp is None else first_stamp
-                    wait = t_start + (dets.stamp_ns - first_stamp) * 1e-9 - time.monotonic()
-                    if wait > 0:
-                        stop.wait(wait)
                 if stop.is_set():
                     interrupted = True
                     log.info("camera %s: interrupted after %d frames", self.camera, self.frames_sent)
@@ -167,7 +190,12 @@ class Worker:
                 self.frames_sent += 1
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
-                    self._send(sock, self._control("heartbeat", {"frames": self.frames_sent}))
+                    self._send(
+                        sock,
+                        self._control(
+                            "heartbeat", {"frames": self.frames_sent, "dropped": self.frames_dropped}
+                        ),
+                    )
                     last_beat = now
                 if self.max_frames is not None and self.frames_sent >= self.max_frames:
                     break
