@@ -26,8 +26,9 @@ from capture import messages as wire
 from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
 from capture.proc import peak_rss_mb, stats_ms, stop_on_signals
 from capture.reconstruct import FrameReconstructor
+from capture.sync import FrameAssembler
 from core.config import Config
-from core.errors import CaptureError, MessageError, ShapeError
+from core.errors import CaptureError, ConfigError, MessageError, ShapeError
 from core.skeleton import COCO17, Skeleton
 from core.types import Detections2D, Poses3D
 
@@ -41,7 +42,6 @@ class _Counters:
     received: int = 0
     malformed: int = 0
     unknown_camera: int = 0
-    late: int = 0
     frames: int = 0
     frames_missing_views: int = 0
     last_warn: float = 0.0
@@ -68,15 +68,25 @@ class Node:
             rig, skeleton, config.matching, config.triangulation, config.fusion
         )
         self.counters = _Counters()
-        self.pending: dict[int, dict[str, Detections2D]] = {}
-        self.first_arrival: dict[int, float] = {}
-        self.latest: dict[str, int] = {}
+        node = config.node
+        bad = {
+            k: v
+            for k, v in node.clock_offsets_ms.items()
+            if k not in rig.names or not isinstance(v, (int, float))
+        }
+        if bad:
+            raise ConfigError(f"clock_offsets_ms must map camera names of the rig to numbers; got {bad}")
+        self.assembler = FrameAssembler(
+            rig.names,
+            window_ns=int(node.sync_window_ms * 1e6),
+            offsets_ns={k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()},
+            timeout_s=node.frame_timeout_s,
+        )
         self.last_seen: dict[str, float] = {}
         self.dead: set[str] = set()
         self.ended: set[str] = set()
         self.worker_stats: dict[str, dict] = {}
         self.frames_per_camera: dict[str, int] = {}
-        self.last_emitted = -1
         self.stage_ms: dict[str, list[float]] = {
             "matching": [],
             "triangulation": [],
@@ -138,15 +148,11 @@ class Node:
             self.worker_stats[cam] = msg.meta
             log.info("camera %s: end of stream after %s frames", cam, msg.meta.get("frames"))
         elif msg.schema == "pose2d":
-            if dets.frame_idx <= self.last_emitted:
-                c.late += 1
+            self.ended.discard(cam)
+            if not self.assembler.add(dets, now):
                 self._warn("camera %s: frame %d arrived late; dropped", cam, dets.frame_idx)
                 return
-            self.ended.discard(cam)
-            self.pending.setdefault(dets.frame_idx, {})[cam] = dets
             self.frames_per_camera[cam] = self.frames_per_camera.get(cam, 0) + 1
-            self.first_arrival.setdefault(dets.frame_idx, now)
-            self.latest[cam] = max(self.latest.get(cam, -1), dets.frame_idx)
 
     def _check_liveness(self, now: float) -> None:
         for cam in self.rig.names:
@@ -157,32 +163,16 @@ class Node:
                     self.counters.events.append({"camera": cam, "event": "dead", "time_ns": time.time_ns()})
                     log.warning("camera %s is dead (silent for %.1f s); going on without it", cam, now - seen)
 
-    def _ready(self, frame_idx: int, now: float, flush: bool) -> bool:
-        if flush or now - self.first_arrival[frame_idx] > self.cfg.node.frame_timeout_s:
-            return True
-        have = self.pending[frame_idx]
-        for cam in self.rig.names:
-            if cam in have or cam in self.dead or cam in self.ended or self.latest.get(cam, -1) > frame_idx:
-                continue
-            return False
-        return True
-
     def process_ready(self, flush: bool = False) -> None:
-        """Process every pending frame, in order, that is complete (or all of them if ``flush``)."""
-        now = time.monotonic()
-        while self.pending:
-            f = min(self.pending)
-            if not self._ready(f, now, flush):
-                break
-            views = self.pending.pop(f)
-            self.first_arrival.pop(f, None)
-            self._process(f, views)
+        """Process every complete frame, in order (or everything pending if ``flush``)."""
+        live = set(self.rig.names) - self.dead - self.ended
+        for frame in self.assembler.pop_ready(time.monotonic(), live, flush):
+            self._process(frame.frame_idx, frame.views, frame.stamp_ns)
 
-    def _process(self, frame_idx: int, views: dict[str, Detections2D]) -> None:
+    def _process(self, frame_idx: int, views: dict[str, Detections2D], stamp_ns: int) -> None:
         ordered = [views.get(name) for name in self.rig.names]
         if any(v is None for v in ordered):
             self.counters.frames_missing_views += 1
-        stamp_ns = int(np.median([v.stamp_ns for v in views.values()]))
         t0, c0 = time.perf_counter(), time.thread_time()
         result = self.reconstructor.process(ordered, stamp_ns)
         total, wall = (time.thread_time() - c0) * 1e3, (time.perf_counter() - t0) * 1e3
@@ -197,7 +187,6 @@ class Node:
             wire.encode_poses3d(frame, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}),
             copy=False,
         )
-        self.last_emitted = frame_idx
         self.counters.frames += 1
 
     # -- main loop ---------------------------------------------------------------------------
@@ -261,7 +250,8 @@ class Node:
                 now = time.monotonic()
                 self._check_liveness(now)
                 self.process_ready()
-                if until_all_ended and set(self.rig.names) <= self.ended and not self.pending:
+                if until_all_ended and set(self.rig.names) <= self.ended:
+                    self.process_ready(flush=True)
                     break
                 if idle_timeout_s is not None and now - last_msg > idle_timeout_s:
                     log.warning("no message for %.0f s; stopping", idle_timeout_s)
@@ -323,7 +313,7 @@ class Node:
                 "received": c.received,
                 "malformed": c.malformed,
                 "unknown_camera": c.unknown_camera,
-                "late": c.late,
+                "late": self.assembler.late,
             },
             "camera_events": c.events,
             "interrupted": self.interrupted,
@@ -339,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     """``mvcap node``: run the reconstruction node. Exit 0 ok, 1 runtime failure, 2 bad input."""
     from calibration.io import read_calibration
     from core.config import load_config
-    from core.errors import CalibrationError, ConfigError, InputError
+    from core.errors import CalibrationError, InputError
     from core.logsetup import setup_logging
 
     p = argparse.ArgumentParser(prog="mvcap node", description=__doc__.splitlines()[0])

@@ -110,6 +110,13 @@ class NodeConfig:
         rcvhwm: receive high-water mark, messages (bounded memory; the oldest are dropped beyond).
         frame_timeout_s: a frame still missing views after this long (seconds) is processed anyway.
         heartbeat_timeout_s: a camera silent for this long (seconds) is reported dead.
+        sync_window_ms: 0 groups views by frame index (synchronised cameras); otherwise views are
+            grouped by capture time within this window, milliseconds (unsynchronised cameras,
+            different frame rates).
+        clock_offsets_ms: per-camera clock offset, milliseconds, subtracted from its stamps
+            (``mvcap sync`` estimates them from recorded detections).
+        status_every_s: period of the node's status line (per-camera fps, drops, latency,
+            tracks), seconds; 0 disables it.
     """
 
     input_endpoint: str = "tcp://127.0.0.1:5555"
@@ -117,6 +124,9 @@ class NodeConfig:
     rcvhwm: int = 10000
     frame_timeout_s: float = 2.0
     heartbeat_timeout_s: float = 3.0
+    sync_window_ms: float = 0.0
+    clock_offsets_ms: dict[str, float] = field(default_factory=dict)
+    status_every_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

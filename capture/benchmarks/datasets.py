@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -87,7 +87,7 @@ _L_SHO, _R_SHO = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
 _L_HIP, _R_HIP = COCO17.index("left_hip"), COCO17.index("right_hip")
 
 
-class HeadConvention(str, Enum):
+class HeadConvention(StrEnum):
     """How the Shelf-14 head joints (bottom-head, top-head) are made from COCO-17 joints.
 
     With m the shoulder midpoint, n the nose, e the ear midpoint, and the factors applied per world
@@ -344,22 +344,18 @@ def _read_crossview_frames(path: Path, n_joints: int) -> dict[int, dict[int, np.
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of frames")
     out: dict[int, dict[int, np.ndarray]] = {}
-    try:
-        for item in data:
+    for item in data:
+        try:
             frame = round(float(item["timestamp"]) / CAMPUS_FRAME_S)
-            if frame in out:
-                raise InputError(f"{path}: two entries for frame {frame} (t={item['timestamp']} s)")
-            poses: dict[int, np.ndarray] = {}
-            for p in item["poses"]:
-                pose = np.asarray(p["points_3d"], dtype=np.float64)
-                if pose.shape != (n_joints, 3):
-                    raise InputError(f"{path}: frame {frame} pose is {pose.shape}, not ({n_joints}, 3)")
-                poses[int(p["id"])] = pose / 100.0
-            out[frame] = poses
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, InputError):
-            raise
-        raise InputError(f"{path}: malformed frame entry ({e!r})") from None
+            poses = {int(p["id"]): np.asarray(p["points_3d"], dtype=np.float64) for p in item["poses"]}
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{path}: malformed frame entry ({e!r})") from None
+        if frame in out:
+            raise InputError(f"{path}: two entries for frame {frame} (t={item['timestamp']} s)")
+        for pose in poses.values():
+            if pose.shape != (n_joints, 3):
+                raise InputError(f"{path}: frame {frame} pose is {pose.shape}, not ({n_joints}, 3)")
+        out[frame] = {pid: pose / 100.0 for pid, pose in poses.items()}
     return dict(sorted(out.items()))
 
 

@@ -181,14 +181,17 @@ class MPJPEResult:
         )
 
 
-def _as_poses(poses: object, frame: int, n_joints: int) -> np.ndarray:
+def _as_poses(poses: object, frame: int, n_joints: int, at_least: bool = False) -> np.ndarray:
+    """(P, n_joints, 3) view of a frame's predictions; more joints allowed only with ``at_least``."""
     if poses is None:
         return np.zeros((0, n_joints, 3))
     arr = np.asarray(poses, dtype=np.float64)
     if arr.size == 0:
         return np.zeros((0, n_joints, 3))
-    if arr.ndim != 3 or arr.shape[1] < n_joints or arr.shape[2] < 3:
-        raise ShapeError(f"predictions of frame {frame} must be (P, {n_joints}, >=3); got {arr.shape}")
+    joints_ok = arr.ndim == 3 and (arr.shape[1] >= n_joints if at_least else arr.shape[1] == n_joints)
+    if not joints_ok or arr.shape[2] < 3:
+        want = f">={n_joints}" if at_least else str(n_joints)
+        raise ShapeError(f"predictions of frame {frame} must be (P, {want}, >=3); got {arr.shape}")
     return arr[:, :n_joints, :3]
 
 
@@ -326,7 +329,9 @@ def pcp_crossview(
     n_eval = np.zeros(len(actors), dtype=np.int64)
     pred_frames = np.array(sorted(pred), dtype=np.int64)
     for fi in frames:
-        present = [(row, np.asarray(gt[a][fi], dtype=np.float64)) for row, a in enumerate(actors) if fi in gt[a]]
+        present = [
+            (row, np.asarray(gt[a][fi], dtype=np.float64)) for row, a in enumerate(actors) if fi in gt[a]
+        ]
         if not present:
             continue
         src = _nearest_frame(pred_frames, fi, max_gap_frames)
@@ -388,7 +393,7 @@ def mpjpe_voxelpose(
     Python's ``list.sort``).
 
     Args:
-        gt: ``{frame: [(19 or more, 4) [x, y, z metres, conf], ...]}`` (:func:`read_panoptic_bodies`).
+        gt: ``{frame: [(J>=15, 4) [x, y, z metres, conf], ...]}`` (:func:`read_panoptic_bodies`).
         pred: ``{frame: (P, J>=15, C>=3) poses}`` metres, Panoptic-15 order in the first 15 joints.
         scores: ``{frame: (P,) person scores}``; None gives every prediction score 0.
 
@@ -405,18 +410,20 @@ def mpjpe_voxelpose(
         for body in gt[frame]:
             b = np.asarray(body, dtype=np.float64)
             if b.ndim != 2 or b.shape[0] < PANOPTIC_EVAL_JOINTS or b.shape[1] != 4:
-                raise ShapeError(f"ground-truth body of frame {frame} must be (19, 4); got {b.shape}")
+                raise ShapeError(f"ground-truth body of frame {frame} must be (J>=15, 4); got {b.shape}")
             b = b[:PANOPTIC_EVAL_JOINTS]
             if b[_PANOPTIC_ROOT, 3] > _PANOPTIC_CONF:
                 bodies.append(b)
         if not bodies:
             continue
-        preds = _as_poses(pred.get(frame), frame, PANOPTIC_EVAL_JOINTS)
+        preds = _as_poses(pred.get(frame), frame, PANOPTIC_EVAL_JOINTS, at_least=True)
         frame_scores = np.zeros(preds.shape[0])
         if scores is not None and preds.shape[0]:
             frame_scores = np.asarray(scores[frame], dtype=np.float64).reshape(-1)
             if frame_scores.shape != (preds.shape[0],):
-                raise ShapeError(f"scores of frame {frame} must be ({preds.shape[0]},); got {frame_scores.shape}")
+                raise ShapeError(
+                    f"scores of frame {frame} must be ({preds.shape[0]},); got {frame_scores.shape}"
+                )
         for pose, score in zip(preds, frame_scores, strict=True):
             mpjpes = []
             for b in bodies:
@@ -447,7 +454,9 @@ def mpjpe_voxelpose(
     )
 
 
-def _eval_list_to_ap(eval_list: list[tuple[float, float, int]], total_gt: int, threshold: float) -> tuple[float, float]:
+def _eval_list_to_ap(
+    eval_list: list[tuple[float, float, int]], total_gt: int, threshold: float
+) -> tuple[float, float]:
     """VoxelPose ``_eval_list_to_ap`` on a list already sorted by decreasing score."""
     total_num = len(eval_list)
     tp = np.zeros(total_num)

@@ -44,7 +44,9 @@ def _write_scene(folder: Path) -> tuple[Path, list[str]]:
 
 def _py(*args: str, log: Path) -> subprocess.Popen:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env
+    )
 
 
 @pytest.mark.slow
@@ -62,15 +64,28 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
     epoch = time.time_ns() + int(4e9)
 
     def worker(cam: str) -> subprocess.Popen:
-        return _py("capture.worker", "--camera", cam, "--source", str(tmp_path / f"{cam}.json.gz"), "--endpoint", node_in,
-                   "--epoch-ns", str(epoch), "--realtime", log=tmp_path / f"w_{cam}.log")  # fmt: skip
+        src = str(tmp_path / f"{cam}.json.gz")
+        args = [
+            "--camera",
+            cam,
+            "--source",
+            src,
+            "--endpoint",
+            node_in,
+            "--epoch-ns",
+            str(epoch),
+            "--realtime",
+        ]
+        return _py("capture.worker", *args, log=tmp_path / f"w_{cam}.log")
 
     workers = {c: worker(c) for c in cams}
     victim = cams[2]
     rec_file = take / "poses3d.jsonl"
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not rec_file.exists() or len(rec_file.read_text().splitlines()) < 60):
+        while time.monotonic() < deadline and (
+            not rec_file.exists() or len(rec_file.read_text().splitlines()) < 60
+        ):
             time.sleep(0.05)
         workers[victim].send_signal(signal.SIGKILL)  # crash: no end-of-stream message
         workers[victim].wait(10)
