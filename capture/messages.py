@@ -30,6 +30,7 @@ __all__ = [
     "TOPIC_HEARTBEAT",
     "TOPIC_POSE2D",
     "TOPIC_POSE3D",
+    "TOPIC_STATUS",
     "Control",
     "Message",
     "decode",
@@ -46,12 +47,14 @@ TOPIC_POSE2D: Final = "pose2d."
 TOPIC_POSE3D: Final = "pose3d."
 TOPIC_HEARTBEAT: Final = "ctrl.heartbeat."
 TOPIC_EOS: Final = "ctrl.eos."
+TOPIC_STATUS: Final = "status."
 
 _SCHEMAS: Final = {
     "pose2d": TOPIC_POSE2D,
     "pose3d": TOPIC_POSE3D,
     "heartbeat": TOPIC_HEARTBEAT,
     "eos": TOPIC_EOS,
+    "status": TOPIC_STATUS,
 }
 _DTYPES: Final = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 MAX_HEADER_BYTES: Final = 65536

@@ -87,6 +87,11 @@ class Node:
         self.ended: set[str] = set()
         self.worker_stats: dict[str, dict] = {}
         self.frames_per_camera: dict[str, int] = {}
+        self.source_drops: dict[str, int] = {}
+        self._arrival: dict[int, float] = {}  # id(detections) -> monotonic arrival time
+        self.latency_ms: list[float] = []
+        self._status_t = time.monotonic()
+        self._status_frames: dict[str, int] = {}
         self.stage_ms: dict[str, list[float]] = {
             "matching": [],
             "triangulation": [],
@@ -143,6 +148,8 @@ class Node:
             log.info(
                 "camera %s announced itself (host %s, pid %s)", cam, msg.meta.get("host"), msg.meta.get("pid")
             )
+        if msg.schema == "heartbeat" and isinstance(msg.meta.get("dropped"), int):
+            self.source_drops[cam] = msg.meta["dropped"]
         if msg.schema == "eos":
             self.ended.add(cam)
             self.worker_stats[cam] = msg.meta
@@ -153,6 +160,7 @@ class Node:
                 self._warn("camera %s: frame %d arrived late; dropped", cam, dets.frame_idx)
                 return
             self.frames_per_camera[cam] = self.frames_per_camera.get(cam, 0) + 1
+            self._arrival[id(dets)] = now
 
     def _check_liveness(self, now: float) -> None:
         for cam in self.rig.names:
@@ -162,6 +170,39 @@ class Node:
                     self.dead.add(cam)
                     self.counters.events.append({"camera": cam, "event": "dead", "time_ns": time.time_ns()})
                     log.warning("camera %s is dead (silent for %.1f s); going on without it", cam, now - seen)
+
+    def status(self, now: float) -> dict:
+        """Current per-camera fps, drops, latency and live tracks (also logged and published)."""
+        dt = max(now - self._status_t, 1e-9)
+        recent = self.latency_ms[-200:]
+        return {
+            "fps": {
+                c: round((self.frames_per_camera.get(c, 0) - self._status_frames.get(c, 0)) / dt, 1)
+                for c in self.rig.names
+            },
+            "dropped_at_source": dict(self.source_drops),
+            "late": self.assembler.late,
+            "malformed": self.counters.malformed,
+            "dead": sorted(self.dead),
+            "latency_ms_median": round(float(np.median(recent)), 2) if recent else None,
+            "tracks": len(self.reconstructor.tracker.tracks),
+            "frames": self.counters.frames,
+        }
+
+    def _status(self, now: float) -> None:
+        st = self.status(now)
+        fps = " ".join(f"{c}:{v:g}" for c, v in st["fps"].items())
+        log.info(
+            "status: fps %s | late %d, dropped at source %d, malformed %d, dead %s | latency %s ms"
+            " | tracks %d",
+            fps, st["late"], sum(st["dropped_at_source"].values()), st["malformed"], st["dead"] or "none",
+            st["latency_ms_median"], st["tracks"],
+        )  # fmt: skip
+        self.pub.send_multipart(
+            wire.encode(wire.Message("status", "", self.counters.frames, time.time_ns(), {}, st))
+        )
+        self._status_t = now
+        self._status_frames = dict(self.frames_per_camera)
 
     def process_ready(self, flush: bool = False) -> None:
         """Process every complete frame, in order (or everything pending if ``flush``)."""
@@ -187,6 +228,10 @@ class Node:
             wire.encode_poses3d(frame, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}),
             copy=False,
         )
+        arrivals = [self._arrival.pop(id(v), None) for v in views.values()]
+        arrivals = [a for a in arrivals if a is not None]
+        if arrivals:  # latency: last view's arrival -> 3D pose published
+            self.latency_ms.append((time.monotonic() - max(arrivals)) * 1e3)
         self.counters.frames += 1
 
     # -- main loop ---------------------------------------------------------------------------
@@ -249,6 +294,8 @@ class Node:
                     last_msg = time.monotonic()
                 now = time.monotonic()
                 self._check_liveness(now)
+                if self.cfg.node.status_every_s > 0 and now - self._status_t >= self.cfg.node.status_every_s:
+                    self._status(now)
                 self.process_ready()
                 if until_all_ended and set(self.rig.names) <= self.ended:
                     self.process_ready(flush=True)
@@ -305,6 +352,9 @@ class Node:
                 "detection excluded"
             ),
             "node_wall_ms_per_frame": stats_ms(self.wall_ms),
+            "latency_ms": stats_ms(self.latency_ms),
+            "latency_note": "last view's arrival at the node -> 3D pose published, wall clock",
+            "dropped_at_source": self.source_drops,
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
             "frames_per_camera": self.frames_per_camera,
             "workers": self.worker_stats,

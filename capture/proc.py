@@ -17,14 +17,16 @@ def peak_rss_mb() -> float:
 
 
 def stats_ms(values: Sequence[float]) -> dict[str, float]:
-    """Median, 90th percentile, mean and count of timings in milliseconds (zeros when empty)."""
+    """Median, 90th and 99th percentiles (nearest rank), mean and count of timings (zeros when empty)."""
     if not values:
-        return {"median": 0.0, "p90": 0.0, "mean": 0.0, "n": 0}
+        return {"median": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0, "n": 0}
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
     return {
         "median": round(statistics.median(ordered), 4),
         "p90": round(p90, 4),
+        "p99": round(p99, 4),
         "mean": round(statistics.fmean(ordered), 4),
         "n": len(ordered),
     }

@@ -309,11 +309,11 @@ def _finish(
 _SHELF = {n: i for i, n in enumerate(SHELF14)}
 _SHELF_BODY: Final = [n for n in COCO17.joints if n in _SHELF]
 _HEAD_OFFSETS: Final = {  # (up, forward, right) in head lengths |top_head - bottom_head|
-    "nose": (0.30, 0.38, 0.0),
-    "left_eye": (0.45, 0.30, -0.125),
-    "right_eye": (0.45, 0.30, 0.125),
-    "left_ear": (0.40, 0.0, -0.29),
-    "right_ear": (0.40, 0.0, 0.29),
+    "nose": (0.50, 0.20, 0.0),
+    "left_eye": (0.60, 0.15, -0.125),
+    "right_eye": (0.60, 0.15, 0.125),
+    "left_ear": (0.52, -0.05, -0.29),
+    "right_ear": (0.52, -0.05, 0.29),
 }
 
 SYNTHETIC_FROM_SHELF14: Final[np.ndarray] = np.array([n in _HEAD_OFFSETS for n in COCO17.joints])
@@ -325,16 +325,20 @@ def shelf14_to_coco17(pose: np.ndarray) -> np.ndarray:
     """Make a COCO-17 pose from a Shelf/Campus 14-joint ground-truth pose.
 
     The 12 limb joints are copied by name. Nose, eyes and ears (:data:`SYNTHETIC_FROM_SHELF14`)
-    are invented from the two head joints: with L = |top_head - bottom_head| (about 0.26 m in the
-    Shelf and Campus ground truth, so bottom_head sits near the chin), the head frame up =
-    (top - bottom) / L, right = the shoulder axis (right minus left shoulder; hip axis if the
+    are invented from the two head joints. With L = |top_head - bottom_head| and the head frame
+    up = (top - bottom) / L, right = the shoulder axis (right minus left shoulder; the hip axis if the
     shoulders are degenerate) made orthogonal to up, forward = up x right, each joint is placed at
-    bottom_head + L (a up + b forward + c right) with (a, b, c) = nose (0.30, 0.38, 0), eyes
-    (0.45, 0.30, -+0.125), ears (0.40, 0, -+0.29), left first. The fractions are chosen from adult
-    head proportions (chin-vertex about 23 cm, eyes 6.5 cm apart, head 15 cm wide); they are not
-    measured on these actors. Mapped back with the mvpose head rule of
-    :func:`capture.benchmarks.datasets.coco17_to_shelf14`, the head segment stays within the PCP
-    tolerance of the original.
+    bottom_head + L (a up + b forward + c right) with (a, b, c) = nose (0.50, 0.20, 0), eyes
+    (0.60, 0.15, -+0.125), ears (0.52, -0.05, -+0.29), left first.
+
+    Where the fractions come from: in the Shelf and Campus ground truth L is about 0.26 m and
+    bottom_head lies about 0.12 m (0.47 L) above the shoulder midpoint m. The head rules the
+    evaluations use (:class:`capture.benchmarks.datasets.HeadConvention`) assume the nose about
+    0.5 L above bottom_head: mvpose's ``bottom = m + (nose - m) / 2`` and ``top_z = m_z + 1.5
+    (nose - m)_z`` then give back the ground-truth head within a few cm, and VoxelPose's ear rule
+    (``bottom = (m + ears) / 2``, ``top = 2 ears - bottom``) gives it back with ears at 0.52 L. The
+    forward offsets (5 cm for the nose) and widths (eyes 6.5 cm apart, head 15 cm wide) are chosen
+    from adult head proportions; none of this is measured on the actors.
 
     Convention: world z up is not assumed; the head frame comes from the pose itself. Units are
     those of the input (metres for the readers of :mod:`capture.benchmarks.datasets`).
@@ -353,7 +357,7 @@ def shelf14_to_coco17(pose: np.ndarray) -> np.ndarray:
         >>> p[8, 0], p[9, 0] = 0.2, -0.2  # right and left shoulder
         >>> p[12], p[13] = [0, 0, 1.5], [0, 0, 1.75]  # bottom and top of the head
         >>> shelf14_to_coco17(p)[0].round(3).tolist()  # nose, in front: forward = up x right = +y
-        [0.0, 0.095, 1.575]
+        [0.0, 0.05, 1.625]
     """
     pose = np.asarray(pose, dtype=np.float64)
     if pose.shape != (len(SHELF14), 3) or not np.isfinite(pose).all():
