@@ -24,34 +24,35 @@ CAMS = ("cam01", "cam02", "cam03", "cam04")
 
 
 def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]] | None = None) -> dict:
+    """Node + 4 worker threads over inproc; ``garbage`` is sent by a fifth publisher meanwhile."""
     rig = read_calibration(shared_data / "pose2sim_demo_multiperson/calibration/Calib.qca.txt")
     tag = uuid.uuid4().hex
     cfg = Config()
-    cfg = dataclasses.replace(
-        cfg,
-        node=dataclasses.replace(
-            cfg.node, input_endpoint=f"inproc://in-{tag}", output_endpoint=f"inproc://out-{tag}"
-        ),
-    )
+    endpoints = {"input_endpoint": f"inproc://in-{tag}", "output_endpoint": f"inproc://out-{tag}"}
+    cfg = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, **endpoints))
     ctx = zmq.Context()
     node = Node(rig, cfg, out)
+    stop = threading.Event()
     result: dict = {}
-    t_node = threading.Thread(target=lambda: result.update(node.run(ctx)))
+    # With garbage in flight the node must not end at the cameras' end of stream (two sockets
+    # have no common order): the test stops it once everything sent has been filed.
+    t_node = threading.Thread(
+        target=lambda: result.update(node.run(ctx, until_all_ended=not garbage, stop=stop))
+    )
     t_node.start()
-    attacker = None
+    threads = []
     if garbage:
         attacker = ctx.socket(zmq.XPUB)
+        attacker.setsockopt(zmq.SNDHWM, 0)
         attacker.connect(cfg.node.input_endpoint)
         assert attacker.poll(5000, zmq.POLLIN), "node never subscribed"
         attacker.recv()
-    if attacker is not None:
-        for frames in garbage:
-            attacker.send_multipart(frames)
-        # Wait until the node has filed every bad message, so that the cameras' end of stream
-        # cannot end the run before the garbage is read (two sockets have no common order).
-        deadline = time.monotonic() + 30
-        while node.counters.malformed < len(garbage) and time.monotonic() < deadline:
-            time.sleep(0.01)
+
+        def attack() -> None:
+            for frames in garbage:
+                attacker.send_multipart(frames)
+
+        threads.append(threading.Thread(target=attack))
     workers = [
         Worker(
             c,
@@ -62,14 +63,22 @@ def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]]
         )
         for c in CAMS
     ]
-    threads = [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
+    threads += [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(60)
+    if garbage:
+        deadline = time.monotonic() + 60
+        c = node.counters
+        while (
+            c.malformed + c.unknown_camera < len(garbage) or c.frames < n_frames
+        ) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
     t_node.join(60)
-    assert not t_node.is_alive(), "node did not finish after every camera ended"
-    if attacker is not None:
+    assert not t_node.is_alive(), "node did not finish"
+    if garbage:
         attacker.close(0)
     ctx.term()
     return result
@@ -93,44 +102,41 @@ def test_node_reconstructs_and_tracks(shared_data, tmp_path):
 
 
 def _garbage(rng: np.random.Generator, n: int) -> list[list[bytes]]:
-    good = [
-        bytes(f)
-        for f in wire.encode(
-            wire.Message(
-                "pose2d",
-                "cam01",
-                5,
-                1,
-                {"poses": np.zeros((1, 17, 3), np.float32), "boxes": np.zeros((1, 5), np.float32)},
-            )
-        )
+    """``n`` malformed or hostile messages of 8 kinds (7 malformed, 1 from an unknown camera)."""
+    arrays = {"poses": np.zeros((1, 17, 3), np.float32), "boxes": np.zeros((1, 5), np.float32)}
+    good = [bytes(f) for f in wire.encode(wire.Message("pose2d", "cam01", 5, 1, arrays))]
+
+    def with_header(**changes: object) -> list[bytes]:
+        h = json.loads(good[1])
+        h.update(changes)
+        return [good[0], json.dumps(h).encode(), *good[2:]]
+
+    def with_array0(**changes: object) -> list[bytes]:
+        h = json.loads(good[1])
+        h["arrays"][0].update(changes)
+        return [good[0], json.dumps(h).encode(), *good[2:]]
+
+    nan = np.full((1, 17, 3), np.nan, np.float32).tobytes()
+    kinds = [
+        lambda: [good[0], good[1], good[2][: int(rng.integers(0, len(good[2])))], good[3]],  # truncated
+        lambda: with_header(version=int(rng.integers(2, 100))),  # wrong version
+        lambda: with_array0(shape=[10**6, 10**6, 3]),  # absurd shape
+        lambda: [good[0], rng.bytes(int(rng.integers(0, 300)))],  # random bytes
+        lambda: with_array0(dtype="<f8"),  # wrong dtype / byte count
+        lambda: [good[0], b"{" + b" " * 70000 + b"}", *good[2:]],  # oversized header
+        lambda: [good[0], good[1], nan, good[3]],  # NaN payload
+        lambda: [b"pose2d.cam99.", with_header(camera="cam99")[1], *good[2:]],  # unknown camera
     ]
-    out = []
-    for k in range(n):
-        kind = k % 5
-        if kind == 0:
-            out.append([good[0], good[1], good[2][:-3], good[3]])  # truncated buffer
-        elif kind == 1:
-            h = json.loads(good[1])
-            h["version"] = 99
-            out.append([good[0], json.dumps(h).encode(), *good[2:]])  # wrong version
-        elif kind == 2:
-            h = json.loads(good[1])
-            h["arrays"][0]["shape"] = [10**6, 10**6, 3]
-            out.append([good[0], json.dumps(h).encode(), *good[2:]])  # absurd shape
-        elif kind == 3:
-            out.append([b"pose2d.cam01.", rng.bytes(int(rng.integers(0, 200)))])  # random header
-        else:
-            h = json.loads(good[1])
-            h["arrays"][0]["dtype"] = "<f8"
-            out.append([good[0], json.dumps(h).encode(), *good[2:]])  # wrong dtype / byte count
-    return out
+    return [kinds[k % len(kinds)]() for k in range(n)]
 
 
 def test_malformed_messages_are_dropped_and_counted(shared_data, tmp_path, rng):
     clean = _run(shared_data, tmp_path / "clean", n_frames=15)
-    dirty = _run(shared_data, tmp_path / "dirty", n_frames=15, garbage=_garbage(rng, 500))
-    assert dirty["messages"]["malformed"] == 500
+    n = 10_000
+    dirty = _run(shared_data, tmp_path / "dirty", n_frames=15, garbage=_garbage(rng, n))
+    assert dirty["messages"]["unknown_camera"] == n // 8
+    assert dirty["messages"]["malformed"] == n - n // 8  # every bad message counted
+    assert dirty["messages"]["received"] == clean["messages"]["received"] + n
     _, a = read_poses_jsonl(tmp_path / "clean" / "poses3d.jsonl")
     _, b = read_poses_jsonl(tmp_path / "dirty" / "poses3d.jsonl")
     assert len(a) == len(b) == 15
