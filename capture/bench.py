@@ -99,8 +99,13 @@ def bench_node(calibration: Path, detections: Path, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``mvcap bench node [--calibration FILE] [--detections DIR]``: print node timing figures."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "live":
+        from capture.benchmarks.live import main as live_main
+
+        return live_main(argv[1:])
     p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
-    p.add_argument("target", choices=["node"], help="what to benchmark")
+    p.add_argument("target", choices=["node", "live"], help="what to benchmark ('mvcap bench live --help')")
     p.add_argument(
         "--calibration", default=None, help="calibration (default: the demo's, fetched and cached)"
     )

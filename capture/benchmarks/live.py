@@ -1,0 +1,163 @@
+"""``mvcap bench live``: node throughput and latency for 4 to 32 simulated cameras.
+
+For each camera count, a synthetic ring rig (radius 5 m) watches several people walking; their
+projections with 2 px noise are encoded once as real ``pose2d`` messages. The node runs in its own
+process (one thread, as deployed) and receives them over loopback TCP from this process:
+
+- throughput: all frames are sent as fast as possible; frames/s = frames published by the node
+  divided by the time between its first and last published frame (subscribed here);
+- latency: frames are sent at ``--rate-hz`` (below saturation); the node measures, per frame, the
+  time from the arrival of the frame's last view to the publication of its 3D poses (median and
+  99th percentile, from its ``summary.json``).
+Both are measured in the same run as a baseline: the same node with 4 cameras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from calibration.io import write_json
+from capture import messages as wire
+from capture.benchmarks.synthetic import ring_rig, walking_people
+from capture.launcher import free_tcp_endpoint
+from core.types import Detections2D
+
+__all__ = ["main", "run_case"]
+
+
+def _messages(
+    n_cams: int, n_people: int, n_frames: int, fps: float, rng: np.random.Generator
+) -> tuple[object, list]:
+    rig = ring_rig(n_cams, radius=5.0)
+    frames = []
+    for f in range(n_frames):
+        people = walking_people(n_people, f / fps)
+        per_cam = []
+        for cam in rig:
+            uv = [cam.project(X) + rng.normal(scale=2.0, size=(17, 2)) for X in people]
+            poses = np.concatenate([np.stack(uv), np.full((n_people, 17, 1), 0.9)], axis=2).astype(np.float32)
+            boxes = np.tile(np.float32([0, 0, 1, 1, 0.9]), (n_people, 1))
+            per_cam.append(
+                [
+                    bytes(b)
+                    for b in wire.encode_detections(
+                        Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes)
+                    )
+                ]
+            )
+        frames.append(per_cam)
+    return rig, frames
+
+
+def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, workdir: Path) -> dict:
+    """One node process fed ``n_frames`` frames of ``n_cams`` cameras; returns its figures."""
+    rng = np.random.default_rng(n_cams)
+    rig, frames = _messages(n_cams, n_people, n_frames, 30.0, rng)
+    tag = f"{n_cams}cams_{'sat' if rate_hz is None else int(rate_hz)}"
+    calib, cfg, out = workdir / f"{tag}.json", workdir / f"{tag}.toml", workdir / tag
+    write_json(rig, calib)
+    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
+    cfg.write_text(
+        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
+        "rcvhwm = 1000000\nstatus_every_s = 0.0\n"
+    )
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "capture.node",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--log-level",
+        "WARNING",
+    ]
+    node = subprocess.Popen(cmd, env=env)
+    ctx = zmq.Context()
+    pubs = []
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.connect(node_out)
+        for cam in rig:  # one XPUB per simulated camera, as each worker has
+            pub = ctx.socket(zmq.XPUB)
+            pub.setsockopt(zmq.SNDHWM, 0)
+            pub.connect(node_in)
+            if not pub.poll(30000, zmq.POLLIN):
+                raise RuntimeError("node did not subscribe")
+            pub.recv()
+            pubs.append((cam.name, pub))
+        time.sleep(0.5)  # let the output subscription settle
+        t0 = time.perf_counter()
+        for f, per_cam in enumerate(frames):
+            if rate_hz:
+                wait = t0 + f / rate_hz - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            for (_, pub), msg in zip(pubs, per_cam, strict=True):
+                pub.send_multipart(msg)
+        for name, pub in pubs:
+            pub.send_multipart(wire.encode(wire.Message("eos", name, n_frames - 1, time.time_ns(), {}, {})))
+        stamps = []
+        while len(stamps) < n_frames and sub.poll(30000, zmq.POLLIN):
+            sub.recv_multipart()
+            stamps.append(time.perf_counter())
+        node.wait(60)
+    finally:
+        for _, pub in pubs:
+            pub.close(0)
+        ctx.destroy(0)
+        if node.poll() is None:
+            node.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+    return {
+        "cameras": n_cams,
+        "people": n_people,
+        "frames": summary["frames"],
+        "frames_per_s": round((len(stamps) - 1) / span, 1) if rate_hz is None else None,
+        "latency_ms": summary["latency_ms"] if rate_hz else None,
+        "node_cpu_ms_per_frame_median": summary["node_ms_per_frame"]["total"]["median"],
+        "tracks": len(summary["tracks"]),
+        "node_peak_rss_mb": summary["node_peak_rss_mb"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print throughput and latency figures for each camera count as JSON."""
+    p = argparse.ArgumentParser(prog="mvcap bench live", description=__doc__.splitlines()[0])
+    p.add_argument("--cameras", default="4,8,16,32", help="comma-separated camera counts")
+    p.add_argument("--people", type=int, default=4, help="simulated people")
+    p.add_argument("--frames", type=int, default=300, help="frames per run")
+    p.add_argument("--rate-hz", type=float, default=30.0, help="send rate of the latency runs, frames/s")
+    args = p.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (int(c) for c in args.cameras.split(",")):
+            sat = run_case(n, args.people, args.frames, None, Path(tmp))
+            lat = run_case(n, args.people, args.frames, args.rate_hz, Path(tmp))
+            results.append({**sat, "latency_ms": lat["latency_ms"], "latency_rate_hz": args.rate_hz})
+            print(json.dumps(results[-1]), flush=True)
+    base = results[0]["frames_per_s"] or float("nan")
+    print(
+        json.dumps(
+            {
+                "throughput_ratio_to_first": {
+                    r["cameras"]: round((r["frames_per_s"] or 0) / base, 2) for r in results
+                }
+            }
+        )
+    )
+    return 0
