@@ -94,8 +94,9 @@ class FrameReconstructor:
 
     def _associate(
         self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int
-    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int]]:
-        """Groups of (view, detection) per person, and the track id each group was built for (0: new).
+    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, int, int]]]:
+        """Groups of (view, detection) per person, the track id each group was built for (0: new),
+        and the (track index, view, detection) of tracks claimed in one view only.
 
         Live tracks are projected into every view and claim detections there first (per-view
         Hungarian, gated); a track claimed in fewer than 2 views releases its detection. The
@@ -106,6 +107,7 @@ class FrameReconstructor:
         track_ids, preds = self.tracker.predictions(stamp_ns)
         groups: list[tuple[tuple[int, int], ...]] = []
         hints: list[int] = []
+        singles: list[tuple[int, int, int]] = []
         if len(track_ids):
             # Project every track into every view at once.
             Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
@@ -138,6 +140,7 @@ class FrameReconstructor:
                 else:
                     for c, i in members[t]:
                         claimed[c][i] = -1
+                        singles.append((t, c, i))
         pool = [np.nonzero(cl < 0)[0] for cl in claimed]
         if sum(idx.size > 0 for idx in pool) >= 2:  # epipolar grouping needs two views with leftovers
             for g in self.matcher.match(
@@ -147,7 +150,8 @@ class FrameReconstructor:
                 if len(g) >= 2:
                     groups.append(tuple((c, int(pool[c][i])) for c, i in g))
                     hints.append(0)
-        return groups, hints
+        used = {m for g in groups for m in g}
+        return groups, hints, [(t, c, i) for t, c, i in singles if (c, i) not in used]
 
     def _unflip(
         self, pts: np.ndarray, conf: np.ndarray, claimed: np.ndarray, uv: np.ndarray, valid: np.ndarray
@@ -184,6 +188,34 @@ class FrameReconstructor:
             pts[p, li], pts[p, ri] = pts[p, ri], pts[p, li]  # fancy indexing copies the right side
             conf[p, li], conf[p, ri] = conf[p, ri], conf[p, li]
             self.n_unflipped += int(k.size)
+
+    def _single_view_pose(self, pred: np.ndarray, c: int, uv: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """A track's predicted pose corrected by one view: each joint moves onto its camera ray.
+
+        Only the two directions the view observes are corrected; the depth along the ray is kept
+        from the prediction. Joints carry half their 2D confidence, marking them single-view.
+
+        Args:
+            pred: (J, 4) predicted pose, metres.
+            c: view index.
+            uv: (J, 2) undistorted pixels of the track's detection in that view.
+            conf: (J,) their confidences.
+
+        Returns:
+            (J, 4) pose; joints unseen in the view or unknown in the prediction have conf 0.
+        """
+        cam = self.rig[c]
+        rays = (
+            np.concatenate([uv, np.ones((uv.shape[0], 1))], axis=1) @ np.linalg.inv(cam.K).T @ cam.R
+        )  # (J, 3)
+        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        rel = pred[:, :3] - cam.center
+        s = (rel * rays).sum(axis=1)
+        ok = (pred[:, 3] > 0) & (conf >= self.tcfg.min_joint_conf) & (s > 0)
+        out = np.zeros_like(pred)
+        out[ok, :3] = cam.center + s[ok, None] * rays[ok]
+        out[ok, 3] = 0.5 * conf[ok]
+        return out
 
     def _triangulate(
         self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]
@@ -252,13 +284,21 @@ class FrameReconstructor:
         prepared = [self._prepare(d, c) for c, d in enumerate(views)]
         pts = [p for p, _ in prepared]
         conf = [c for _, c in prepared]
-        groups, hints = self._associate(pts, conf, stamp_ns)
+        groups, hints, singles = self._associate(pts, conf, stamp_ns)
         t1 = time.thread_time()
         tri, poses = self._triangulate(groups, pts, conf)
         groups, hints, merged = self._merge_duplicates(groups, hints, poses)
         if merged:
             tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
+        if singles and self.mcfg.single_view_updates:
+            track_ids, preds = self.tracker.predictions(stamp_ns)
+            single_poses = np.stack(
+                [self._single_view_pose(preds[t], c, pts[c][i], conf[c][i]) for t, c, i in singles]
+            )
+            poses = np.concatenate([poses, single_poses]) if len(poses) else single_poses
+            groups = groups + [((c, i),) for _, c, i in singles]
+            hints = hints + [int(track_ids[t]) for t, _, _ in singles]
         t2 = time.thread_time()
         ids = self.tracker.update(poses, stamp_ns, np.array(hints, dtype=np.int64))
         keep = ids > 0

@@ -59,6 +59,9 @@ class MatchingConfig:
             view, in metres at the track's depth (converted to pixels per view and track).
         merge_m: a newly grouped person whose 3D pose lies within this median joint distance
             (metres) of a tracked person of the same frame, seen by other views, is merged into it.
+        single_view_updates: a track seen by one view only in a frame is still updated: its
+            predicted joints move onto that view's rays (depth kept from the prediction), as in
+            the incremental cross-view tracking of Chen et al. 2020.
     """
 
     min_joint_conf: float = 0.3
@@ -68,6 +71,7 @@ class MatchingConfig:
     min_valid_joints: int = 6
     track_gate_m: float = 0.3
     merge_m: float = 0.3
+    single_view_updates: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +178,11 @@ def _section(cls: type, values: Any, where: str) -> Any:
     out = {}
     for key, value in values.items():
         default = getattr(cls(), key)
-        if isinstance(default, bool) or not isinstance(value, type(default)):
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            else:
-                raise ConfigError(f"{where}: {key} must be {type(default).__name__}; got {value!r}")
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        # bool is an int subclass: an int must not pass for a bool, nor a bool for an int.
+        if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+            raise ConfigError(f"{where}: {key} must be {type(default).__name__}; got {value!r}")
         out[key] = value
     return cls(**out)
 

@@ -49,22 +49,24 @@ class NoiseModel:
     Defaults and where they come from:
 
     - ``sigma_px`` = 3 px: std of Gaussian noise per coordinate, in pixels of every camera whatever
-      its resolution. The lowest level of the noise study in /work/shared/FINDINGS.md (ground truth
-      through 5 real Panoptic views with 3 / 5 / 10 px gave 11 / 18 / 40 mm MPJPE), i.e. a good
-      detector at HD resolution; real detectors are worse (FINDINGS: YOLO11n-pose 640x384 on the
-      Pose2Sim demo, median 21 px cross-view; OpenPose on Shelf, median 14-25 px from the projected
-      ground truth, measured with :mod:`capture.benchmarks.body25`). Not scaled with image size by
-      default, so 3 px is relatively larger on Campus (360x288) than on Panoptic (1920x1080).
+      its resolution. The lowest level of the noise study in the project's FINDINGS.md (ground
+      truth through 5 real Panoptic views with 3 / 5 / 10 px gave 11 / 18 / 40 mm MPJPE), i.e. a
+      good detector at HD resolution; real detectors are worse (FINDINGS: YOLO11n-pose 640x384 on
+      the Pose2Sim demo, median 21 px cross-view; the OpenPose detections of
+      :mod:`capture.benchmarks.body25` lie a median 12-18 px per camera from the projected Shelf
+      ground truth, part of which is the datasets' different joint definitions). Not scaled with
+      image size by default, so 3 px is relatively larger on Campus (360x288) than on Panoptic
+      (1920x1080).
     - ``sigma_rel`` = 0: optional extra std as a fraction of the person's projected height in that
       view (detector error grows with person size; chosen, 0.01-0.02 is a plausible setting). The
       two parts add in quadrature: ``sqrt(sigma_px**2 + (sigma_rel * height_px)**2)``.
     - ``joint_drop_prob`` = 0.05: a visible joint is reported missing (chosen).
     - ``miss_prob`` = 0.05: a person in view is not detected at all (chosen; FINDINGS: MoveNet
-      missed a subject in 5 of 80 view-frames, YOLO none).
+      missed a subject in 5 of 160 subject-views, about 3%, YOLO none).
     - ``false_per_view`` = 0.1: Poisson mean of false detections per view (chosen; FINDINGS: YOLO
       returned "a few small spurious boxes" on the demo).
     - ``flip_prob`` = 0.02: all left/right labels of a person are swapped in one view (chosen;
-      FINDINGS: Pose2Sim's output had left/right shoulder mix-ups at 2 of 100 frames).
+      FINDINGS: Pose2Sim's 3D output had left/right shoulder mix-ups at 2 of 100 frames).
     - ``conf_range`` = (0.5, 1.0): confidence of a kept joint, uniform (chosen).
     - ``false_conf_range`` = (0.2, 0.45): confidence of false-detection joints, uniform (FINDINGS:
       YOLO's spurious boxes scored 0.29-0.43).
