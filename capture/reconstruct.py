@@ -74,6 +74,7 @@ class FrameReconstructor:
             rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px
         )
         self.tracker = Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
+        self.fill_missing_s = fcfg.fill_missing_s
         self._P = rig.projections()
         self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
         self.n_unflipped = 0  # left/right joint pairs swapped back, for the run summary
@@ -302,6 +303,10 @@ class FrameReconstructor:
         t2 = time.thread_time()
         ids = self.tracker.update(poses, stamp_ns, np.array(hints, dtype=np.int64))
         keep = ids > 0
+        if self.fill_missing_s > 0:
+            poses = poses.copy()
+            for p in np.nonzero(keep)[0]:
+                poses[p] = self.tracker.filled(int(ids[p]), poses[p], stamp_ns, self.fill_missing_s)
         t3 = time.thread_time()
         return FrameResult(
             track_ids=ids[keep],

@@ -97,11 +97,14 @@ class FusionConfig:
         gate_m: largest median joint distance (metres) between a track's prediction and a new pose.
         max_missed_s: a track unseen for longer (seconds) is ended.
         min_joints: poses with fewer valid joints start no track.
+        fill_missing_s: a joint missing in a frame is reported from its track (predicted position,
+            decayed confidence) if observed within this many seconds; 0 reports it missing.
     """
 
     gate_m: float = 0.5
     max_missed_s: float = 1.0
     min_joints: int = 8
+    fill_missing_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ class Track:
         velocity: (J, 3) joint velocities, metres/second.
         stamp_ns: time of the last update, nanoseconds.
         n_updates: number of frames the track was seen.
+        seen_ns: (J,) int64 time each joint was last observed, nanoseconds (-1: never).
     """
 
     track_id: int
@@ -38,6 +39,7 @@ class Track:
     velocity: np.ndarray
     stamp_ns: int
     n_updates: int = 1
+    seen_ns: np.ndarray | None = None
 
     def predict(self, stamp_ns: int) -> np.ndarray:
         """(J, 4) pose extrapolated to ``stamp_ns`` at constant velocity (conf unchanged)."""
@@ -155,11 +157,35 @@ class Tracker:
                     assigned[p] = True
         for p in np.nonzero(~assigned)[0]:
             if (poses[p, :, 3] > 0).sum() >= self.min_joints:
-                track = Track(self._next_id, poses[p].copy(), np.zeros((poses.shape[1], 3)), stamp_ns)
+                seen = np.where(poses[p, :, 3] > 0, stamp_ns, -1).astype(np.int64)
+                track = Track(
+                    self._next_id, poses[p].copy(), np.zeros((poses.shape[1], 3)), stamp_ns, seen_ns=seen
+                )
                 self._next_id += 1
                 self.tracks.append(track)
                 ids[p] = track.track_id
         return ids
+
+    def filled(self, track_id: int, pose: np.ndarray, stamp_ns: int, max_age_s: float) -> np.ndarray:
+        """A tracked pose whose missing joints are taken from the track, if seen recently.
+
+        Args:
+            track_id: the pose's track (after :meth:`update`).
+            pose: (J, 4) this frame's pose, metres; conf 0 = missing.
+            stamp_ns: frame time, nanoseconds.
+            max_age_s: a missing joint observed at most this long ago (seconds) is filled with the
+                track's (predicted) position and its decayed confidence.
+
+        Returns:
+            (J, 4) pose (a copy).
+        """
+        out = pose.copy()
+        track = next((t for t in self.tracks if t.track_id == track_id), None)
+        if track is None or track.seen_ns is None:
+            return out
+        fill = (pose[:, 3] <= 0) & (track.seen_ns >= 0) & ((stamp_ns - track.seen_ns) * _NS <= max_age_s)
+        out[fill] = track.pose[fill]
+        return out
 
     def _update_track(self, track: Track, pose: np.ndarray, stamp_ns: int) -> None:
         dt = (stamp_ns - track.stamp_ns) * _NS
@@ -169,10 +195,14 @@ class Tracker:
             a = self.velocity_smoothing
             track.velocity = np.where(both[:, None], a * track.velocity + (1 - a) * v_new, track.velocity)
         # Joints missing in this frame keep their predicted position and old confidence (decayed),
-        # so the track's shape survives short occlusions of single joints.
+        # so the track's shape survives short occlusions of single joints; their velocity decays so
+        # that a long occlusion does not carry a joint away.
+        seen = pose[:, 3] > 0
         predicted = track.predict(stamp_ns)
-        merged = np.where((pose[:, 3] > 0)[:, None], pose, predicted)
-        merged[pose[:, 3] <= 0, 3] *= 0.5
+        merged = np.where(seen[:, None], pose, predicted)
+        merged[~seen, 3] *= 0.5
+        track.velocity = np.where(seen[:, None], track.velocity, 0.5 * track.velocity)
+        track.seen_ns = np.where(seen, stamp_ns, track.seen_ns if track.seen_ns is not None else -1)
         track.pose = merged
         track.stamp_ns = stamp_ns
         track.n_updates += 1

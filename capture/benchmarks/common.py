@@ -1,0 +1,73 @@
+"""Shared pieces of the dataset benchmarks: running the reconstruction, writing results."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from calibration.camera import CameraRig
+from capture.reconstruct import FrameReconstructor
+from core.config import Config, load_config
+from core.skeleton import COCO17
+from core.types import Detections2D
+
+__all__ = ["REPO", "default_data_dir", "load_bench_config", "reconstruct_sequence", "write_result"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` beside the checkout (where the project's real datasets live)."""
+    return REPO.parent / "shared" / "data"
+
+
+def load_bench_config(name: str) -> tuple[Config, str]:
+    """The dataset's config ``configs/<name>.toml`` (defaults if absent) and its path."""
+    path = REPO / "configs" / f"{name}.toml"
+    return (load_config(path), str(path.relative_to(REPO))) if path.is_file() else (Config(), "defaults")
+
+
+def reconstruct_sequence(
+    rig: CameraRig, frames: Sequence[Sequence[Detections2D | None]], cfg: Config
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], list[float]]:
+    """Run the node's per-frame reconstruction over a sequence, in one thread.
+
+    Args:
+        rig: cameras, in the order of each frame's views.
+        frames: per frame, one Detections2D (or None) per camera; frame index and time are read
+            from the first present view.
+        cfg: run configuration (matching, triangulation, fusion sections).
+
+    Returns:
+        (poses, ids, cpu_ms): ``{frame_idx: (P, 17, 4)}`` COCO-17 poses in metres, ``{frame_idx: (P,)}``
+        track ids, and the CPU time of every frame, milliseconds.
+    """
+    rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, cfg.fusion)
+    poses, ids, cpu_ms = {}, {}, []
+    for views in frames:
+        first = next(v for v in views if v is not None)
+        c0 = time.thread_time()
+        res = rec.process(list(views), first.stamp_ns)
+        cpu_ms.append((time.thread_time() - c0) * 1e3)
+        poses[first.frame_idx] = res.poses
+        ids[first.frame_idx] = res.track_ids
+    return poses, ids, cpu_ms
+
+
+def timing(cpu_ms: list[float]) -> dict[str, float]:
+    """Median and 90th percentile of per-frame CPU times, milliseconds."""
+    return {"median": round(statistics.median(cpu_ms), 3), "p90": round(float(np.percentile(cpu_ms, 90)), 3)}
+
+
+def write_result(out_dir: Path, name: str, result: dict, markdown: str) -> tuple[Path, Path]:
+    """Write ``<name>.json`` and ``<name>.md`` into ``out_dir``; returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    js.write_text(json.dumps(result, indent=2) + "\n")
+    md.write_text(markdown.rstrip() + "\n")
+    return js, md
