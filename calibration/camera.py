@@ -65,9 +65,7 @@ class Camera:
         if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
             raise CalibrationError(f"camera {self.name!r}: R must be a rotation matrix (orthonormal, det +1)")
         if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
-            raise CalibrationError(
-                f"camera {self.name!r}: K must have positive focal lengths and K[2,2] == 1"
-            )
+            raise CalibrationError(f"camera {self.name!r}: K must have positive focal lengths and K[2,2] == 1")
         width, height = (int(v) for v in self.size)
         if width <= 0 or height <= 0:
             raise CalibrationError(f"camera {self.name!r}: image size must be positive; got {self.size}")
@@ -207,9 +205,7 @@ class CameraRig:
         try:
             return self.names.index(name)
         except ValueError:
-            raise CalibrationError(
-                f"no camera {name!r} in the calibration; cameras: {', '.join(self.names)}"
-            ) from None
+            raise CalibrationError(f"no camera {name!r} in the calibration; cameras: {', '.join(self.names)}") from None
 
     def subset(self, names: list[str] | tuple[str, ...]) -> CameraRig:
         """A rig with the named cameras, in the given order.

@@ -279,9 +279,7 @@ def read_voxelpose_json(path: PathLike, size: tuple[int, int] | None = None) -> 
     return _rig(path, cameras, "voxelpose")
 
 
-def read_panoptic_json(
-    path: PathLike, names: Sequence[str] | None = None, kind: str | None = "hd"
-) -> CameraRig:
+def read_panoptic_json(path: PathLike, names: Sequence[str] | None = None, kind: str | None = "hd") -> CameraRig:
     """Read a CMU Panoptic calibration (``calibration_<sequence>.json``, Panoptic Studio toolbox).
 
     ``{"cameras": [{name, type, resolution [w, h], K (3x3), distCoef (5: k1, k2, p1, p2, k3),

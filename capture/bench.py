@@ -58,9 +58,7 @@ def _baseline(rig, cfg: Config, frames: list[list]) -> list[float]:
             for c, i in members:
                 obs[c, g * J : (g + 1) * J], w[c, g * J : (g + 1) * J] = pts[c][i], conf[c][i]
         tri = triangulate_robust(P, obs, w, t.min_joint_conf, t.max_reproj_px, t.min_views)
-        tracker.update(
-            np.concatenate([tri.points, tri.conf[:, None]], 1).reshape(len(groups), J, 4), views[0].stamp_ns
-        )
+        tracker.update(np.concatenate([tri.points, tri.conf[:, None]], 1).reshape(len(groups), J, 4), views[0].stamp_ns)
         out.append((time.thread_time() - c0) * 1e3)
     return out
 
@@ -97,6 +95,78 @@ def bench_node(calibration: Path, detections: Path, repeats: int) -> dict:
     }
 
 
+DATASETS = ("shelf", "campus", "panoptic")
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _dataset_main(name: str, argv: list[str]) -> int:
+    """``mvcap bench shelf|campus|panoptic [--data DIR] [--out DIR]``."""
+    from capture.benchmarks.common import default_data_dir
+
+    p = argparse.ArgumentParser(prog=f"mvcap bench {name}", description=f"{name} benchmark with the field's protocol")
+    p.add_argument("--data", default=str(default_data_dir()), help="folder holding shelf/, campus/, panoptic/")
+    p.add_argument("--out", default="runs/bench", help="folder for <name>.json and <name>.md")
+    args = p.parse_args(argv)
+    data = Path(args.data)
+    if not (data / name).is_dir():
+        print(
+            f"mvcap bench {name}: error: {data / name}: dataset folder not found (see --data)",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        if name == "shelf":
+            from capture.benchmarks.shelf import run_shelf
+
+            res = run_shelf(data, Path(args.out))
+            print(res.pop("text"))
+            peer = res["4d_association_same_detections"]["average_actors_1_3"]
+            print(f"4D Association's output, same detections and evaluator: {peer:.2f}")
+        elif name == "campus":
+            from capture.benchmarks.campus import run_campus
+
+            res = run_campus(data, Path(args.out))
+            print(json.dumps(res, indent=2))
+        else:
+            from capture.benchmarks.panoptic import run_panoptic
+
+            res = run_panoptic(data, Path(args.out))
+            print(json.dumps(res["rows"], indent=2))
+    except CaptureError as exc:
+        print(f"mvcap bench {name}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"results: {Path(args.out) / (name + '.json')}, {Path(args.out) / (name + '.md')}")
+    return 0
+
+
+def _report_main(argv: list[str]) -> int:
+    """``mvcap bench report [--results DIR] [--readme README.md]``: README results from the .md files."""
+    p = argparse.ArgumentParser(prog="mvcap bench report", description="Write the README results section.")
+    p.add_argument("--results", default="runs/bench", help="folder of <benchmark>.md files")
+    p.add_argument("--readme", default=str(REPO / "README.md"))
+    args = p.parse_args(argv)
+    parts = [(Path(args.results) / f"{n}.md") for n in DATASETS]
+    missing = [str(x) for x in parts if not x.is_file()]
+    if missing:
+        print(f"mvcap bench report: error: missing {missing}; run 'mvcap bench <name>' first", file=sys.stderr)
+        return 2
+    readme = Path(args.readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        print(
+            f"mvcap bench report: error: {readme} has no {README_START} ... {README_END} markers",
+            file=sys.stderr,
+        )
+        return 2
+    body = "\n\n".join(x.read_text().strip() for x in parts)
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
+    print(f"updated {readme}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``mvcap bench node [--calibration FILE] [--detections DIR]``: print node timing figures."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -104,14 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         from capture.benchmarks.live import main as live_main
 
         return live_main(argv[1:])
+    if argv and argv[0] in DATASETS:
+        return _dataset_main(argv[0], argv[1:])
+    if argv and argv[0] == "report":
+        return _report_main(argv[1:])
     p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
-    p.add_argument("target", choices=["node", "live"], help="what to benchmark ('mvcap bench live --help')")
-    p.add_argument(
-        "--calibration", default=None, help="calibration (default: the demo's, fetched and cached)"
-    )
-    p.add_argument(
-        "--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz"
-    )
+    p.add_argument("target", choices=["node", "live", *DATASETS, "report"], help="what to benchmark")
+    p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
+    p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
     p.add_argument("--repeats", type=int, default=3, help="passes over the frames")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -297,9 +297,7 @@ def _round(values: np.ndarray, decimals: int) -> list:
     return (np.round(values.astype(np.float64), decimals) + 0.0).tolist()
 
 
-def write_detections_json(
-    path: str | Path, camera: str, fps: float, detections: Sequence[Detections2D]
-) -> Path:
+def write_detections_json(path: str | Path, camera: str, fps: float, detections: Sequence[Detections2D]) -> Path:
     """Write detections of one camera as mvcap-detections JSON (gzip when ``path`` ends in ``.gz``).
 
     Coordinates are rounded to 0.01 px and confidences/scores to 0.001. The gzip header carries no

@@ -60,9 +60,7 @@ class Detector(Protocol):
         ...
 
 
-def letterbox(
-    image: np.ndarray, input_hw: tuple[int, int]
-) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
     """Resize keeping the aspect ratio, then pad with grey 114 to ``input_hw``, centred.
 
     Same as Ultralytics' ``LetterBox(new_shape, auto=False, center=True)``: each resized side is
@@ -225,9 +223,7 @@ class YoloPoseOnnx:
             )
         kpt_shape = self._session.get_modelmeta().custom_metadata_map.get("kpt_shape", "[17, 3]")
         if kpt_shape.replace(" ", "") != "[17,3]":
-            raise InputError(
-                f"{path}: keypoint shape {kpt_shape} in the model metadata; expected [17, 3] (COCO-17)"
-            )
+            raise InputError(f"{path}: keypoint shape {kpt_shape} in the model metadata; expected [17, 3] (COCO-17)")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         static_hw = tuple(in_shape[2:4])
         if all(isinstance(s, int) for s in static_hw) and static_hw != self.input_hw:

@@ -115,15 +115,11 @@ def launch(
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs"
     logs.mkdir(exist_ok=True)
-    node_cfg = dataclasses.replace(
-        cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint()
-    )
+    node_cfg = dataclasses.replace(cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint())
     if not realtime and not any(c.source.isdigit() for c in cfg.cameras):
         # Offline sources have no real-time deadline: workers sharing few cores drift seconds apart,
         # so the node waits for every live camera instead of timing frames out.
-        node_cfg = dataclasses.replace(
-            node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S)
-        )
+        node_cfg = dataclasses.replace(node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S))
     cfg = dataclasses.replace(cfg, node=node_cfg)
     cfg_path = out_dir / "config.toml"
     cfg_path.write_text(dump_config(cfg))

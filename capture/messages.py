@@ -196,9 +196,7 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
         if (
             not isinstance(shape, list)
             or len(shape) > MAX_DIMS
-            or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape
-            )
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape)
             or math.prod(shape) > MAX_ELEMENTS
         ):
             raise MessageError(f"array {name!r}: bad shape {str(shape)[:80]}")
@@ -265,11 +263,6 @@ def decode_poses3d(msg: Message) -> Poses3D:
     if msg.schema != "pose3d" or set(msg.arrays) != {"track_ids", "poses"}:
         raise MessageError(f"not a pose3d message (schema {msg.schema!r})")
     ids, poses = msg.arrays["track_ids"], msg.arrays["poses"]
-    if (
-        ids.dtype != np.int64
-        or poses.dtype != np.float64
-        or poses.ndim != 3
-        or poses.shape[0] != ids.shape[0]
-    ):
+    if ids.dtype != np.int64 or poses.dtype != np.float64 or poses.ndim != 3 or poses.shape[0] != ids.shape[0]:
         raise MessageError(f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
     return Poses3D(msg.frame_idx, msg.stamp_ns, ids, poses)

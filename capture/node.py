@@ -64,16 +64,10 @@ class Node:
         self.cfg = config
         self.out_dir = Path(out_dir)
         self.skeleton = skeleton
-        self.reconstructor = FrameReconstructor(
-            rig, skeleton, config.matching, config.triangulation, config.fusion
-        )
+        self.reconstructor = FrameReconstructor(rig, skeleton, config.matching, config.triangulation, config.fusion)
         self.counters = _Counters()
         node = config.node
-        bad = {
-            k: v
-            for k, v in node.clock_offsets_ms.items()
-            if k not in rig.names or not isinstance(v, (int, float))
-        }
+        bad = {k: v for k, v in node.clock_offsets_ms.items() if k not in rig.names or not isinstance(v, (int, float))}
         if bad:
             raise ConfigError(f"clock_offsets_ms must map camera names of the rig to numbers; got {bad}")
         self.assembler = FrameAssembler(
@@ -142,12 +136,8 @@ class Node:
             c.events.append({"camera": cam, "event": "alive", "time_ns": time.time_ns()})
             log.warning("camera %s is alive again", cam)
         if msg.schema == "heartbeat" and msg.meta.get("event") == "hello":
-            c.events.append(
-                {"camera": cam, "event": "hello", "time_ns": time.time_ns(), "pid": msg.meta.get("pid")}
-            )
-            log.info(
-                "camera %s announced itself (host %s, pid %s)", cam, msg.meta.get("host"), msg.meta.get("pid")
-            )
+            c.events.append({"camera": cam, "event": "hello", "time_ns": time.time_ns(), "pid": msg.meta.get("pid")})
+            log.info("camera %s announced itself (host %s, pid %s)", cam, msg.meta.get("host"), msg.meta.get("pid"))
         if msg.schema == "heartbeat" and isinstance(msg.meta.get("dropped"), int):
             self.source_drops[cam] = msg.meta["dropped"]
         if msg.schema == "eos":
@@ -198,9 +188,7 @@ class Node:
             fps, st["late"], sum(st["dropped_at_source"].values()), st["malformed"], st["dead"] or "none",
             st["latency_ms_median"], st["tracks"],
         )  # fmt: skip
-        self.pub.send_multipart(
-            wire.encode(wire.Message("status", "", self.counters.frames, time.time_ns(), {}, st))
-        )
+        self.pub.send_multipart(wire.encode(wire.Message("status", "", self.counters.frames, time.time_ns(), {}, st)))
         self._status_t = now
         self._status_frames = dict(self.frames_per_camera)
 
@@ -319,11 +307,7 @@ class Node:
         """Write TRC files and ``summary.json`` from the recorded poses; return the summary."""
         header, frames = read_poses_jsonl(self.out_dir / "poses3d.jsonl")
         stamps = np.array([f.stamp_ns for f in frames], dtype=np.int64)
-        rate = (
-            float(1e9 / np.median(np.diff(stamps)))
-            if len(stamps) > 1 and np.median(np.diff(stamps)) > 0
-            else 0.0
-        )
+        rate = float(1e9 / np.median(np.diff(stamps))) if len(stamps) > 1 and np.median(np.diff(stamps)) > 0 else 0.0
         trc = write_trc_files(frames, header["joints"], self.out_dir, round(rate, 3)) if frames else []
         spans: dict[int, list[int]] = {}
         for f in frames:
@@ -385,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mvcap node", description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, help="TOML run config")
     p.add_argument("--calibration", default=None, help="calibration file (overrides the config's)")
-    p.add_argument(
-        "--cameras", default=None, help="comma-separated camera names (default: config's, else all)"
-    )
+    p.add_argument("--cameras", default=None, help="comma-separated camera names (default: config's, else all)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--idle-timeout-s", type=float, default=None, help="stop after this long without messages")
     p.add_argument("--log-level", default="INFO")

@@ -113,9 +113,7 @@ def read_poses_jsonl(path: str | Path) -> tuple[dict[str, Any], list[Poses3D]]:
         try:
             rec = json.loads(line)
             ids = [p["id"] for p in rec["people"]]
-            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(
-                len(ids), n_joints, 4
-            )
+            poses = np.array([p["joints"] for p in rec["people"]], dtype=np.float64).reshape(len(ids), n_joints, 4)
             frames.append(Poses3D(rec["frame"], rec["stamp_ns"], np.array(ids, dtype=np.int64), poses))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             if n == len(lines):
@@ -125,9 +123,7 @@ def read_poses_jsonl(path: str | Path) -> tuple[dict[str, Any], list[Poses3D]]:
     return header, frames
 
 
-def write_trc_files(
-    frames: list[Poses3D], joint_names: list[str], out_dir: str | Path, rate_hz: float
-) -> list[Path]:
+def write_trc_files(frames: list[Poses3D], joint_names: list[str], out_dir: str | Path, rate_hz: float) -> list[Path]:
     """Write one TRC file (OpenSim marker format) per track.
 
     Convention: OpenSim is Y-up; our world is Z-up, so TRC (X, Y, Z) = world (x, z, -y), metres
@@ -242,9 +238,7 @@ def render_overlay(
                                 cv2.LINE_AA,
                             )
                     for j in np.nonzero(ok_j)[0]:
-                        cv2.circle(
-                            img, tuple(np.round(uv[j]).astype(int)), thickness + 2, colour, -1, cv2.LINE_AA
-                        )
+                        cv2.circle(img, tuple(np.round(uv[j]).astype(int)), thickness + 2, colour, -1, cv2.LINE_AA)
                     top = uv[ok_j][np.argmin(uv[ok_j, 1])]
                     cv2.putText(
                         img,

@@ -118,9 +118,7 @@ class FrameReconstructor:
             uv_all = proj[..., :2] / np.where(valid_all, depth, 1.0)[..., None]
             n_valid = valid_all.sum(axis=2)  # (C, T)
             mean_depth = np.where(valid_all, depth, 0.0).sum(axis=2) / np.maximum(n_valid, 1)
-            gates = np.where(
-                n_valid > 0, m.track_gate_m * self._focal[:, None] / np.maximum(mean_depth, 1e-3), 0.0
-            )
+            gates = np.where(n_valid > 0, m.track_gate_m * self._focal[:, None] / np.maximum(mean_depth, 1e-3), 0.0)
             for c in range(C):
                 if pts[c].shape[0] == 0:
                     continue
@@ -206,9 +204,7 @@ class FrameReconstructor:
             (J, 4) pose; joints unseen in the view or unknown in the prediction have conf 0.
         """
         cam = self.rig[c]
-        rays = (
-            np.concatenate([uv, np.ones((uv.shape[0], 1))], axis=1) @ np.linalg.inv(cam.K).T @ cam.R
-        )  # (J, 3)
+        rays = np.concatenate([uv, np.ones((uv.shape[0], 1))], axis=1) @ np.linalg.inv(cam.K).T @ cam.R  # (J, 3)
         rays /= np.linalg.norm(rays, axis=1, keepdims=True)
         rel = pred[:, :3] - cam.center
         s = (rel * rays).sum(axis=1)
@@ -257,9 +253,7 @@ class FrameReconstructor:
                 continue
             if not {c for c, _ in groups[a]}.isdisjoint(c for c, _ in groups[b]):
                 continue
-            keep, drop = (
-                (a, b) if hints[a] > 0 or (hints[b] == 0 and len(groups[a]) >= len(groups[b])) else (b, a)
-            )
+            keep, drop = (a, b) if hints[a] > 0 or (hints[b] == 0 and len(groups[a]) >= len(groups[b])) else (b, a)
             groups[keep] = tuple(sorted(groups[keep] + groups[drop]))
             alive[drop] = False
             merged = True
@@ -294,9 +288,7 @@ class FrameReconstructor:
         reproj = tri.errors[tri.used]
         if singles and self.mcfg.single_view_updates:
             track_ids, preds = self.tracker.predictions(stamp_ns)
-            single_poses = np.stack(
-                [self._single_view_pose(preds[t], c, pts[c][i], conf[c][i]) for t, c, i in singles]
-            )
+            single_poses = np.stack([self._single_view_pose(preds[t], c, pts[c][i], conf[c][i]) for t, c, i in singles])
             poses = np.concatenate([poses, single_poses]) if len(poses) else single_poses
             groups = groups + [((c, i),) for _, c, i in singles]
             hints = hints + [int(track_ids[t]) for t, _, _ in singles]

@@ -94,15 +94,11 @@ def record_main(argv: list[str] | None = None) -> int:
     """``mvcap record --endpoint tcp://HOST:PORT --out TAKE``: record the node's 3D stream."""
     from core.logsetup import setup_logging
 
-    p = argparse.ArgumentParser(
-        prog="mvcap record", description="Record the node's 3D poses into a take folder."
-    )
+    p = argparse.ArgumentParser(prog="mvcap record", description="Record the node's 3D poses into a take folder.")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the node's output endpoint")
     p.add_argument("--out", required=True, help="take folder")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument(
-        "--no-fsync", action="store_true", help="flush per frame but do not fsync (not power-loss safe)"
-    )
+    p.add_argument("--no-fsync", action="store_true", help="flush per frame but do not fsync (not power-loss safe)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -118,9 +114,7 @@ def export_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mvcap export", description="Export a take or run folder to TRC files.")
     p.add_argument("--take", required=True, help="take or run folder holding poses3d.jsonl")
     p.add_argument("--out", default=None, help="output folder (default: the take folder)")
-    p.add_argument(
-        "--rate-hz", type=float, default=None, help="TRC frame rate (default: from the timestamps)"
-    )
+    p.add_argument("--rate-hz", type=float, default=None, help="TRC frame rate (default: from the timestamps)")
     args = p.parse_args(argv)
     try:
         header, frames = read_poses_jsonl(Path(args.take) / "poses3d.jsonl")

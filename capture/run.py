@@ -69,9 +69,7 @@ def _model_for(cfg: Config) -> str | None:
 
 
 def _report(out_dir: Path, summary: dict) -> None:
-    tracks = ", ".join(
-        f"id {t['id']}: frames {t['first_frame']}-{t['last_frame']}" for t in summary.get("tracks", [])
-    )
+    tracks = ", ".join(f"id {t['id']}: frames {t['first_frame']}-{t['last_frame']}" for t in summary.get("tracks", []))
     node = summary.get("node_ms_per_frame", {}).get("total", {})
     det = [w.get("detection_ms", {}).get("median", 0) for w in summary.get("workers", {}).values()]
     rep = summary.get("reprojection_px", {})
@@ -118,9 +116,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>-<time>)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames per camera")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay videos")
-    p.add_argument(
-        "--realtime", action="store_true", help="replay file sources at their frame rate, as if live"
-    )
+    p.add_argument("--realtime", action="store_true", help="replay file sources at their frame rate, as if live")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
@@ -145,15 +141,10 @@ def demo_main(argv: list[str] | None = None) -> int:
     """``mvcap demo``: the Pose2Sim multi-person demo (4 cameras, 100 frames, 60 fps)."""
     p = argparse.ArgumentParser(
         prog="mvcap demo",
-        description="Run the pipeline on the Pose2Sim 0.10.49 multi-person demo "
-        "(fetched from PyPI once, then cached).",
+        description="Run the pipeline on the Pose2Sim 0.10.49 multi-person demo (fetched from PyPI once, then cached).",
     )
-    p.add_argument(
-        "--data", default=None, help="demo folder (videos/, calibration/); default: fetched and cached"
-    )
-    p.add_argument(
-        "--config", default=None, help="TOML config for the stage sections (default: configs/demo.toml)"
-    )
+    p.add_argument("--data", default=None, help="demo folder (videos/, calibration/); default: fetched and cached")
+    p.add_argument("--config", default=None, help="TOML config for the stage sections (default: configs/demo.toml)")
     p.add_argument(
         "--detections",
         default=None,

@@ -108,9 +108,7 @@ class FrameAssembler:
                 f = min(self._pending)
                 waited = now - self._first_arrival[f]
                 have = self._pending[f]
-                complete = all(
-                    c in have or c not in live or self._latest_idx.get(c, -1) > f for c in self.cameras
-                )
+                complete = all(c in have or c not in live or self._latest_idx.get(c, -1) > f for c in self.cameras)
                 if not (flush or complete or waited > self.timeout_s):
                     break
                 views = self._pending.pop(f)

@@ -134,8 +134,7 @@ class Worker:
         if stop.is_set():
             return
         raise CaptureError(
-            f"camera {self.camera}: no node subscribed at {self.endpoint} "
-            f"within {self.subscribe_timeout_s:g} s"
+            f"camera {self.camera}: no node subscribed at {self.endpoint} within {self.subscribe_timeout_s:g} s"
         )
 
     def _send(self, sock: zmq.Socket, frames: list) -> None:
@@ -192,9 +191,7 @@ class Worker:
                 if now - last_beat >= HEARTBEAT_S:
                     self._send(
                         sock,
-                        self._control(
-                            "heartbeat", {"frames": self.frames_sent, "dropped": self.frames_dropped}
-                        ),
+                        self._control("heartbeat", {"frames": self.frames_sent, "dropped": self.frames_dropped}),
                     )
                     last_beat = now
                 if self.max_frames is not None and self.frames_sent >= self.max_frames:
@@ -214,13 +211,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="mvcap worker", description=__doc__.splitlines()[0])
     p.add_argument("--camera", required=True, help="camera name, as in the calibration")
-    p.add_argument(
-        "--source", required=True, help="video file, image folder, webcam index or detections .json[.gz]"
-    )
+    p.add_argument("--source", required=True, help="video file, image folder, webcam index or detections .json[.gz]")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="node input endpoint")
-    p.add_argument(
-        "--model", default=None, help="detector model (ONNX); default: the cached YOLO11n-pose export"
-    )
+    p.add_argument("--model", default=None, help="detector model (ONNX); default: the cached YOLO11n-pose export")
     p.add_argument("--config", default=None, help="TOML config (its [detector] section is used)")
     p.add_argument("--epoch-ns", type=int, default=0, help="capture time of frame 0 for file sources, ns")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -256,9 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     det = stats["detection_ms"]
-    log.info(
-        "camera %s: %d frames, detection %.1f ms/frame median", args.camera, stats["frames"], det["median"]
-    )
+    log.info("camera %s: %d frames, detection %.1f ms/frame median", args.camera, stats["frames"], det["median"])
     return 0
 
 

@@ -207,9 +207,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     if not isinstance(calibration, str):
         raise ConfigError(f"{where}: calibration must be a path string")
     cams = data.get("cameras", [])
-    if not isinstance(cams, list) or not all(
-        isinstance(c, dict) and set(c) == {"name", "source"} for c in cams
-    ):
+    if not isinstance(cams, list) or not all(isinstance(c, dict) and set(c) == {"name", "source"} for c in cams):
         raise ConfigError(f"{where}: cameras must be a list of {{name = ..., source = ...}} tables")
     cameras = tuple(CameraSource(str(c["name"]), str(c["source"])) for c in cams)
     return Config(calibration=calibration, cameras=cameras, **kwargs)

@@ -86,8 +86,7 @@ COCO17 = Skeleton(
     left_right=_pairs(
         _COCO17_JOINTS,
         tuple(
-            (f"left_{j}", f"right_{j}")
-            for j in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+            (f"left_{j}", f"right_{j}") for j in ("eye", "ear", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")
         ),
     ),
 )

@@ -67,11 +67,7 @@ class Detections2D:
         if poses.size == 0:
             poses = poses.reshape(0, poses.shape[1] if poses.ndim == 3 else 0, 3)
         object.__setattr__(self, "poses", check_array("poses", poses, (None, None, 3), np.float32))
-        boxes = (
-            np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5)
-            if np.size(self.boxes) == 0
-            else self.boxes
-        )
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5) if np.size(self.boxes) == 0 else self.boxes
         object.__setattr__(self, "boxes", check_array("boxes", boxes, (self.poses.shape[0], 5), np.float32))
         object.__setattr__(self, "frame_idx", int(self.frame_idx))
         object.__setattr__(self, "stamp_ns", int(self.stamp_ns))

@@ -158,9 +158,7 @@ class Tracker:
         for p in np.nonzero(~assigned)[0]:
             if (poses[p, :, 3] > 0).sum() >= self.min_joints:
                 seen = np.where(poses[p, :, 3] > 0, stamp_ns, -1).astype(np.int64)
-                track = Track(
-                    self._next_id, poses[p].copy(), np.zeros((poses.shape[1], 3)), stamp_ns, seen_ns=seen
-                )
+                track = Track(self._next_id, poses[p].copy(), np.zeros((poses.shape[1], 3)), stamp_ns, seen_ns=seen)
                 self._next_id += 1
                 self.tracks.append(track)
                 ids[p] = track.track_id

@@ -45,9 +45,7 @@ def epipolar_distance_matrix(
         ShapeError: the joint counts of the two views differ.
     """
     if pts_a.shape[1:] != pts_b.shape[1:] or pts_a.shape[-1] != 2:
-        raise ShapeError(
-            f"pts_a and pts_b must be (P, J, 2) with equal J; got {pts_a.shape} and {pts_b.shape}"
-        )
+        raise ShapeError(f"pts_a and pts_b must be (P, J, 2) with equal J; got {pts_a.shape} and {pts_b.shape}")
     ha = np.concatenate([pts_a, np.ones(pts_a.shape[:2] + (1,))], axis=-1)  # (Pa, J, 3)
     hb = np.concatenate([pts_b, np.ones(pts_b.shape[:2] + (1,))], axis=-1)  # (Pb, J, 3)
     lines_b = ha @ F.T  # (Pa, J, 3): epipolar lines in b of a's joints
@@ -124,9 +122,7 @@ class EpipolarMatcher:
     Fundamental matrices are computed once at construction.
     """
 
-    def __init__(
-        self, rig: CameraRig, min_conf: float = 0.3, min_common: int = 5, max_epipolar_px: float = 30.0
-    ):
+    def __init__(self, rig: CameraRig, min_conf: float = 0.3, min_common: int = 5, max_epipolar_px: float = 30.0):
         self.rig = rig
         self.min_conf = min_conf
         self.min_common = min_common

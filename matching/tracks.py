@@ -50,9 +50,7 @@ def joint_distance_matrix_2d(
         or pred_valid.shape != pred_px.shape[:2]
         or det_conf.shape != det_px.shape[:2]
     ):
-        raise ShapeError(
-            f"expected (T, J, 2) and (P, J, 2) with equal J; got {pred_px.shape} and {det_px.shape}"
-        )
+        raise ShapeError(f"expected (T, J, 2) and (P, J, 2) with equal J; got {pred_px.shape} and {det_px.shape}")
     both = pred_valid[:, None, :] & (det_conf[None, :, :] >= min_conf)  # (T, P, J)
     diff = pred_px[:, None] - det_px[None]  # (T, P, J, 2)
     d = np.hypot(diff[..., 0], diff[..., 1])

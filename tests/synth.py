@@ -8,9 +8,7 @@ from calibration.camera import CameraRig
 from capture.benchmarks.synthetic import look_at_camera, person, ring_rig  # noqa: F401 - re-exported
 
 
-def project_people(
-    rig: CameraRig, people: list[np.ndarray], rng=None, noise_px: float = 0.0
-) -> list[np.ndarray]:
+def project_people(rig: CameraRig, people: list[np.ndarray], rng=None, noise_px: float = 0.0) -> list[np.ndarray]:
     """Per camera, (P, J, 3) [u, v, conf=1] distorted pixels of every person, with Gaussian noise."""
     out = []
     for cam in rig:

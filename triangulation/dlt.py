@@ -83,9 +83,7 @@ def _solve3(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([x0, x1, x2], axis=1) / det[:, None]
 
 
-def reprojection_errors(
-    P: np.ndarray, points_w: np.ndarray, points_px: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reprojection error of world points in every view, in undistorted pixels.
 
     Args:

@@ -306,9 +306,7 @@ def _order(order: ParseOrder | str) -> ParseOrder:
         raise ValueError(f"unknown parse order {order!r}; valid: {valid}") from None
 
 
-def _connections(
-    frame: Body25Frame, order: ParseOrder, min_paf_score: float
-) -> list[tuple[float, int, int, int]]:
+def _connections(frame: Body25Frame, order: ParseOrder, min_paf_score: float) -> list[tuple[float, int, int, int]]:
     """Candidate connections (paf score, limb, index a, index b) in the order they are grouped."""
     out: list[tuple[float, int, int, int]] = []
     if order is ParseOrder.GLOBAL:
@@ -333,9 +331,7 @@ def _connections(
     return out
 
 
-def _group(
-    frame: Body25Frame, connections: list[tuple[float, int, int, int]]
-) -> list[tuple[list[int], float]]:
+def _group(frame: Body25Frame, connections: list[tuple[float, int, int, int]]) -> list[tuple[list[int], float]]:
     """People as (candidate index per joint, -1 if none; score), OpenPose's five merge cases."""
     assigned = [[-1] * len(c) for c in frame.candidates]  # person of each candidate
     people: list[list] = []  # [parts (25,), score]

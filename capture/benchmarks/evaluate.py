@@ -329,9 +329,7 @@ def pcp_crossview(
     n_eval = np.zeros(len(actors), dtype=np.int64)
     pred_frames = np.array(sorted(pred), dtype=np.int64)
     for fi in frames:
-        present = [
-            (row, np.asarray(gt[a][fi], dtype=np.float64)) for row, a in enumerate(actors) if fi in gt[a]
-        ]
+        present = [(row, np.asarray(gt[a][fi], dtype=np.float64)) for row, a in enumerate(actors) if fi in gt[a]]
         if not present:
             continue
         src = _nearest_frame(pred_frames, fi, max_gap_frames)
@@ -421,9 +419,7 @@ def mpjpe_voxelpose(
         if scores is not None and preds.shape[0]:
             frame_scores = np.asarray(scores[frame], dtype=np.float64).reshape(-1)
             if frame_scores.shape != (preds.shape[0],):
-                raise ShapeError(
-                    f"scores of frame {frame} must be ({preds.shape[0]},); got {frame_scores.shape}"
-                )
+                raise ShapeError(f"scores of frame {frame} must be ({preds.shape[0]},); got {frame_scores.shape}")
         for pose, score in zip(preds, frame_scores, strict=True):
             mpjpes = []
             for b in bodies:
@@ -454,9 +450,7 @@ def mpjpe_voxelpose(
     )
 
 
-def _eval_list_to_ap(
-    eval_list: list[tuple[float, float, int]], total_gt: int, threshold: float
-) -> tuple[float, float]:
+def _eval_list_to_ap(eval_list: list[tuple[float, float, int]], total_gt: int, threshold: float) -> tuple[float, float]:
     """VoxelPose ``_eval_list_to_ap`` on a list already sorted by decreasing score."""
     total_num = len(eval_list)
     tp = np.zeros(total_num)

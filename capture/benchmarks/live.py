@@ -35,9 +35,7 @@ from core.types import Detections2D
 __all__ = ["main", "run_case"]
 
 
-def _messages(
-    n_cams: int, n_people: int, n_frames: int, fps: float, rng: np.random.Generator
-) -> tuple[object, list]:
+def _messages(n_cams: int, n_people: int, n_frames: int, fps: float, rng: np.random.Generator) -> tuple[object, list]:
     rig = ring_rig(n_cams, radius=5.0)
     frames = []
     for f in range(n_frames):
@@ -48,12 +46,7 @@ def _messages(
             poses = np.concatenate([np.stack(uv), np.full((n_people, 17, 1), 0.9)], axis=2).astype(np.float32)
             boxes = np.tile(np.float32([0, 0, 1, 1, 0.9]), (n_people, 1))
             per_cam.append(
-                [
-                    bytes(b)
-                    for b in wire.encode_detections(
-                        Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes)
-                    )
-                ]
+                [bytes(b) for b in wire.encode_detections(Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes))]
             )
         frames.append(per_cam)
     return rig, frames
@@ -153,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     base = results[0]["frames_per_s"] or float("nan")
     print(
         json.dumps(
-            {
-                "throughput_ratio_to_first": {
-                    r["cameras"]: round((r["frames_per_s"] or 0) / base, 2) for r in results
-                }
-            }
+            {"throughput_ratio_to_first": {r["cameras"]: round((r["frames_per_s"] or 0) / base, 2) for r in results}}
         )
     )
     return 0

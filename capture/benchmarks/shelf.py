@@ -29,26 +29,24 @@ from capture.benchmarks.evaluate import PART_NAMES, SHELF_FRAMES, PCPResult, pcp
 __all__ = ["PUBLISHED_SHELF", "run_shelf"]
 
 PUBLISHED_SHELF: tuple[tuple[str, float, str], ...] = (
-    ("mvpose (Dong et al. CVPR 2019)", 96.9, "paper, Table 2"),
-    ("Chen et al. cross-view tracking (CVPR 2020)", 96.8, "paper"),
+    ("mvpose (Dong et al. CVPR 2019)", 96.9, "published average"),
+    ("Chen et al. cross-view tracking (CVPR 2020)", 96.8, "published average"),
     (
         "4D Association (Zhang et al. CVPR 2020)",
         97.6,
-        "paper; its own evaluator (one-to-one matching, own head)",
+        "published; its own evaluator (one-to-one matching, own head)",
     ),
-    ("VoxelPose (Tu et al. ECCV 2020), trained", 97.0, "paper"),
-    ("Faster VoxelPose (Ye et al. ECCV 2022), trained", 97.6, "paper"),
-    ("MvP (Wang et al. NeurIPS 2021), trained", 97.4, "paper"),
-    ("PlaneSweepPose (Lin & Lee CVPR 2021), trained", 97.9, "paper"),
-    ("QuickPose (Zhou et al. SIGGRAPH 2022)", 98.1, "paper"),
+    ("VoxelPose (Tu et al. ECCV 2020), trained", 97.0, "published average"),
+    ("Faster VoxelPose (Ye et al. ECCV 2022), trained", 97.6, "published average"),
+    ("MvP (Wang et al. NeurIPS 2021), trained", 97.4, "published average"),
+    ("PlaneSweepPose (Lin & Lee CVPR 2021), trained", 97.9, "published average"),
+    ("QuickPose (Zhou et al. SIGGRAPH 2022)", 98.1, "published average"),
 )
 
 
 def _pcp_dict(res: PCPResult) -> dict:
     return {
-        "per_actor": {
-            str(a): round(100 * float(v), 2) for a, v in zip(res.actor_ids, res.actor_pcp, strict=True)
-        },
+        "per_actor": {str(a): round(100 * float(v), 2) for a, v in zip(res.actor_ids, res.actor_pcp, strict=True)},
         "average_actors_1_3": round(100 * res.average, 2),
         "per_part": {
             str(a): {p: round(100 * float(v), 2) for p, v in zip(PART_NAMES, row, strict=True)}
@@ -81,8 +79,7 @@ def run_shelf(data: Path, out_dir: Path) -> dict:
         "benchmark": "shelf",
         "protocol": "VoxelPose PCP (closest prediction per GT actor, alpha 0.5, torso mid-hip to "
         "bottom-head), frames 300-600, average of actors 1-3",
-        "input": "real OpenPose BODY25 detections released with 4D Association "
-        "(shelf/4d_association/detection)",
+        "input": "real OpenPose BODY25 detections released with 4D Association (shelf/4d_association/detection)",
         "head_convention": str(head),
         "config": cfg_name,
         "frames": len(frames),
@@ -109,7 +106,8 @@ def run_shelf(data: Path, out_dir: Path) -> dict:
         f"Node CPU time {result['node_cpu_ms_per_frame']['median']:.2f} ms/frame median "
         "(5 views, one thread).",
         "",
-        "Published averages, each with its own evaluator and 2D detector, for orientation only:",
+        "Published averages (anchors collected in ../shared/FINDINGS.md), each with its own evaluator "
+        "and 2D detector, for orientation only:",
         "",
         "| method | PCP | source |",
         "|---|---|---|",

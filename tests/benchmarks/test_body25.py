@@ -36,17 +36,13 @@ def _need(path: Path) -> Path:
 # --- a hand-made frame ------------------------------------------------------------------------------
 
 
-def _frame(
-    candidates: dict[str, list[tuple[float, float, float]]], pafs: dict[tuple[str, str], list]
-) -> Body25Frame:
+def _frame(candidates: dict[str, list[tuple[float, float, float]]], pafs: dict[tuple[str, str], list]) -> Body25Frame:
     """A frame from candidates per joint name and PAF matrices per (joint a, joint b) name pair."""
     cands = [np.array(candidates.get(name, []), dtype=float).reshape(-1, 3) for name in BODY25_JOINTS]
     mats = []
     for a, b in BODY25_PAF_PAIRS:
         key = (BODY25_JOINTS[a], BODY25_JOINTS[b])
-        mats.append(
-            np.array(pafs[key], dtype=float) if key in pafs else np.zeros((len(cands[a]), len(cands[b])))
-        )
+        mats.append(np.array(pafs[key], dtype=float) if key in pafs else np.zeros((len(cands[a]), len(cands[b]))))
     return Body25Frame(tuple(cands), tuple(mats))
 
 
@@ -156,9 +152,7 @@ def test_subsets_sharing_a_joint_are_not_merged(order):
 
 
 def test_people_with_too_few_non_foot_parts_or_low_score_are_dropped():
-    cands = {
-        n: [(0.5, 0.5 + 0.01 * i, 0.9)] for i, n in enumerate(("LAnkle", "LBigToe", "LSmallToe", "LHeel"))
-    }
+    cands = {n: [(0.5, 0.5 + 0.01 * i, 0.9)] for i, n in enumerate(("LAnkle", "LBigToe", "LSmallToe", "LHeel"))}
     pafs = {("LAnkle", "LBigToe"): [[0.9]], ("LBigToe", "LSmallToe"): [[0.9]], ("LAnkle", "LHeel"): [[0.9]]}
     frame = _frame(cands, pafs)
     assert assemble_people(frame).shape == (0, 25, 3)  # 4 parts, but only one counts (feet do not)

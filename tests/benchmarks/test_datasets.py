@@ -156,9 +156,7 @@ def test_readers_report_missing_and_malformed_files(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(InputError, match="x.json: not valid JSON"):
         read_crossview_result(tmp_path / "x.json")
-    (tmp_path / "y.json").write_text(
-        json.dumps([{"timestamp": 0.0, "poses": [{"id": 0, "points_3d": [[0, 0, 0]]}]}])
-    )
+    (tmp_path / "y.json").write_text(json.dumps([{"timestamp": 0.0, "poses": [{"id": 0, "points_3d": [[0, 0, 0]]}]}]))
     with pytest.raises(InputError, match=r"y.json: frame 0 pose is \(1, 3\)"):
         read_campus_gt(tmp_path / "y.json")
     with pytest.raises(InputError, match="no body3DScene"):
@@ -202,9 +200,7 @@ def test_4da_gt_is_shelf_gt_from_frame_300(shared_data):
         for a, p in people.items():
             assert p.shape == (15, 4)
             np.testing.assert_allclose(p[:14, :3], gt[a][300 + k], atol=1e-5)
-            np.testing.assert_allclose(
-                p[14, :3], (p[S["right_hip"], :3] + p[S["left_hip"], :3]) / 2, atol=1e-5
-            )
+            np.testing.assert_allclose(p[14, :3], (p[S["right_hip"], :3] + p[S["left_hip"], :3]) / 2, atol=1e-5)
     skel = read_4da_skel(shared_data / "shelf" / "4d_association" / "skel.txt", 19)
     assert len(skel) == 301 and all(p.shape == (19, 4) for f in skel.values() for p in f.values())
 

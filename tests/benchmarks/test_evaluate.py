@@ -262,9 +262,7 @@ def test_crossview_campus_reproduces_chen_et_al(shared_data):
     """Chen et al.'s own Campus output scored with their evaluation: 97.14 / 94.13 / 98.62, 96.63."""
     gt = read_campus_gt(shared_data / "campus" / "crossview" / "annotation_3d.json")
     res = read_crossview_result(shared_data / "campus" / "crossview" / "result_3d.json")
-    pred = {
-        f: coco17_to_shelf14(np.reshape(p, (-1, 17, 3)), HeadConvention.CROSSVIEW) for f, p in res.items()
-    }
+    pred = {f: coco17_to_shelf14(np.reshape(p, (-1, 17, 3)), HeadConvention.CROSSVIEW) for f, p in res.items()}
     r = pcp_crossview(gt, pred, CAMPUS_FRAMES)
     np.testing.assert_allclose(100 * r.actor_pcp, [97.14, 94.13, 98.62], atol=0.005)
     assert 100 * r.average == pytest.approx(96.63, abs=0.005)

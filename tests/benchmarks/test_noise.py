@@ -163,12 +163,7 @@ def test_joints_outside_the_image_or_behind_the_camera_are_missing(rig):
     near = person((cam.center + 1.2 * toward)[:2])
     dets = synthesize_detections(rig1, [near], np.random.default_rng(0), NoiseModel.zero())
     uv = cam.project(near)
-    inside = (
-        (uv[:, 1] >= -0.5)
-        & (uv[:, 1] <= cam.size[1] - 0.5)
-        & (uv[:, 0] >= -0.5)
-        & (uv[:, 0] <= cam.size[0] - 0.5)
-    )
+    inside = (uv[:, 1] >= -0.5) & (uv[:, 1] <= cam.size[1] - 0.5) & (uv[:, 0] >= -0.5) & (uv[:, 0] <= cam.size[0] - 0.5)
     assert 0 < inside.sum() < 17
     np.testing.assert_array_equal(dets[0].poses[0, :, 2] > 0, inside)
 
@@ -176,9 +171,7 @@ def test_joints_outside_the_image_or_behind_the_camera_are_missing(rig):
 def test_invalid_joints_are_never_reported(rig):
     valid = np.ones(17, dtype=bool)
     valid[[0, 9, 16]] = False
-    dets = synthesize_detections(
-        rig, _people()[:1], np.random.default_rng(0), NoiseModel.zero(), valid=[valid]
-    )
+    dets = synthesize_detections(rig, _people()[:1], np.random.default_rng(0), NoiseModel.zero(), valid=[valid])
     for det in dets:
         np.testing.assert_array_equal(det.poses[0, :, 2] > 0, valid)
 
@@ -256,10 +249,7 @@ def test_shelf14_head_survives_the_evaluation_head_rules_on_real_ground_truth(he
     coco = np.array([shelf14_to_coco17(p) for p in poses])
     back = coco17_to_shelf14(coco, head)
     np.testing.assert_allclose(back[:, :12], poses[:, :12])
-    err = (
-        np.linalg.norm(back[:, 12] - poses[:, 12], axis=1)
-        + np.linalg.norm(back[:, 13] - poses[:, 13], axis=1)
-    ) / 2
+    err = (np.linalg.norm(back[:, 12] - poses[:, 12], axis=1) + np.linalg.norm(back[:, 13] - poses[:, 13], axis=1)) / 2
     length = np.linalg.norm(poses[:, 13] - poses[:, 12], axis=1)
     assert (err <= 0.5 * length).mean() > 0.99
     left = np.einsum("ij,ij->i", coco[:, COCO17.index("left_eye")] - coco[:, COCO17.index("right_eye")],

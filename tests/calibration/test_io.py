@@ -99,9 +99,7 @@ def _assert_rigs_equal(a: CameraRig, b: CameraRig, atol: float = 0.0) -> None:
     for ca, cb in zip(a, b, strict=True):
         assert ca.size == cb.size
         for field in ("K", "dist", "R", "t"):
-            np.testing.assert_allclose(
-                getattr(ca, field), getattr(cb, field), rtol=0, atol=atol, err_msg=field
-            )
+            np.testing.assert_allclose(getattr(ca, field), getattr(cb, field), rtol=0, atol=atol, err_msg=field)
 
 
 def _synthetic_rig(rng: np.random.Generator) -> CameraRig:
@@ -315,9 +313,7 @@ def test_campus_annotations(shared_data):
             for pose in frame["poses"]:
                 if pose["id"] in by_id:
                     X = np.array(pose["points_3d"]) / 100.0
-                    errors[cam_idx].append(
-                        np.linalg.norm(rig[cam_idx].project(X) - by_id[pose["id"]], axis=1)
-                    )
+                    errors[cam_idx].append(np.linalg.norm(rig[cam_idx].project(X) - by_id[pose["id"]], axis=1))
                     assert np.abs(rig[cam_idx].project(X) - tum[cam_idx].project(X)).max() < 0.05
     err = [np.concatenate(e) for e in errors]
     assert all(len(e) > 10_000 for e in err)
@@ -419,9 +415,7 @@ def test_json_errors(tmp_path, rng):
         _raises(read_json, path, needles=("rig.json", needle))
     path.write_text("[1, 2]")
     _raises(read_json, path, needles=("rig.json", "JSON object"))
-    _raises(
-        write_json, _synthetic_rig(rng), tmp_path / "no" / "dir.json", needles=("dir.json", "cannot write")
-    )
+    _raises(write_json, _synthetic_rig(rng), tmp_path / "no" / "dir.json", needles=("dir.json", "cannot write"))
 
 
 # ----------------------------------------------------------------------------------- dispatch

@@ -25,9 +25,7 @@ def _demo_dir(shared_data: Path) -> Path:
 
 def test_demo_on_real_detections(shared_data, tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli_main(
-        ["demo", "--data", str(_demo_dir(shared_data)), "--detections", str(DETS), "--out", str(out)]
-    )
+    code = cli_main(["demo", "--data", str(_demo_dir(shared_data)), "--detections", str(DETS), "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 100 and summary["failed_processes"] == {}
@@ -71,9 +69,7 @@ def test_calibration_with_one_camera_is_exit_2(shared_data, tmp_path, capsys):
 
 def test_unknown_camera_name_is_exit_2(shared_data, tmp_path, capsys):
     calib = _demo_dir(shared_data) / "calibration/Calib.qca.txt"
-    cfg = _config(
-        tmp_path, calib, [("cam01", str(DETS / "cam01.json.gz")), ("cam09", str(DETS / "cam02.json.gz"))]
-    )
+    cfg = _config(tmp_path, calib, [("cam01", str(DETS / "cam01.json.gz")), ("cam09", str(DETS / "cam02.json.gz"))])
     assert cli_main(["run", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
     line = _error_line(capsys)
     assert "cam09" in line and "Calib.qca.txt" in line
@@ -131,10 +127,7 @@ def test_ctrl_c_leaves_no_orphan_and_a_readable_folder(shared_data, tmp_path):
 
 def test_bench_node_prints_figures(shared_data, capsys):
     calib = _demo_dir(shared_data) / "calibration/Calib.qca.txt"
-    assert (
-        cli_main(["bench", "node", "--calibration", str(calib), "--detections", str(DETS), "--repeats", "1"])
-        == 0
-    )
+    assert cli_main(["bench", "node", "--calibration", str(calib), "--detections", str(DETS), "--repeats", "1"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["frames"] == 100 and figures["tracks"] == 3
     assert figures["ms_per_frame"]["median"] > 0 and figures["ratio_to_baseline"] > 0

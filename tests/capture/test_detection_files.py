@@ -27,9 +27,9 @@ def _detections(rng: np.random.Generator, camera: str = "cam01", n_frames: int =
     out = []
     for i in range(n_frames):
         n_people = i % 3  # includes frames without people
-        poses = np.column_stack(
-            [rng.uniform(0, 1000, (n_people * 17, 2)), rng.uniform(0, 1, n_people * 17)]
-        ).reshape(n_people, 17, 3)
+        poses = np.column_stack([rng.uniform(0, 1000, (n_people * 17, 2)), rng.uniform(0, 1, n_people * 17)]).reshape(
+            n_people, 17, 3
+        )
         boxes = np.column_stack([rng.uniform(0, 500, (n_people, 2)), rng.uniform(500, 1000, (n_people, 2))])
         boxes = np.column_stack([boxes, rng.uniform(0.5, 1, n_people)])
         out.append(Detections2D(camera, i, 1_000 + i * 16_666_667, poses, boxes))

@@ -45,9 +45,7 @@ def _raw_output(people: list[tuple[int, np.ndarray, np.ndarray, float]], gain, p
 
 
 def _person(rng: np.random.Generator, x0: float, y0: float) -> tuple[np.ndarray, np.ndarray]:
-    kpts = np.column_stack(
-        [x0 + rng.uniform(0, 200, 17), y0 + rng.uniform(0, 600, 17), rng.uniform(0.05, 1.0, 17)]
-    )
+    kpts = np.column_stack([x0 + rng.uniform(0, 200, 17), y0 + rng.uniform(0, 600, 17), rng.uniform(0.05, 1.0, 17)])
     box = np.array([kpts[:, 0].min(), kpts[:, 1].min(), kpts[:, 0].max(), kpts[:, 1].max()])
     return box, kpts
 

@@ -44,9 +44,7 @@ def _write_scene(folder: Path) -> tuple[Path, list[str]]:
 
 def _py(*args: str, log: Path) -> subprocess.Popen:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env
-    )
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
 @pytest.mark.slow
@@ -83,9 +81,7 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
     rec_file = take / "poses3d.jsonl"
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-            not rec_file.exists() or len(rec_file.read_text().splitlines()) < 60
-        ):
+        while time.monotonic() < deadline and (not rec_file.exists() or len(rec_file.read_text().splitlines()) < 60):
             time.sleep(0.05)
         workers[victim].send_signal(signal.SIGKILL)  # crash: no end-of-stream message
         workers[victim].wait(10)

@@ -36,9 +36,7 @@ def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]]
     result: dict = {}
     # With garbage in flight the node must not end at the cameras' end of stream (two sockets
     # have no common order): the test stops it once everything sent has been filed.
-    t_node = threading.Thread(
-        target=lambda: result.update(node.run(ctx, until_all_ended=not garbage, stop=stop))
-    )
+    t_node = threading.Thread(target=lambda: result.update(node.run(ctx, until_all_ended=not garbage, stop=stop)))
     t_node.start()
     threads = []
     if garbage:
@@ -71,9 +69,7 @@ def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]]
     if garbage:
         deadline = time.monotonic() + 60
         c = node.counters
-        while (
-            c.malformed + c.unknown_camera < len(garbage) or c.frames < n_frames
-        ) and time.monotonic() < deadline:
+        while (c.malformed + c.unknown_camera < len(garbage) or c.frames < n_frames) and time.monotonic() < deadline:
             time.sleep(0.01)
         stop.set()
     t_node.join(60)
@@ -96,9 +92,7 @@ def test_node_reconstructs_and_tracks(shared_data, tmp_path):
     assert header["joints"][0] == "nose" and len(frames) == 40
     assert {p.name for p in tmp_path.glob("person_*.trc")} == {f"person_{t}.trc" for t in spans}
     assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 40
-    assert set(summary["workers"]) == set(CAMS) and all(
-        w["frames"] == 40 for w in summary["workers"].values()
-    )
+    assert set(summary["workers"]) == set(CAMS) and all(w["frames"] == 40 for w in summary["workers"].values())
 
 
 def _garbage(rng: np.random.Generator, n: int) -> list[list[bytes]]:

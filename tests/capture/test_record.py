@@ -32,9 +32,7 @@ def test_recording_killed_with_sigkill_is_readable_and_exportable(tmp_path):
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.bind(endpoint)
-    rec = subprocess.Popen(
-        [sys.executable, "-m", "capture.record", "--endpoint", endpoint, "--out", str(take)]
-    )
+    rec = subprocess.Popen([sys.executable, "-m", "capture.record", "--endpoint", endpoint, "--out", str(take)])
     path = take / "poses3d.jsonl"
     sent, deadline = 0, time.monotonic() + 60
     try:

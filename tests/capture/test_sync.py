@@ -25,9 +25,7 @@ def _people(t: float) -> list[np.ndarray]:
     ]
 
 
-def _stream(
-    rig: CameraRig, c: int, fps: float, offset_ns: int, rng: np.random.Generator
-) -> list[Detections2D]:
+def _stream(rig: CameraRig, c: int, fps: float, offset_ns: int, rng: np.random.Generator) -> list[Detections2D]:
     out = []
     for f in range(int(DURATION_S * fps)):
         t = f / fps
@@ -42,9 +40,7 @@ def _run(rig, streams, window_ns, offsets):
     """Feed detections in capture order through the assembler and the reconstructor; MPJPE (m)."""
     asm = FrameAssembler(rig.names, window_ns=window_ns, offsets_ns=offsets, timeout_s=1e9)
     rec = FrameReconstructor(rig, COCO17)
-    arrivals = sorted(
-        ((d.stamp_ns - offsets.get(d.camera, 0), d) for s in streams for d in s), key=lambda x: x[0]
-    )
+    arrivals = sorted(((d.stamp_ns - offsets.get(d.camera, 0), d) for s in streams for d in s), key=lambda x: x[0])
     errors, n_frames, n_two_view = [], 0, 0
     live = set(rig.names)
     frames = []

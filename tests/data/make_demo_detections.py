@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = args.data or demo_data_dir()
     model = args.model or yolo_pose_onnx((640, 384))
-    detector = YoloPoseOnnx(
-        model, input_hw=(640, 384), score_threshold=0.5, iou_threshold=0.6, threads=args.threads
-    )
+    detector = YoloPoseOnnx(model, input_hw=(640, 384), score_threshold=0.5, iou_threshold=0.6, threads=args.threads)
     for camera in CAMERAS:
         dets = []
         with VideoSource(data / "videos" / f"{camera}.mp4", epoch_ns=0, fps=FPS) as source:

@@ -17,11 +17,7 @@ def _views(rig, people, rng, noise_px=1.0, shuffle=True):
     pts, conf, truth = [], [], []
     for c, d in enumerate(dets):
         order = rng.permutation(len(people)) if shuffle else np.arange(len(people))
-        pts.append(
-            np.stack([rig[c].undistort_px(d[i, :, :2]) for i in order])
-            if len(order)
-            else np.zeros((0, 17, 2))
-        )
+        pts.append(np.stack([rig[c].undistort_px(d[i, :, :2]) for i in order]) if len(order) else np.zeros((0, 17, 2)))
         conf.append(d[order, :, 2] if len(order) else np.zeros((0, 17)))
         truth.append(order)
     return pts, conf, truth
@@ -71,10 +67,7 @@ def test_groups_three_people_four_views(rig, seed):
 
 def test_view_order_permutation_gives_same_partition(rig, rng):
     pts, conf, truth = _views(rig, PEOPLE, rng)
-    base = {
-        frozenset((rig[c].name, int(truth[c][i])) for c, i in g)
-        for g in EpipolarMatcher(rig).match(pts, conf)
-    }
+    base = {frozenset((rig[c].name, int(truth[c][i])) for c, i in g) for g in EpipolarMatcher(rig).match(pts, conf)}
     for perm in itertools.islice(itertools.permutations(range(4)), 1, 6):
         sub = rig.subset([rig[p].name for p in perm])
         groups = EpipolarMatcher(sub).match([pts[p] for p in perm], [conf[p] for p in perm])
