@@ -15,6 +15,8 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("capture.run", "demo_main"),
     "run": ("capture.run", "run_main"),
+    "live": ("capture.run", "live_main"),
+    "sync": ("capture.sync", "main"),
     "node": ("capture.node", "main"),
     "worker": ("capture.worker", "main"),
     "bench": ("capture.bench", "main"),
@@ -24,6 +26,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
     "run": "run workers + node locally on the cameras of a TOML config",
+    "live": "the same, live: sources replayed at their frame rate, status line, late frames dropped",
+    "sync": "estimate per-camera clock offsets from recorded detections (prints the TOML table)",
     "node": "run the reconstruction node only (multi-machine rigs)",
     "worker": "run one camera's capture + 2D detection worker only",
     "bench": "benchmarks that print figures (node: reconstruction time per frame)",

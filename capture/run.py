@@ -18,7 +18,7 @@ from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.logsetup import setup_logging
 
-__all__ = ["demo_main", "prepare", "run_main"]
+__all__ = ["demo_main", "live_main", "prepare", "run_main"]
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +177,16 @@ def demo_main(argv: list[str] | None = None) -> int:
         print(f"mvcap demo: error: {exc}", file=sys.stderr)
         return 2
     return _execute(cfg, args, "demo")
+
+
+def live_main(argv: list[str] | None = None) -> int:
+    """``mvcap live --config rig.toml``: the rig live; video files and folders replayed at their rate.
+
+    Same as ``mvcap run --realtime``: every source is paced on the wall clock (webcams are live
+    anyway), frames more than 0.1 s overdue are dropped at the source, the node processes what it
+    has after ``frame_timeout_s`` and prints a status line every ``status_every_s``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--realtime" not in argv:
+        argv.append("--realtime")
+    return run_main(argv)

@@ -140,3 +140,62 @@ class FrameAssembler:
             stamps = [self.corrected_ns(d) for d in views.values()]
             out.append(AssembledFrame(self._next_idx, int(np.mean(stamps)), views))
             self._next_idx += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mvcap sync --calibration FILE --detections DIR``: estimate per-camera clock offsets.
+
+    Reads ``<camera>.json.gz`` detection files (e.g. written by a short capture with detection
+    replay files, or ``tests/data/make_demo_detections.py``), estimates each camera's offset to the
+    first (reference) camera by epipolar consistency (:func:`matching.clock.estimate_clock_offset`)
+    and prints a ``[node] clock_offsets_ms`` table to paste into the rig config.
+    """
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from calibration.camera import fundamental_matrix
+    from calibration.io import read_calibration
+    from capture.detection_files import read_detections_json
+    from core.errors import CaptureError
+    from matching.clock import Stream, estimate_clock_offset
+
+    p = argparse.ArgumentParser(prog="mvcap sync", description="Estimate per-camera clock offsets.")
+    p.add_argument("--calibration", required=True, help="calibration file")
+    p.add_argument("--detections", required=True, help="folder of <camera>.json.gz detections")
+    p.add_argument("--search-ms", type=float, default=500.0, help="offsets within +- this are tried, ms")
+    p.add_argument("--step-ms", type=float, default=2.0, help="grid step, ms (refined below it)")
+    args = p.parse_args(argv)
+    try:
+        rig = read_calibration(args.calibration)
+        streams = {}
+        for cam in rig:
+            path = Path(args.detections) / f"{cam.name}.json.gz"
+            if not path.is_file():
+                continue
+            dets = read_detections_json(path)
+            pts = [
+                cam.undistort_px(d.poses[..., :2].reshape(-1, 2).astype(float)).reshape(d.poses.shape[:2] + (2,))
+                for d in dets
+            ]
+            streams[cam.name] = Stream(
+                np.array([d.stamp_ns for d in dets]), pts, [d.poses[..., 2].astype(float) for d in dets]
+            )
+        if len(streams) < 2:
+            raise CaptureError(f"{args.detections}: need detection files of at least 2 cameras of the calibration")
+    except CaptureError as exc:
+        print(f"mvcap sync: error: {exc}", file=sys.stderr)
+        return 2
+    names = list(streams)
+    ref = names[0]
+    offsets, costs = {ref: 0.0}, {ref: 0.0}
+    for name in names[1:]:
+        F = fundamental_matrix(rig[ref], rig[name])
+        off, cost = estimate_clock_offset(F, streams[ref], streams[name], args.search_ms * 1e6, args.step_ms * 1e6)
+        offsets[name], costs[name] = round(off * 1e-6, 2), round(cost, 2)
+    print(f"# mean epipolar distance at the estimate (px): {json.dumps(costs)}")
+    print("# the estimate needs people moving: on slow motion the cost is flat over tens of ms; check it")
+    print("[node]")
+    print("clock_offsets_ms = { " + ", ".join(f"{k} = {v}" for k, v in offsets.items()) + " }")
+    return 0
