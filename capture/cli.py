@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("capture.worker", "main"),
     "bench": ("capture.bench", "main"),
     "record": ("capture.record", "record_main"),
+    "view": ("capture.view", "main"),
     "export": ("capture.record", "export_main"),
 }
 _HELP = {
@@ -32,6 +33,7 @@ _HELP = {
     "worker": "run one camera's capture + 2D detection worker only",
     "bench": "benchmarks that print figures (node: reconstruction time per frame)",
     "record": "record the node's 3D stream into a take folder (flushed and fsync-ed per frame)",
+    "view": "show the 3D skeletons and camera frusta live in rerun (optional extra: '.[view]')",
     "export": "export a take or run folder to TRC files",
 }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from calibration.camera import CameraRig
 from capture.outputs import read_poses_jsonl, render_overlay
 from capture.worker import is_detection_file
-from core.config import Config
+from core.config import CameraSource, Config
 from core.skeleton import COCO17
 
 __all__ = ["dump_config", "free_tcp_endpoint", "launch"]
@@ -121,6 +121,11 @@ def launch(
         # so the node waits for every live camera instead of timing frames out.
         node_cfg = dataclasses.replace(node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S))
     cfg = dataclasses.replace(cfg, node=node_cfg)
+    # Paths become absolute: the written config is read from the run folder, not from here.
+    cameras = tuple(
+        CameraSource(c.name, c.source if c.source.isdigit() else str(Path(c.source).resolve())) for c in cfg.cameras
+    )
+    cfg = dataclasses.replace(cfg, calibration=str(Path(cfg.calibration).resolve()), cameras=cameras)
     cfg_path = out_dir / "config.toml"
     cfg_path.write_text(dump_config(cfg))
     # Realtime replays start a few seconds ahead, so that no frame is overdue while processes start.

@@ -108,6 +108,9 @@ def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if summary.get("failed_processes"):
+        for proc, rc in summary["failed_processes"].items():
+            print(f"mvcap {tag}: error: '{proc}' exited with {rc}; see {out_dir / 'logs'}", file=sys.stderr)
     _report(out_dir, summary)
     return code
 

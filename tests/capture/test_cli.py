@@ -131,3 +131,28 @@ def test_bench_node_prints_figures(shared_data, capsys):
     figures = json.loads(capsys.readouterr().out)
     assert figures["frames"] == 100 and figures["tracks"] == 3
     assert figures["ms_per_frame"]["median"] > 0 and figures["ratio_to_baseline"] > 0
+
+
+def test_demo_with_relative_paths(shared_data, tmp_path, monkeypatch):
+    """Regression: relative --data/--detections were written as-is into the run's config.toml and
+    then resolved against the run folder, so the node found no calibration and nothing was made."""
+    monkeypatch.chdir(shared_data)
+    rel_dets = os.path.relpath(DETS, shared_data)
+    out = tmp_path / "rel"
+    assert (
+        cli_main(
+            [
+                "demo",
+                "--data",
+                "pose2sim_demo_multiperson",
+                "--detections",
+                rel_dets,
+                "--out",
+                str(out),
+                "--max-frames",
+                "10",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "summary.json").read_text())["frames"] == 10
