@@ -41,7 +41,7 @@ def bone_segments(pose: np.ndarray, skeleton: Skeleton) -> np.ndarray:
         >>> from core.skeleton import COCO17
         >>> p = np.zeros((17, 4)); p[[11, 13], 3] = 1.0; p[13, :3] = [0, 0, -0.4]
         >>> bone_segments(p, COCO17).tolist()
-        [[[0.0, 0.0, 0.0], [0.0, 0.0, -0.4]]]
+        [[[0.0, 0.0, -0.4], [0.0, 0.0, 0.0]]]
     """
     ok = pose[:, 3] > 0
     limbs = [(a, b) for a, b in skeleton.limbs if ok[a] and ok[b]]
