@@ -137,3 +137,22 @@ def test_malformed_messages_are_dropped_and_counted(shared_data, tmp_path, rng):
     for fa, fb in zip(a, b, strict=True):
         assert np.array_equal(fa.track_ids, fb.track_ids) and np.array_equal(fa.poses, fb.poses)
     assert clean["tracks"] == dirty["tracks"]
+
+
+def test_camera_reported_dead_after_missed_heartbeats_and_alive_again(tmp_path):
+    from synth import ring_rig
+
+    rig = ring_rig()
+    node = Node(rig, Config(), tmp_path)
+    beat = wire.encode(wire.Message("heartbeat", "cam1", 0, 0, {}, {"frames": 0}))
+    node.handle([bytes(f) for f in beat])
+    node._check_liveness(time.monotonic())
+    assert node.dead == set()
+    node.last_seen["cam1"] -= Config().node.heartbeat_timeout_s + 0.5  # three heartbeats missed
+    node._check_liveness(time.monotonic())
+    assert node.dead == {"cam1"}
+    node.handle([bytes(f) for f in beat])  # it comes back
+    assert node.dead == set()
+    assert [e["event"] for e in node.counters.events] == ["dead", "alive"]
+    st = node.status(time.monotonic())
+    assert st["dead"] == [] and set(st["fps"]) == set(rig.names)
