@@ -83,6 +83,7 @@ COCO17_TO_SHELF14_BODY.setflags(write=False)
 _SHELF = {n: i for i, n in enumerate(SHELF14)}
 _SKEL19 = {n: i for i, n in enumerate(SKEL19)}
 _NOSE, _L_EAR, _R_EAR = COCO17.index("nose"), COCO17.index("left_ear"), COCO17.index("right_ear")
+_L_EYE, _R_EYE = COCO17.index("left_eye"), COCO17.index("right_eye")
 _L_SHO, _R_SHO = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
 _L_HIP, _R_HIP = COCO17.index("left_hip"), COCO17.index("right_hip")
 
@@ -122,6 +123,12 @@ def coco17_to_shelf14(poses: np.ndarray, head: HeadConvention | str = HeadConven
     The 12 limb joints are copied (:data:`COCO17_TO_SHELF14_BODY`); the two head joints are made by
     the chosen :class:`HeadConvention`.
 
+    Convention: with a confidence column (C >= 4), joints of confidence 0 are missing (their
+    coordinates are meaningless) and the head rules use what is there: a missing nose is replaced
+    by the mean of the known eyes, else of the known ears; one missing ear by the other; with both
+    ears missing the ear-based rules fall back to the nose-based (mvpose) rule. Without a confidence
+    column every joint is taken as known (as for VoxelPose's own predictions).
+
     Args:
         poses: (P, 17, C>=3) COCO-17 poses, world coordinates in metres (extra columns are ignored).
         head: head-joint convention, a :class:`HeadConvention` or its value.
@@ -139,25 +146,53 @@ def coco17_to_shelf14(poses: np.ndarray, head: HeadConvention | str = HeadConven
         [[0.0, 0.0, 0.5], [0.0, 0.0, 1.5]]
     """
     head = _head(head)
-    xyz = _check_poses("poses", poses, COCO17.n_joints)
+    xyz = _check_poses("poses", poses, COCO17.n_joints).copy()
+    arr = np.asarray(poses)
+    known = arr[..., 3] > 0 if arr.ndim == 3 and arr.shape[-1] >= 4 else np.ones(xyz.shape[:2], dtype=bool)
     out = np.zeros((xyz.shape[0], len(SHELF14), 3))
     out[:, :12] = xyz[:, COCO17_TO_SHELF14_BODY]
     m = (xyz[:, _L_SHO] + xyz[:, _R_SHO]) / 2
-    nose = xyz[:, _NOSE]
-    if head in (HeadConvention.MVPOSE, HeadConvention.VOXELPOSE_SHELF):
-        top = m + (nose - m) * np.array([0.75, 0.75, 1.5])
-        bottom = m + (nose - m) * 0.5
-        if head is HeadConvention.VOXELPOSE_SHELF:
-            e_bottom, e_top = _ear_head(m, xyz)
-            top, bottom = 0.75 * top + 0.25 * e_top, 0.75 * bottom + 0.25 * e_bottom
+    nose = _known_nose(xyz, known)
+    ears_known = _fill_ears(xyz, known)
+    mv_top = m + (nose - m) * np.array([0.75, 0.75, 1.5])
+    mv_bottom = m + (nose - m) * 0.5
+    e_bottom, e_top = _ear_head(m, xyz)
+    e_bottom = np.where(ears_known[:, None], e_bottom, mv_bottom)
+    e_top = np.where(ears_known[:, None], e_top, mv_top)
+    if head is HeadConvention.MVPOSE:
+        top, bottom = mv_top, mv_bottom
+    elif head is HeadConvention.VOXELPOSE_SHELF:
+        top, bottom = 0.75 * mv_top + 0.25 * e_top, 0.75 * mv_bottom + 0.25 * e_bottom
     elif head is HeadConvention.CROSSVIEW:
         top = m + (nose - m) * np.array([0.78, 0.5, 1.5])
         bottom = m + (nose - m) * np.array([0.3, 0.4, 0.6])
     else:
-        bottom, top = _ear_head(m, xyz)
+        bottom, top = e_bottom, e_top
     out[:, _SHELF["bottom_head"]] = bottom
     out[:, _SHELF["top_head"]] = top
     return out
+
+
+def _known_nose(xyz: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(P, 3) nose, or the mean of the known eyes, else of the known ears, where it is missing."""
+    nose = xyz[:, _NOSE].copy()
+    for group in ((_L_EYE, _R_EYE), (_L_EAR, _R_EAR)):
+        need = ~known[:, _NOSE] & known[:, list(group)].any(axis=1)
+        w = known[:, list(group)].astype(float)  # (P, 2)
+        sub = (xyz[:, list(group)] * w[..., None]).sum(axis=1) / np.maximum(w.sum(axis=1), 1)[:, None]
+        nose[need] = sub[need]
+        known = known.copy()
+        known[need, _NOSE] = True
+    return nose
+
+
+def _fill_ears(xyz: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Copy a known ear over a missing one, in place; returns (P,) whether any ear is known."""
+    left_only = known[:, _L_EAR] & ~known[:, _R_EAR]
+    right_only = known[:, _R_EAR] & ~known[:, _L_EAR]
+    xyz[left_only, _R_EAR] = xyz[left_only, _L_EAR]
+    xyz[right_only, _L_EAR] = xyz[right_only, _R_EAR]
+    return known[:, _L_EAR] | known[:, _R_EAR]
 
 
 def _ear_head(m: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -225,3 +225,31 @@ def test_read_panoptic_bodies(shared_data):
     assert b.shape == (19, 4)
     assert np.abs(b[:, :3]).max() < 5.0  # metres (the file is in cm)
     np.testing.assert_allclose(b[0], [1.24136, -1.05991, -0.302854, 0.709717])
+
+
+def test_head_rules_use_only_known_joints():
+    """Regression: missing joints (conf 0, coordinates 0) used to enter the head rules as points at
+    the world origin, putting the head of any pose without ears or nose near (0, 0, 0)."""
+    from capture.benchmarks.datasets import HeadConvention, coco17_to_shelf14
+    from core.skeleton import COCO17
+
+    pose = np.zeros((1, 17, 4))
+    pose[0, :, :3] = [5.0, 5.0, 1.0]
+    pose[0, :, 3] = 1.0
+    pose[0, COCO17.index("left_shoulder"), :3] = [4.8, 5.0, 1.4]
+    pose[0, COCO17.index("right_shoulder"), :3] = [5.2, 5.0, 1.4]
+    pose[0, COCO17.index("nose"), :3] = [5.0, 5.1, 1.6]
+    full = coco17_to_shelf14(pose, HeadConvention.MVPOSE)
+    no_ears = pose.copy()
+    no_ears[0, [COCO17.index("left_ear"), COCO17.index("right_ear")]] = 0.0
+    # Without ears the VoxelPose Shelf blend falls back to the nose rule entirely.
+    assert np.allclose(coco17_to_shelf14(no_ears, HeadConvention.VOXELPOSE_SHELF)[0, 12:], full[0, 12:])
+    no_nose = pose.copy()
+    no_nose[0, COCO17.index("nose")] = 0.0
+    for eye in ("left_eye", "right_eye"):
+        no_nose[0, COCO17.index(eye), :3] = [5.0, 5.1, 1.6]  # eyes where the nose was
+    assert np.allclose(coco17_to_shelf14(no_nose, HeadConvention.MVPOSE)[0, 12:], full[0, 12:])
+    assert (
+        np.linalg.norm(coco17_to_shelf14(no_ears, HeadConvention.VOXELPOSE_CAMPUS)[0, 12:] - [5, 5, 1.5], axis=1).max()
+        < 0.5
+    )
