@@ -95,9 +95,9 @@ class FrameReconstructor:
 
     def _associate(
         self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int
-    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, int, int]]]:
+    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, np.ndarray, int, int]]]:
         """Groups of (view, detection) per person, the track id each group was built for (0: new),
-        and the (track index, view, detection) of tracks claimed in one view only.
+        and the (track id, predicted (J, 4) pose, view, detection) of tracks claimed in one view only.
 
         Live tracks are projected into every view and claim detections there first (per-view
         Hungarian, gated); a track claimed in fewer than 2 views releases its detection. The
@@ -108,7 +108,7 @@ class FrameReconstructor:
         track_ids, preds = self.tracker.predictions(stamp_ns)
         groups: list[tuple[tuple[int, int], ...]] = []
         hints: list[int] = []
-        singles: list[tuple[int, int, int]] = []
+        singles: list[tuple[int, np.ndarray, int, int]] = []
         if len(track_ids):
             # Project every track into every view at once.
             Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
@@ -139,7 +139,7 @@ class FrameReconstructor:
                 else:
                     for c, i in members[t]:
                         claimed[c][i] = -1
-                        singles.append((t, c, i))
+                        singles.append((tid, preds[t], c, i))
         pool = [np.nonzero(cl < 0)[0] for cl in claimed]
         if sum(idx.size > 0 for idx in pool) >= 2:  # epipolar grouping needs two views with leftovers
             for g in self.matcher.match(
@@ -150,7 +150,7 @@ class FrameReconstructor:
                     groups.append(tuple((c, int(pool[c][i])) for c, i in g))
                     hints.append(0)
         used = {m for g in groups for m in g}
-        return groups, hints, [(t, c, i) for t, c, i in singles if (c, i) not in used]
+        return groups, hints, [s for s in singles if (s[2], s[3]) not in used]
 
     def _unflip(
         self, pts: np.ndarray, conf: np.ndarray, claimed: np.ndarray, uv: np.ndarray, valid: np.ndarray
@@ -287,11 +287,12 @@ class FrameReconstructor:
             tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
         if singles and self.mcfg.single_view_updates:
-            track_ids, preds = self.tracker.predictions(stamp_ns)
-            single_poses = np.stack([self._single_view_pose(preds[t], c, pts[c][i], conf[c][i]) for t, c, i in singles])
+            single_poses = np.stack(
+                [self._single_view_pose(pred, c, pts[c][i], conf[c][i]) for _, pred, c, i in singles]
+            )
             poses = np.concatenate([poses, single_poses]) if len(poses) else single_poses
-            groups = groups + [((c, i),) for _, c, i in singles]
-            hints = hints + [int(track_ids[t]) for t, _, _ in singles]
+            groups = groups + [((c, i),) for _, _, c, i in singles]
+            hints = hints + [tid for tid, _, _, _ in singles]
         t2 = time.thread_time()
         ids = self.tracker.update(poses, stamp_ns, np.array(hints, dtype=np.int64))
         keep = ids > 0
