@@ -41,6 +41,7 @@ __all__ = [
     "keypoint_boxes",
     "read_coco_json",
     "read_detections_json",
+    "read_json_file",
     "read_openpose_folder",
     "write_detections_json",
 ]
@@ -139,7 +140,13 @@ def keypoint_boxes(poses: np.ndarray) -> np.ndarray:
     return np.concatenate([lo, hi, score], axis=1).astype(np.float32)
 
 
-def _load_json(path: Path) -> Any:
+def read_json_file(path: str | Path) -> Any:
+    """Parse a JSON file (gzip-compressed if its first bytes say so).
+
+    Raises:
+        InputError: missing, unreadable or invalid file; the one-line message names it.
+    """
+    path = Path(path)
     try:
         with path.open("rb") as f:
             raw = f.read()
@@ -195,7 +202,7 @@ def read_openpose_folder(
     camera = folder.name if camera is None else camera
     out = []
     for frame_idx, file in sorted(zip(numbers, files, strict=True)):
-        doc = _load_json(file)
+        doc = read_json_file(file)
         people = doc.get("people") if isinstance(doc, dict) else None
         if not isinstance(people, list):
             raise InputError(f"{file}: expected an object with a 'people' list")
@@ -252,7 +259,7 @@ def read_coco_json(
     """
     path = Path(path)
     fps = _check_fps(fps)
-    doc = _load_json(path)
+    doc = read_json_file(path)
     if not isinstance(doc, list):
         raise InputError(f"{path}: expected a JSON list of COCO keypoint results; got {type(doc).__name__}")
     per_frame: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -364,7 +371,7 @@ def read_detections_json(path: str | Path) -> list[Detections2D]:
             names the file and the frame).
     """
     path = Path(path)
-    doc = _load_json(path)
+    doc = read_json_file(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(f"{path}: not an {FORMAT} file")
     if doc.get("version") != VERSION:

@@ -35,6 +35,7 @@ from typing import Final
 
 import numpy as np
 
+from capture.benchmarks.datasets import read_number_tokens
 from capture.detection_files import BODY25_TO_COCO17, OPENPOSE_BODY25, keypoint_boxes
 from core.errors import InputError, ShapeError
 from core.types import Detections2D
@@ -167,16 +168,7 @@ def read_4da_detections(path: str | os.PathLike[str]) -> list[Body25Frame]:
             inside a frame, or values left after the T frames; the message names the file and frame.
     """
     path = Path(path)
-    try:
-        tokens = path.read_text(encoding="ascii").split()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    try:
-        values = np.asarray(tokens, dtype=np.float64)
-    except ValueError:
-        raise InputError(f"{path}: non-numeric token in detection file") from None
+    tokens, values = read_number_tokens(path, "detection file")
     if values.size < 2:
         raise InputError(f"{path}: missing 'type frames' header")
     if values[0] != _SKEL_TYPE_BODY25:

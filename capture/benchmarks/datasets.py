@@ -15,7 +15,6 @@ Sources:
 
 from __future__ import annotations
 
-import json
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Final
 
 import numpy as np
 
+from capture.detection_files import read_json_file
 from core.errors import InputError, ShapeError
 from core.skeleton import COCO17
 
@@ -40,6 +40,7 @@ __all__ = [
     "read_4da_skel",
     "read_campus_gt",
     "read_crossview_result",
+    "read_number_tokens",
     "read_panoptic_bodies",
     "read_shelf_gt",
     "skel19_to_shelf14",
@@ -281,14 +282,27 @@ def coco17_to_panoptic15(poses: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- readers
 
 
-def _load_json(path: Path) -> object:
+def read_number_tokens(path: str | Path, what: str) -> tuple[list[str], np.ndarray]:
+    """Whitespace-separated numbers of a text file (4D Association's formats), as tokens and float64.
+
+    Args:
+        path: ASCII text file.
+        what: what the file is, for the error message ("skeleton file", "detection file").
+
+    Raises:
+        InputError: missing or unreadable file, or a non-numeric token; the message names the file.
+    """
+    path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+        tokens = path.read_text(encoding="ascii").split()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    try:
+        return tokens, np.asarray(tokens, dtype=np.float64)
+    except ValueError:
+        raise InputError(f"{path}: non-numeric token in {what}") from None
 
 
 def read_shelf_gt(path: str | Path) -> dict[int, dict[int, np.ndarray]]:
@@ -375,7 +389,7 @@ def read_crossview_result(
 
 
 def _read_crossview_frames(path: Path, n_joints: int) -> dict[int, dict[int, np.ndarray]]:
-    data = _load_json(path)
+    data = read_json_file(path)
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of frames")
     out: dict[int, dict[int, np.ndarray]] = {}
@@ -414,14 +428,7 @@ def read_4da_skel(path: str | Path, n_joints: int) -> dict[int, dict[int, np.nda
         InputError: missing file, a header whose J differs from ``n_joints``, or truncated/extra data.
     """
     path = Path(path)
-    try:
-        tokens = path.read_text(encoding="ascii").split()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    try:
-        values = np.asarray(tokens, dtype=np.float64)
-    except ValueError:
-        raise InputError(f"{path}: non-numeric token in skeleton file") from None
+    tokens, values = read_number_tokens(path, "skeleton file")
     if values.size < 2:
         raise InputError(f"{path}: missing 'J T' header")
     n_j, n_t = int(values[0]), int(values[1])
@@ -471,7 +478,7 @@ def read_panoptic_bodies(folder: str | Path) -> dict[int, list[np.ndarray]]:
     out: dict[int, list[np.ndarray]] = {}
     for path in files:
         frame = int(_PANOPTIC_FILE.search(path.name).group(1))
-        data = _load_json(path)
+        data = read_json_file(path)
         try:
             bodies = [np.asarray(b["joints19"], dtype=np.float64).reshape(19, 4) for b in data["bodies"]]
         except (KeyError, TypeError, ValueError) as e:
