@@ -106,6 +106,8 @@ def _dataset_main(name: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog=f"mvcap bench {name}", description=f"{name} benchmark with the field's protocol")
     p.add_argument("--data", default=str(default_data_dir()), help="folder holding shelf/, campus/, panoptic/")
     p.add_argument("--out", default="runs/bench", help="folder for <name>.json and <name>.md")
+    if name == "shelf":
+        p.add_argument("--sweep", action="store_true", help="also score a grid of smoothing settings (about 2 minutes)")
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / name).is_dir():
@@ -119,10 +121,16 @@ def _dataset_main(name: str, argv: list[str]) -> int:
         if name == "shelf":
             from capture.benchmarks.shelf import run_shelf
 
-            res = run_shelf(data, Path(args.out))
+            res = run_shelf(data, Path(args.out), sweep=args.sweep)
             print(res.pop("text"))
             peer = res["4d_association_same_detections"]["average_actors_1_3"]
             print(f"4D Association's output, same detections and evaluator: {peer:.2f}")
+            if res["smoothing_cpu_ms_per_frame"] is not None:
+                live = res["ours_per_frame"]["average_actors_1_3"]
+                print(f"per frame (live node), before smoothing: {live:.2f}")
+            for row in res.get("smoothing_sweep", []):
+                a, px, avg = row["accel_noise_mps2"], row["pixel_noise_px"], row["average"]
+                print(f"sweep: accel. noise {a:g} m/s^2, 2D noise {px:g} px: {avg:.2f}")
         elif name == "campus":
             from capture.benchmarks.campus import run_campus
 

@@ -34,6 +34,9 @@ class FrameResult:
         poses: (P, J, 4) [x, y, z, conf], metres, world frame.
         groups: per output pose, its (view index, detection index) pairs.
         reproj_px: (M,) reprojection errors, pixels, of every joint observation used.
+        obs_px: (P, C, J, 2) each pose's 2D joints in each view of the rig, undistorted pixels (the
+            measurements :mod:`fusion.smoothing` filters over time).
+        obs_conf: (P, C, J) their confidences; 0 where the view has no detection in the pose's group.
         stage_ms: CPU time of this thread per stage, milliseconds: matching (with undistortion),
             triangulation, tracking. CPU time, not wall time, so that other processes sharing the
             cores (the detection workers) do not inflate it.
@@ -43,6 +46,8 @@ class FrameResult:
     poses: np.ndarray
     groups: list[tuple[tuple[int, int], ...]]
     reproj_px: np.ndarray
+    obs_px: np.ndarray
+    obs_conf: np.ndarray
     stage_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -301,11 +306,19 @@ class FrameReconstructor:
             for p in np.nonzero(keep)[0]:
                 poses[p] = self.tracker.filled(int(ids[p]), poses[p], stamp_ns, self.fill_missing_s)
         t3 = time.thread_time()
+        kept = [g for g, k in zip(groups, keep, strict=True) if k]
+        obs_px = np.zeros((len(kept), len(self.rig), self.n_joints, 2))
+        obs_conf = np.zeros((len(kept), len(self.rig), self.n_joints))
+        for p, members in enumerate(kept):
+            for c, i in members:
+                obs_px[p, c], obs_conf[p, c] = pts[c][i], conf[c][i]
         return FrameResult(
             track_ids=ids[keep],
             poses=poses[keep],
-            groups=[g for g, k in zip(groups, keep, strict=True) if k],
+            groups=kept,
             reproj_px=reproj,
+            obs_px=obs_px,
+            obs_conf=obs_conf,
             stage_ms={
                 "matching": (t1 - t0) * 1e3,
                 "triangulation": (t2 - t1) * 1e3,

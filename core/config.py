@@ -21,6 +21,7 @@ __all__ = [
     "FusionConfig",
     "MatchingConfig",
     "NodeConfig",
+    "SmoothingConfig",
     "TriangulationConfig",
     "load_config",
 ]
@@ -108,6 +109,31 @@ class FusionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmoothingConfig:
+    """Temporal fusion of each track's joints by an unscented Kalman filter (:mod:`fusion.smoothing`).
+
+    Attributes:
+        enabled: smooth recorded sequences (benchmarks, offline runs); off by default, so the live
+            node publishes per-frame reconstructions.
+        rts: also run the Rauch-Tung-Striebel backward pass (offline only); False keeps the causal
+            forward filter.
+        accel_noise_mps2: standard deviation of the white-noise acceleration of a joint, m/s^2.
+        pixel_noise_px: standard deviation of a 2D joint of confidence 1, pixels (a joint of
+            confidence c gets pixel_noise_px / c).
+        gate_px: a view whose 2D joint lies farther than this from the joint's 3D reference (the
+            frame's triangulated joint, else the filter's prediction) is not used, pixels.
+        max_gap_s: a joint unobserved for longer starts a new filter, seconds.
+    """
+
+    enabled: bool = False
+    rts: bool = True
+    accel_noise_mps2: float = 5.0
+    pixel_noise_px: float = 8.0
+    gate_px: float = 20.0
+    max_gap_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Central node sockets and frame assembly.
 
@@ -159,6 +185,7 @@ class Config:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
 
 
@@ -167,6 +194,7 @@ _SECTIONS: dict[str, type] = {
     "matching": MatchingConfig,
     "triangulation": TriangulationConfig,
     "fusion": FusionConfig,
+    "smoothing": SmoothingConfig,
     "node": NodeConfig,
 }
 

@@ -3,7 +3,8 @@
 Each frame, live tracks are predicted to the new time with their joint velocities, and new poses
 are assigned to them by the Hungarian method (Kuhn 1955; ``scipy.optimize.linear_sum_assignment``)
 on the mean distance over joints valid in both, with a gate. Unassigned poses start tracks;
-tracks unseen for too long end. (The unscented Kalman filter replaces the predictor in its own issue.)
+tracks unseen for too long end. The per-joint unscented Kalman filter and RTS smoother over each
+track are in :mod:`fusion.smoothing`.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ def run_campus(data: Path, out_dir: Path, seed: int = 0) -> dict:
         people = [shelf14_to_coco17(poses[f]) for poses in gt.values() if f in poses]
         dets = synthesize_detections(rig, people, rng, model, frame_idx=f, stamp_ns=int(f / CAMPUS_FPS * 1e9))
         frames.append(dets)
-    poses, _, cpu_ms = reconstruct_sequence(rig, frames, cfg)
+    run = reconstruct_sequence(rig, frames, cfg)
+    poses, cpu_ms = run.poses, run.cpu_ms
     head = HeadConvention.VOXELPOSE_CAMPUS
     pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
     ours = pcp_voxelpose(gt, pred, CAMPUS_FRAMES, n_actors=3)

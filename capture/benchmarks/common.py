@@ -6,6 +6,7 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,17 @@ from capture.reconstruct import FrameReconstructor
 from core.config import Config, load_config
 from core.skeleton import COCO17
 from core.types import Detections2D
+from fusion.smoothing import SequenceFrame, smooth_sequence
 
-__all__ = ["REPO", "default_data_dir", "load_bench_config", "reconstruct_sequence", "write_result"]
+__all__ = [
+    "REPO",
+    "SequenceRun",
+    "default_data_dir",
+    "load_bench_config",
+    "reconstruct_sequence",
+    "timing",
+    "write_result",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,23 +42,47 @@ def load_bench_config(name: str) -> tuple[Config, str]:
     return (load_config(path), str(path.relative_to(REPO))) if path.is_file() else (Config(), "defaults")
 
 
-def reconstruct_sequence(
-    rig: CameraRig, frames: Sequence[Sequence[Detections2D | None]], cfg: Config
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], list[float]]:
-    """Run the node's per-frame reconstruction over a sequence, in one thread.
+@dataclass(frozen=True, slots=True)
+class SequenceRun:
+    """The reconstruction of a sequence (:func:`reconstruct_sequence`).
+
+    Attributes:
+        poses: ``{frame_idx: (P, 17, 4)}`` COCO-17 poses, metres: smoothed over time when the
+            config's ``[smoothing]`` is enabled, else the per-frame ones.
+        frame_poses: ``{frame_idx: (P, 17, 4)}`` the per-frame (live node) reconstructions.
+        ids: ``{frame_idx: (P,)}`` track ids, rows as in both pose dicts.
+        cpu_ms: per-frame CPU time of the node's reconstruction, milliseconds.
+        smoothing_cpu_ms: CPU time of the smoothing pass divided by the number of frames,
+            milliseconds (None when smoothing is off).
+        sequence: the per-frame results as :func:`fusion.smoothing.smooth_sequence` takes them (to
+            smooth again with other settings).
+    """
+
+    poses: dict[int, np.ndarray]
+    frame_poses: dict[int, np.ndarray]
+    ids: dict[int, np.ndarray]
+    cpu_ms: list[float]
+    smoothing_cpu_ms: float | None
+    sequence: list[SequenceFrame]
+
+
+def reconstruct_sequence(rig: CameraRig, frames: Sequence[Sequence[Detections2D | None]], cfg: Config) -> SequenceRun:
+    """Run the node's per-frame reconstruction over a sequence in one thread, then smooth it.
+
+    The smoothing pass (:func:`fusion.smoothing.smooth_sequence`, the UKF on each track's 2D
+    observations with the RTS smoother) runs when ``cfg.smoothing.enabled``.
 
     Args:
         rig: cameras, in the order of each frame's views.
         frames: per frame, one Detections2D (or None) per camera; frame index and time are read
             from the first present view.
-        cfg: run configuration (matching, triangulation, fusion sections).
+        cfg: run configuration (matching, triangulation, fusion, smoothing sections).
 
     Returns:
-        (poses, ids, cpu_ms): ``{frame_idx: (P, 17, 4)}`` COCO-17 poses in metres, ``{frame_idx: (P,)}``
-        track ids, and the CPU time of every frame, milliseconds.
+        A :class:`SequenceRun`.
     """
     rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, cfg.fusion)
-    poses, ids, cpu_ms = {}, {}, []
+    poses, ids, cpu_ms, seq = {}, {}, [], []
     for views in frames:
         first = next(v for v in views if v is not None)
         c0 = time.thread_time()
@@ -56,7 +90,13 @@ def reconstruct_sequence(
         cpu_ms.append((time.thread_time() - c0) * 1e3)
         poses[first.frame_idx] = res.poses
         ids[first.frame_idx] = res.track_ids
-    return poses, ids, cpu_ms
+        seq.append(SequenceFrame(first.stamp_ns, res.track_ids, res.poses, res.obs_px, res.obs_conf))
+    if not cfg.smoothing.enabled:
+        return SequenceRun(poses, poses, ids, cpu_ms, None, seq)
+    c0 = time.thread_time()
+    smoothed = smooth_sequence(seq, rig.projections(), cfg.smoothing, cfg.triangulation.min_joint_conf)
+    per_frame = (time.thread_time() - c0) * 1e3 / max(len(seq), 1)
+    return SequenceRun(dict(zip(poses, smoothed, strict=True)), poses, ids, cpu_ms, per_frame, seq)
 
 
 def timing(cpu_ms: list[float]) -> dict[str, float]:

@@ -47,7 +47,8 @@ def run_panoptic(
                 people, valid = [p for p, _ in conv], [v for _, v in conv]
                 stamp = int(f / HD_FPS * 1e9)
                 frames.append(synthesize_detections(rig, people, rng, model, frame_idx=f, stamp_ns=stamp, valid=valid))
-            poses, _, cpu = reconstruct_sequence(rig, frames, cfg)
+            run = reconstruct_sequence(rig, frames, cfg)
+            poses, cpu = run.poses, run.cpu_ms
             cpu_all += cpu
             key = 1_000_000 * k  # keep the two sequences' frames apart
             for f, b in bodies.items():

@@ -10,13 +10,16 @@ scored by the same evaluator beside ours.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from calibration.camera import CameraRig
 from calibration.io import read_4da_json
 from capture.benchmarks.body25 import shelf_detections
-from capture.benchmarks.common import load_bench_config, reconstruct_sequence, timing, write_result
+from capture.benchmarks.common import SequenceRun, load_bench_config, reconstruct_sequence, timing, write_result
 from capture.benchmarks.datasets import (
     HeadConvention,
     coco17_to_shelf14,
@@ -25,8 +28,15 @@ from capture.benchmarks.datasets import (
     skel19_to_shelf14,
 )
 from capture.benchmarks.evaluate import PART_NAMES, SHELF_FRAMES, PCPResult, pcp_voxelpose
+from core.config import Config
+from fusion.smoothing import smooth_sequence
 
-__all__ = ["PUBLISHED_SHELF", "run_shelf"]
+__all__ = ["PUBLISHED_SHELF", "SWEEP_ACCEL_MPS2", "SWEEP_PIXEL_PX", "run_shelf"]
+
+SWEEP_ACCEL_MPS2: tuple[float, ...] = (2.0, 5.0, 10.0)
+"""Acceleration noise values of the sensitivity sweep, m/s^2."""
+SWEEP_PIXEL_PX: tuple[float, ...] = (5.0, 8.0, 12.0)
+"""2D noise values of the sensitivity sweep, pixels."""
 
 PUBLISHED_SHELF: tuple[tuple[str, float, str], ...] = (
     ("mvpose (Dong et al. CVPR 2019)", 96.9, "published average"),
@@ -56,8 +66,30 @@ def _pcp_dict(res: PCPResult) -> dict:
     }
 
 
-def run_shelf(data: Path, out_dir: Path) -> dict:
-    """Run and score the Shelf benchmark; writes ``shelf.json`` and ``shelf.md`` into ``out_dir``."""
+def _sweep(run: SequenceRun, rig: CameraRig, cfg: Config, score: Callable[[dict], PCPResult]) -> list[dict]:
+    """Offline PCP over a grid of the filter's acceleration and 2D noise (same per-frame input)."""
+    out = []
+    for accel in SWEEP_ACCEL_MPS2:
+        for pixel in SWEEP_PIXEL_PX:
+            sm = dataclasses.replace(cfg.smoothing, accel_noise_mps2=accel, pixel_noise_px=pixel)
+            poses = smooth_sequence(run.sequence, rig.projections(), sm, cfg.triangulation.min_joint_conf)
+            r = score(dict(zip(run.frame_poses, poses, strict=True)))
+            out.append({
+                "accel_noise_mps2": accel,
+                "pixel_noise_px": pixel,
+                "per_actor": [round(100 * float(v), 2) for v in r.actor_pcp[:3]],
+                "average": round(100 * r.average, 2),
+            })  # fmt: skip
+    return out
+
+
+def run_shelf(data: Path, out_dir: Path, sweep: bool = False) -> dict:
+    """Run and score the Shelf benchmark; writes ``shelf.json`` and ``shelf.md`` into ``out_dir``.
+
+    With ``sweep`` (and smoothing enabled in ``configs/shelf.toml``) the offline result is also
+    computed over :data:`SWEEP_ACCEL_MPS2` x :data:`SWEEP_PIXEL_PX` filter settings, to show how
+    much the figure depends on them.
+    """
     shelf = data / "shelf"
     rig = read_4da_json(shelf / "4d_association" / "calibration.json")
     dets = shelf_detections(shelf / "4d_association" / "detection", rig.names)
@@ -65,16 +97,21 @@ def run_shelf(data: Path, out_dir: Path) -> dict:
     cfg, cfg_name = load_bench_config("shelf")
     n = min(len(v) for v in dets.values())
     frames = [[dets[c][k] for c in rig.names] for k in range(n)]
-    poses, _, cpu_ms = reconstruct_sequence(rig, frames, cfg)
+    run = reconstruct_sequence(rig, frames, cfg)
     head = HeadConvention.VOXELPOSE_SHELF
-    pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
-    ours = pcp_voxelpose(gt, pred, SHELF_FRAMES, n_actors=3)
+
+    def score(poses: dict[int, np.ndarray]) -> PCPResult:
+        pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
+        return pcp_voxelpose(gt, pred, SHELF_FRAMES, n_actors=3)
+
+    ours, per_frame = score(run.poses), score(run.frame_poses)
     peer_raw = read_4da_skel(shelf / "4d_association" / "skel.txt", 19)
     peer = {
         f + 300: skel19_to_shelf14(np.stack(list(p.values()))) if p else np.zeros((0, 14, 4))
         for f, p in peer_raw.items()
     }
     theirs = pcp_voxelpose(gt, peer, SHELF_FRAMES, n_actors=3)
+    sm = cfg.smoothing
     result = {
         "benchmark": "shelf",
         "protocol": "VoxelPose PCP (closest prediction per GT actor, alpha 0.5, torso mid-hip to "
@@ -83,28 +120,60 @@ def run_shelf(data: Path, out_dir: Path) -> dict:
         "head_convention": str(head),
         "config": cfg_name,
         "frames": len(frames),
+        "pipeline": "UKF + RTS smoother over each track (offline)" if sm.enabled else "per-frame (live node)",
         "ours": _pcp_dict(ours),
+        "ours_per_frame": _pcp_dict(per_frame),
         "4d_association_same_detections": _pcp_dict(theirs),
-        "node_cpu_ms_per_frame": timing(cpu_ms),
+        "node_cpu_ms_per_frame": timing(run.cpu_ms),
+        "smoothing_cpu_ms_per_frame": None if run.smoothing_cpu_ms is None else round(run.smoothing_cpu_ms, 3),
         "published": [{"method": m, "pcp": v, "source": s} for m, v, s in PUBLISHED_SHELF],
     }
+    if sweep and sm.enabled:
+        result["smoothing_sweep"] = _sweep(run, rig, cfg, score)
     lines = [
         "### Shelf (real OpenPose detections of 4D Association, VoxelPose PCP protocol, frames 300-600)",
         "",
         "| | actor 1 | actor 2 | actor 3 | average |",
         "|---|---|---|---|---|",
     ]
-    for label, r in (
-        ("**mvcap** (ours)", ours),
-        ("4D Association's output on the same detections, same evaluator", theirs),
-    ):
+    rows = [("4D Association's output on the same detections, same evaluator", theirs)]
+    if sm.enabled:
+        rows = [
+            ("**mvcap**, offline: UKF on 2D joints + RTS smoother", ours),
+            ("mvcap, per frame (live node output)", per_frame),
+            *rows,
+        ]
+    else:
+        rows = [("**mvcap** (ours)", ours), *rows]
+    for label, r in rows:
         a = [100 * float(v) for v in r.actor_pcp[:3]]
         lines.append(f"| {label} | {a[0]:.2f} | {a[1]:.2f} | {a[2]:.2f} | {100 * r.average:.2f} |")
+    smooth_note = (
+        f" Smoothing: accel. noise {sm.accel_noise_mps2:g} m/s^2, 2D noise {sm.pixel_noise_px:g} px, "
+        f"{run.smoothing_cpu_ms:.1f} ms/frame CPU (filterpy, offline)."
+        if sm.enabled
+        else ""
+    )
     lines += [
         "",
-        f"Head joints: VoxelPose's Shelf convention from COCO-17. Config `{cfg_name}`. "
+        f"Head joints: VoxelPose's Shelf convention from COCO-17. Config `{cfg_name}` (chosen on Shelf, "
+        "one setting for the whole dataset). "
         f"Node CPU time {result['node_cpu_ms_per_frame']['median']:.2f} ms/frame median "
-        "(5 views, one thread).",
+        f"(5 views, one thread).{smooth_note}",
+    ]
+    if "smoothing_sweep" in result:
+        accels = sorted({r["accel_noise_mps2"] for r in result["smoothing_sweep"]})
+        pixels = sorted({r["pixel_noise_px"] for r in result["smoothing_sweep"]})
+        grid = {(r["accel_noise_mps2"], r["pixel_noise_px"]): r["average"] for r in result["smoothing_sweep"]}
+        lines += [
+            "",
+            "Sensitivity of the offline average to the two filter settings:",
+            "",
+            "| accel. noise (m/s^2) \\ 2D noise (px) | " + " | ".join(f"{p:g}" for p in pixels) + " |",
+            "|---|" + "---|" * len(pixels),
+            *[f"| {a:g} | " + " | ".join(f"{grid[a, p]:.2f}" for p in pixels) + " |" for a in accels],
+        ]
+    lines += [
         "",
         "Published averages (anchors collected in ../shared/FINDINGS.md), each with its own evaluator "
         "and 2D detector, for orientation only:",

@@ -59,6 +59,16 @@ def test_missing_view_and_empty_frame(rig, rng):
     views = _views(rig, _people(0), rng)
     res = rec.process([views[0], None, views[2], views[3]], 0)
     assert len(res.track_ids) == 3
+    # The 2D measurements handed to the smoother: each pose's own detections, none from the dead view.
+    assert res.obs_px.shape == (3, len(rig), 17, 2) and res.obs_conf.shape == (3, len(rig), 17)
+    assert not res.obs_conf[:, 1].any()
+    for p, members in enumerate(res.groups):
+        assert sorted(c for c, _ in members) == [0, 2, 3]
+        for c, i in members:
+            und = rig[c].undistort_px(views[c].poses[i, :, :2].astype(np.float64))
+            assert np.allclose(res.obs_px[p, c], und) and np.allclose(res.obs_conf[p, c], views[c].poses[i, :, 2])
+            reproj = rig.projections()[c] @ np.c_[res.poses[p, :, :3], np.ones(17)].T
+            assert np.median(np.linalg.norm(reproj[:2] / reproj[2] - und.T, axis=0)) < 3.0
     empty = [Detections2D(c.name, 1, 1, np.zeros((0, 17, 3)), np.zeros((0, 5))) for c in rig]
     res = rec.process(empty, DT_NS)
     assert res.poses.shape == (0, 17, 4) and res.reproj_px.size == 0
