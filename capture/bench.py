@@ -108,6 +108,11 @@ def _dataset_main(name: str, argv: list[str]) -> int:
     p.add_argument("--out", default="runs/bench", help="folder for <name>.json and <name>.md")
     if name == "shelf":
         p.add_argument("--sweep", action="store_true", help="also score a grid of smoothing settings (about 2 minutes)")
+        p.add_argument(
+            "--ceiling",
+            action="store_true",
+            help="also compute the diagnostic ceiling: 2D candidates chosen with the ground truth",
+        )
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / name).is_dir():
@@ -121,13 +126,16 @@ def _dataset_main(name: str, argv: list[str]) -> int:
         if name == "shelf":
             from capture.benchmarks.shelf import run_shelf
 
-            res = run_shelf(data, Path(args.out), sweep=args.sweep)
+            res = run_shelf(data, Path(args.out), sweep=args.sweep, ceiling=args.ceiling)
             print(res.pop("text"))
             peer = res["4d_association_same_detections"]["average_actors_1_3"]
             print(f"4D Association's output, same detections and evaluator: {peer:.2f}")
             if res["smoothing_cpu_ms_per_frame"] is not None:
                 live = res["ours_per_frame"]["average_actors_1_3"]
                 print(f"per frame (live node), before smoothing: {live:.2f}")
+            if "diagnostic_candidate_ceiling" in res:
+                c = res["diagnostic_candidate_ceiling"]
+                print(f"diagnostic ceiling ({c['label']}): {c['average_actors_1_3']:.2f}")
             for row in res.get("smoothing_sweep", []):
                 a, px, avg = row["accel_noise_mps2"], row["pixel_noise_px"], row["average"]
                 print(f"sweep: accel. noise {a:g} m/s^2, 2D noise {px:g} px: {avg:.2f}")

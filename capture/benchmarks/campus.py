@@ -25,7 +25,7 @@ from capture.benchmarks.datasets import (
     read_campus_gt,
     read_crossview_result,
 )
-from capture.benchmarks.evaluate import CAMPUS_FRAMES, pcp_crossview, pcp_voxelpose
+from capture.benchmarks.evaluate import CAMPUS_FRAMES, PCPResult, pcp_crossview, pcp_voxelpose
 from capture.benchmarks.noise import NoiseModel, shelf14_to_coco17, synthesize_detections
 
 __all__ = ["CHEN_EXPECTED", "run_campus"]
@@ -67,11 +67,15 @@ def run_campus(data: Path, out_dir: Path, seed: int = 0) -> dict:
         dets = synthesize_detections(rig, people, rng, model, frame_idx=f, stamp_ns=int(f / CAMPUS_FPS * 1e9))
         frames.append(dets)
     run = reconstruct_sequence(rig, frames, cfg)
-    poses, cpu_ms = run.poses, run.cpu_ms
     head = HeadConvention.VOXELPOSE_CAMPUS
-    pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
-    ours = pcp_voxelpose(gt, pred, CAMPUS_FRAMES, n_actors=3)
+
+    def score(poses: dict[int, np.ndarray]) -> PCPResult:
+        pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
+        return pcp_voxelpose(gt, pred, CAMPUS_FRAMES, n_actors=3)
+
+    ours, per_frame = score(run.poses), score(run.frame_poses)
     per_actor = [round(100 * float(v), 2) for v in ours.actor_pcp]
+    smoothed = run.smoothing_cpu_ms is not None
     result = {
         "benchmark": "campus",
         "evaluator_check": {"protocol": "Chen et al. cross-view tracking evaluate.py", **check},
@@ -85,7 +89,10 @@ def run_campus(data: Path, out_dir: Path, seed: int = 0) -> dict:
             "config": cfg_name,
             "per_actor": per_actor,
             "average": round(100 * ours.average, 2),
-            "node_cpu_ms_per_frame": timing(cpu_ms),
+            "pipeline": "UKF + RTS smoother over each track (offline)" if smoothed else "per-frame (live node)",
+            "per_frame_average": round(100 * per_frame.average, 2),
+            "node_cpu_ms_per_frame": timing(run.cpu_ms),
+            "smoothing_cpu_ms_per_frame": round(run.smoothing_cpu_ms, 3) if smoothed else None,
         },
     }
     md = [
@@ -100,8 +107,15 @@ def run_campus(data: Path, out_dir: Path, seed: int = 0) -> dict:
         f"{model.sigma_px:g} px, {model.joint_drop_prob:.0%} dropped joints, {model.miss_prob:.0%} missed people, "
         f"{model.false_per_view:g} false detections/view, {model.flip_prob:.0%} left/right flips; not comparable "
         "with published figures): VoxelPose PCP "
-        f"{' / '.join(f'{v:.2f}' for v in per_actor)}, average {100 * ours.average:.2f}; "
-        f"node {result['semi_synthetic']['node_cpu_ms_per_frame']['median']:.2f} ms/frame.",
+        f"{' / '.join(f'{v:.2f}' for v in per_actor)}, average {100 * ours.average:.2f}"
+        + (
+            f" offline (UKF + RTS smoother), {100 * per_frame.average:.2f} per frame (the noise model draws "
+            "errors independently per frame, which favours temporal smoothing far more than a real "
+            "detector's correlated errors do: +1.0 on Shelf); "
+            if smoothed
+            else "; "
+        )
+        + f"node {result['semi_synthetic']['node_cpu_ms_per_frame']['median']:.2f} ms/frame.",
     ]
     write_result(out_dir, "campus", result, "\n".join(md))
     return result
