@@ -65,6 +65,11 @@ class Node:
         self.out_dir = Path(out_dir)
         self.skeleton = skeleton
         self.reconstructor = FrameReconstructor(rig, skeleton, config.matching, config.triangulation, config.fusion)
+        if config.smoothing.enabled:
+            log.warning(
+                "[smoothing] is applied by the offline benchmark pipeline only (mvcap bench); "
+                "the node publishes and records per-frame poses"
+            )
         self.counters = _Counters()
         node = config.node
         bad = {k: v for k, v in node.clock_offsets_ms.items() if k not in rig.names or not isinstance(v, (int, float))}
