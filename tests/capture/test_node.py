@@ -23,11 +23,13 @@ DETS = Path(__file__).resolve().parents[1] / "data" / "demo_yolo11n"
 CAMS = ("cam01", "cam02", "cam03", "cam04")
 
 
-def _run(shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]] | None = None) -> dict:
+def _run(
+    shared_data: Path, out: Path, n_frames: int, garbage: list[list[bytes]] | None = None, cfg: Config | None = None
+) -> dict:
     """Node + 4 worker threads over inproc; ``garbage`` is sent by a fifth publisher meanwhile."""
     rig = read_calibration(shared_data / "pose2sim_demo_multiperson/calibration/Calib.qca.txt")
     tag = uuid.uuid4().hex
-    cfg = Config()
+    cfg = cfg or Config()
     endpoints = {"input_endpoint": f"inproc://in-{tag}", "output_endpoint": f"inproc://out-{tag}"}
     cfg = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, **endpoints))
     ctx = zmq.Context()
@@ -93,6 +95,31 @@ def test_node_reconstructs_and_tracks(shared_data, tmp_path):
     assert {p.name for p in tmp_path.glob("person_*.trc")} == {f"person_{t}.trc" for t in spans}
     assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 40
     assert set(summary["workers"]) == set(CAMS) and all(w["frames"] == 40 for w in summary["workers"].values())
+
+
+def _jumps(frames, limit_m: float = 0.1) -> int:
+    """Joint-frames of the same track moving more than ``limit_m`` between consecutive frames."""
+    n, last = 0, {}
+    for f in frames:
+        for tid, pose in zip(f.track_ids.tolist(), f.poses, strict=True):
+            if tid in last:
+                both = (pose[:, 3] > 0) & (last[tid][:, 3] > 0)
+                n += int((np.linalg.norm(pose[both, :3] - last[tid][both, :3], axis=1) > limit_m).sum())
+            last[tid] = pose
+    return n
+
+
+def test_node_smooths_the_run_at_the_end(shared_data, tmp_path):
+    """[smoothing] on: poses3d_smoothed.jsonl has the same frames and ids, far fewer joint jumps."""
+    cfg = dataclasses.replace(Config(), smoothing=dataclasses.replace(Config().smoothing, enabled=True))
+    summary = _run(shared_data, tmp_path, n_frames=30, cfg=cfg)
+    assert summary["outputs"]["poses_smoothed"] == "poses3d_smoothed.jsonl"
+    assert summary["smoothing_cpu_ms_per_frame"] > 0
+    _, raw = read_poses_jsonl(tmp_path / "poses3d.jsonl")
+    _, smooth = read_poses_jsonl(tmp_path / "poses3d_smoothed.jsonl")
+    assert [f.frame_idx for f in smooth] == [f.frame_idx for f in raw] == list(range(30))
+    assert all(np.array_equal(a.track_ids, b.track_ids) for a, b in zip(raw, smooth, strict=True))
+    assert _jumps(smooth) < 0.5 * _jumps(raw), (_jumps(raw), _jumps(smooth))
 
 
 def _garbage(rng: np.random.Generator, n: int) -> list[list[bytes]]:
