@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from calibration.io import read_voxelpose_json
-from capture.benchmarks.common import load_bench_config, reconstruct_sequence, timing, write_result
+from capture.benchmarks.common import load_bench_config, pcp_coco17, reconstruct_sequence, timing, write_result
 from capture.benchmarks.datasets import (
     HeadConvention,
     coco17_to_shelf14,
     read_campus_gt,
     read_crossview_result,
 )
-from capture.benchmarks.evaluate import CAMPUS_FRAMES, PCPResult, pcp_crossview, pcp_voxelpose
+from capture.benchmarks.evaluate import CAMPUS_FRAMES, PCPResult, pcp_crossview
 from capture.benchmarks.noise import NoiseModel, shelf14_to_coco17, synthesize_detections
 
 __all__ = ["CHEN_EXPECTED", "run_campus"]
@@ -70,8 +70,7 @@ def run_campus(data: Path, out_dir: Path, seed: int = 0) -> dict:
     head = HeadConvention.VOXELPOSE_CAMPUS
 
     def score(poses: dict[int, np.ndarray]) -> PCPResult:
-        pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
-        return pcp_voxelpose(gt, pred, CAMPUS_FRAMES, n_actors=3)
+        return pcp_coco17(gt, poses, CAMPUS_FRAMES, head)
 
     ours, per_frame = score(run.poses), score(run.frame_poses)
     per_actor = [round(100 * float(v), 2) for v in ours.actor_pcp]

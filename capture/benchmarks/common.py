@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.camera import CameraRig
+from capture.benchmarks.datasets import HeadConvention, coco17_to_shelf14
+from capture.benchmarks.evaluate import PCPResult, pcp_voxelpose
 from capture.reconstruct import FrameReconstructor
 from core.config import Config, load_config
 from core.skeleton import COCO17
@@ -23,6 +25,7 @@ __all__ = [
     "SequenceRun",
     "default_data_dir",
     "load_bench_config",
+    "pcp_coco17",
     "reconstruct_sequence",
     "timing",
     "write_result",
@@ -97,6 +100,21 @@ def reconstruct_sequence(rig: CameraRig, frames: Sequence[Sequence[Detections2D 
     smoothed = smooth_sequence(seq, rig.projections(), cfg.smoothing, cfg.triangulation.min_joint_conf)
     per_frame = (time.thread_time() - c0) * 1e3 / max(len(seq), 1)
     return SequenceRun(dict(zip(poses, smoothed, strict=True)), poses, ids, cpu_ms, per_frame, seq)
+
+
+def pcp_coco17(
+    gt: dict[int, dict[int, np.ndarray]], poses: dict[int, np.ndarray], frames: Sequence[int], head: HeadConvention
+) -> PCPResult:
+    """VoxelPose PCP (:func:`pcp_voxelpose`, average of actors 1-3) of COCO-17 output poses.
+
+    Args:
+        gt: ``{actor: {frame: (14, 3)}}`` Shelf-14 ground truth, metres.
+        poses: ``{frame_idx: (P, 17, 4)}`` COCO-17 poses, metres (as :class:`SequenceRun` holds them).
+        frames: frame indices to evaluate.
+        head: head-joint convention of the Shelf-14 mapping (:func:`coco17_to_shelf14`).
+    """
+    pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
+    return pcp_voxelpose(gt, pred, frames, n_actors=3)
 
 
 def timing(cpu_ms: list[float]) -> dict[str, float]:

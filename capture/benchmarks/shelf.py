@@ -25,11 +25,17 @@ from capture.benchmarks.body25 import (
     read_4da_detections,
     shelf_detections,
 )
-from capture.benchmarks.common import SequenceRun, load_bench_config, reconstruct_sequence, timing, write_result
+from capture.benchmarks.common import (
+    SequenceRun,
+    load_bench_config,
+    pcp_coco17,
+    reconstruct_sequence,
+    timing,
+    write_result,
+)
 from capture.benchmarks.datasets import (
     SHELF14,
     HeadConvention,
-    coco17_to_shelf14,
     read_4da_skel,
     read_shelf_gt,
     skel19_to_shelf14,
@@ -83,11 +89,11 @@ def _pcp_dict(res: PCPResult) -> dict:
 
 def _sweep(run: SequenceRun, rig: CameraRig, cfg: Config, score: Callable[[dict], PCPResult]) -> list[dict]:
     """Offline PCP over a grid of the filter's acceleration and 2D noise (same per-frame input)."""
-    out = []
+    out, projections = [], rig.projections()
     for accel in SWEEP_ACCEL_MPS2:
         for pixel in SWEEP_PIXEL_PX:
             sm = dataclasses.replace(cfg.smoothing, accel_noise_mps2=accel, pixel_noise_px=pixel)
-            poses = smooth_sequence(run.sequence, rig.projections(), sm, cfg.triangulation.min_joint_conf)
+            poses = smooth_sequence(run.sequence, projections, sm, cfg.triangulation.min_joint_conf)
             r = score(dict(zip(run.frame_poses, poses, strict=True)))
             out.append({
                 "accel_noise_mps2": accel,
@@ -188,8 +194,7 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
     head = HeadConvention.VOXELPOSE_SHELF
 
     def score(poses: dict[int, np.ndarray]) -> PCPResult:
-        pred = {f: coco17_to_shelf14(p, head=head) if len(p) else np.zeros((0, 14, 4)) for f, p in poses.items()}
-        return pcp_voxelpose(gt, pred, SHELF_FRAMES, n_actors=3)
+        return pcp_coco17(gt, poses, SHELF_FRAMES, head)
 
     ours, per_frame = score(run.poses), score(run.frame_poses)
     peer_raw = read_4da_skel(shelf / "4d_association" / "skel.txt", 19)
