@@ -13,16 +13,16 @@ from importlib import import_module
 __all__ = ["main"]
 
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("capture.run", "demo_main"),
-    "run": ("capture.run", "run_main"),
-    "live": ("capture.run", "live_main"),
-    "sync": ("capture.sync", "main"),
-    "node": ("capture.node", "main"),
-    "worker": ("capture.worker", "main"),
+    "demo": ("capture.service.run", "demo_main"),
+    "run": ("capture.service.run", "run_main"),
+    "live": ("capture.service.run", "live_main"),
+    "sync": ("capture.service.sync", "main"),
+    "node": ("capture.service.node", "main"),
+    "worker": ("capture.service.worker", "main"),
     "bench": ("capture.bench", "main"),
-    "record": ("capture.record", "record_main"),
+    "record": ("capture.service.record", "record_main"),
     "view": ("capture.view", "main"),
-    "export": ("capture.record", "export_main"),
+    "export": ("capture.service.record", "export_main"),
 }
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",

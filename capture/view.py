@@ -18,7 +18,7 @@ import numpy as np
 import zmq
 
 from calibration.camera import CameraRig
-from capture import messages as wire
+from capture import wire
 from core.errors import CaptureError, MessageError, ShapeError
 from core.skeleton import Skeleton, skeleton_by_name
 
@@ -112,7 +112,7 @@ def run_viewer(rr: object, endpoint: str, rig: CameraRig | None, stop: threading
 
 def main(argv: list[str] | None = None) -> int:
     """``mvcap view [--endpoint E] [--calibration FILE] [--save FILE.rrd]``."""
-    from capture.proc import stop_on_signals
+    from capture.service.proc import stop_on_signals
     from core.logsetup import setup_logging
 
     p = argparse.ArgumentParser(prog="mvcap view", description="Show the node's 3D skeletons live (rerun).")

@@ -27,9 +27,9 @@ import numpy as np
 import zmq
 
 from calibration.io import write_json
-from capture import messages as wire
+from capture import wire
 from capture.benchmarks.synthetic import ring_rig, walking_people
-from capture.launcher import free_tcp_endpoint
+from capture.service.launcher import free_tcp_endpoint
 from core.types import Detections2D
 
 __all__ = ["main", "run_case"]
@@ -68,7 +68,7 @@ def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, w
     cmd = [
         sys.executable,
         "-m",
-        "capture.node",
+        "capture.service.node",
         "--config",
         str(cfg),
         "--out",

@@ -9,8 +9,8 @@ import numpy as np
 import zmq
 from synth import ring_rig
 
-from capture import messages as wire
-from capture.launcher import free_tcp_endpoint
+from capture import wire
+from capture.service.launcher import free_tcp_endpoint
 from capture.view import bone_segments, run_viewer, track_colour
 from core.skeleton import COCO17
 from core.types import Poses3D

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from capture import messages as wire
+from capture import wire
 from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
-from capture.proc import stop_on_signals
+from capture.service.proc import stop_on_signals
 from core.errors import CaptureError, InputError, MessageError, ShapeError
 from core.skeleton import skeleton_by_name
 

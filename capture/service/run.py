@@ -12,8 +12,8 @@ from pathlib import Path
 
 from calibration.camera import CameraRig
 from calibration.io import read_calibration
-from capture.launcher import launch
-from capture.worker import is_detection_file
+from capture.service.launcher import launch
+from capture.service.worker import is_detection_file
 from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.logsetup import setup_logging
@@ -22,7 +22,7 @@ __all__ = ["demo_main", "live_main", "prepare", "run_main"]
 
 log = logging.getLogger(__name__)
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def prepare(cfg: Config) -> CameraRig:

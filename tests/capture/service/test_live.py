@@ -16,7 +16,7 @@ from synth import person, project_people, ring_rig
 
 from calibration.io import write_json
 from capture.detection_files import write_detections_json
-from capture.launcher import free_tcp_endpoint
+from capture.service.launcher import free_tcp_endpoint
 from capture.outputs import read_poses_jsonl
 from core.types import Detections2D
 
@@ -57,8 +57,8 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
         "frame_timeout_s = 0.3\nheartbeat_timeout_s = 3.0\n"
     )
     out, take = tmp_path / "run", tmp_path / "take"
-    node = _py("capture.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
-    recorder = _py("capture.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
+    node = _py("capture.service.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
+    recorder = _py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
     epoch = time.time_ns() + int(4e9)
 
     def worker(cam: str) -> subprocess.Popen:
@@ -74,7 +74,7 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
             str(epoch),
             "--realtime",
         ]
-        return _py("capture.worker", *args, log=tmp_path / f"w_{cam}.log")
+        return _py("capture.service.worker", *args, log=tmp_path / f"w_{cam}.log")
 
     workers = {c: worker(c) for c in cams}
     victim = cams[2]

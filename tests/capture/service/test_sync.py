@@ -8,7 +8,7 @@ from synth import person, ring_rig
 
 from calibration.camera import CameraRig, fundamental_matrix
 from capture.reconstruct import FrameReconstructor
-from capture.sync import FrameAssembler
+from capture.service.sync import FrameAssembler
 from core.skeleton import COCO17
 from core.types import Detections2D
 from matching.clock import Stream, estimate_clock_offset

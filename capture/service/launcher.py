@@ -20,7 +20,7 @@ from pathlib import Path
 
 from calibration.camera import CameraRig
 from capture.outputs import read_poses_jsonl, render_overlay
-from capture.worker import is_detection_file
+from capture.service.worker import is_detection_file
 from core.config import CameraSource, Config
 from core.skeleton import COCO17
 
@@ -134,11 +134,11 @@ def launch(
     procs: list[subprocess.Popen] = []
     interrupted = False
     try:
-        node = _spawn(["capture.node", "--config", str(cfg_path), "--out", str(out_dir)], logs / "node.log")
+        node = _spawn(["capture.service.node", "--config", str(cfg_path), "--out", str(out_dir)], logs / "node.log")
         procs.append(node)
         workers = []
         for cam in cfg.cameras:
-            args = ["capture.worker", "--camera", cam.name, "--source", cam.source, "--config", str(cfg_path),
+            args = ["capture.service.worker", "--camera", cam.name, "--source", cam.source, "--config", str(cfg_path),
                     "--endpoint", node_cfg.input_endpoint, "--epoch-ns", str(epoch_ns)]  # fmt: skip
             if model_path and not is_detection_file(cam.source):
                 args += ["--model", model_path]

@@ -13,13 +13,13 @@ import numpy as np
 import zmq
 
 from calibration.io import read_calibration
-from capture import messages as wire
-from capture.node import Node
+from capture import wire
+from capture.service.node import Node
 from capture.outputs import read_poses_jsonl
-from capture.worker import Worker
+from capture.service.worker import Worker
 from core.config import Config
 
-DETS = Path(__file__).resolve().parents[1] / "data" / "demo_yolo11n"
+DETS = Path(__file__).resolve().parents[2] / "data" / "demo_yolo11n"
 CAMS = ("cam01", "cam02", "cam03", "cam04")
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from capture import messages as wire
+from capture import wire
 from core.errors import MessageError
 from core.types import Detections2D, Poses3D
 

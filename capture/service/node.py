@@ -22,11 +22,11 @@ import numpy as np
 import zmq
 
 from calibration.camera import CameraRig
-from capture import messages as wire
+from capture import wire
 from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
-from capture.proc import peak_rss_mb, stats_ms, stop_on_signals
+from capture.service.proc import peak_rss_mb, stats_ms, stop_on_signals
 from capture.reconstruct import FrameReconstructor
-from capture.sync import FrameAssembler
+from capture.service.sync import FrameAssembler
 from core.config import Config
 from core.errors import CaptureError, ConfigError, MessageError, ShapeError
 from core.skeleton import COCO17, Skeleton

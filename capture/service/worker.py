@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import zmq
 
-from capture import messages as wire
-from capture.proc import peak_rss_mb, stats_ms, stop_on_signals
+from capture import wire
+from capture.service.proc import peak_rss_mb, stats_ms, stop_on_signals
 from core.config import DetectorConfig
 from core.errors import CaptureError, InputError
 from core.types import Detections2D

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import zmq
 
-from capture import messages as wire
+from capture import wire
 from capture.cli import main as cli_main
-from capture.launcher import free_tcp_endpoint
+from capture.service.launcher import free_tcp_endpoint
 from capture.outputs import read_poses_jsonl
 from core.types import Poses3D
 
@@ -32,7 +32,7 @@ def test_recording_killed_with_sigkill_is_readable_and_exportable(tmp_path):
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.bind(endpoint)
-    rec = subprocess.Popen([sys.executable, "-m", "capture.record", "--endpoint", endpoint, "--out", str(take)])
+    rec = subprocess.Popen([sys.executable, "-m", "capture.service.record", "--endpoint", endpoint, "--out", str(take)])
     path = take / "poses3d.jsonl"
     sent, deadline = 0, time.monotonic() + 60
     try:
