@@ -1,6 +1,7 @@
-"""Camera model, calibration file formats and fundamental matrices."""
+"""Camera model, calibration file formats, rig sanity checks and fundamental matrices."""
 
 from calibration.camera import Camera, CameraRig, fundamental_matrix
+from calibration.checks import check_rig
 from calibration.io import (
     read_4da_json,
     read_calibration,
@@ -16,6 +17,7 @@ from calibration.io import (
 __all__ = [
     "Camera",
     "CameraRig",
+    "check_rig",
     "fundamental_matrix",
     "read_4da_json",
     "read_calibration",

@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -256,7 +256,8 @@ def read_voxelpose_json(path: PathLike, size: tuple[int, int] | None = None) -> 
     Args:
         path: JSON file.
         size: (width, height) px of every camera, which the file does not store (Shelf 1032x776,
-            Campus 360x288). None guesses (2 cx, 2 cy) and logs a warning.
+            Campus 360x288). None guesses (2 cx, 2 cy) and logs a warning; only dataset tools may
+            rely on that: :func:`read_calibration`, which runs use, refuses to guess.
 
     Returns:
         The rig, world in metres.
@@ -264,16 +265,39 @@ def read_voxelpose_json(path: PathLike, size: tuple[int, int] | None = None) -> 
     Raises:
         CalibrationError: missing/unparseable file, missing key, wrong shape.
     """
-    data, cameras = _load_json(path, Mapping), []
+    data = _load_json(path, Mapping)
     if size is None:
         log.warning("%s: no image size given; guessing (2 cx, 2 cy) for every camera", path)
+    return _read_voxelpose(path, data, lambda _name, guess: size or guess)
+
+
+def _read_voxelpose(
+    path: PathLike,
+    data: Mapping[str, Any],
+    size_of: Callable[[str, tuple[int, int]], tuple[int, int] | None],
+    names: Collection[str] | None = None,
+) -> CameraRig:
+    """VoxelPose cameras of ``data`` (see :func:`read_voxelpose_json`), file order.
+
+    ``size_of(name, (round(2 cx), round(2 cy)))`` gives each camera's (width, height) px; None
+    raises. Cameras not in ``names`` (when given) are skipped.
+    """
+    cameras = []
     for name, cam in data.items():
+        if names is not None and name not in names:
+            continue
         where = f"camera {name!r}"
         fx, fy, cx, cy = (_num(cam, key, path, where, (1,))[0] for key in ("fx", "fy", "cx", "cy"))
         k, p = _num(cam, "k", path, where, (3,)), _num(cam, "p", path, where, (2,))
         R = _num(cam, "R", path, where, (9,)).reshape(3, 3)
         t = -R @ _num(cam, "T", path, where, (3,)) / 1000.0
-        cam_size = size or (int(round(2 * cx)), int(round(2 * cy)))
+        cam_size = size_of(str(name), (int(round(2 * cx)), int(round(2 * cy))))
+        if cam_size is None:
+            raise _error(
+                path,
+                f"VoxelPose calibrations store no image size and none is given for {where}; "
+                "set image_size = [w, h] on each [[cameras]] table of the config",
+            )
         K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         cameras.append(_camera(path, name, K, [k[0], k[1], p[0], p[1], k[2]], R, t, cam_size))
     return _rig(path, cameras, "voxelpose")
@@ -447,7 +471,13 @@ def read_json(path: PathLike) -> CameraRig:
     return _rig(path, cameras, "mvcap")
 
 
-def read_calibration(path: PathLike, size: tuple[int, int] | None = None) -> CameraRig:
+def read_calibration(
+    path: PathLike,
+    size: tuple[int, int] | None = None,
+    *,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+) -> CameraRig:
     """Read any supported single-file calibration, chosen by suffix and, for JSON, by content.
 
     ``.qca.txt`` -> :func:`read_qca`; ``.toml`` -> :func:`read_toml`; ``.json`` -> :func:`read_json`
@@ -455,32 +485,70 @@ def read_calibration(path: PathLike, size: tuple[int, int] | None = None) -> Cam
     cameras), :func:`read_voxelpose_json` (cameras with ``"fx"``) or :func:`read_4da_json` (cameras
     with ``"RT"``). TUM ``P*.txt`` sets need :func:`read_tum_projections`.
 
+    Image sizes are never guessed: a camera of a format that stores none (VoxelPose) takes
+    ``sizes[name]``, else ``size``, else this raises. A format that stores sizes keeps its own
+    (``size`` is ignored), and an entry of ``sizes`` must agree with it.
+
     Args:
         path: calibration file.
-        size: (width, height) px, used only by formats that do not store it (VoxelPose).
+        size: (width, height) px of every camera, used only by formats that do not store it.
+        sizes: (width, height) px by camera name, e.g. the run config's ``image_size`` keys;
+            entries for cameras that are not read are ignored.
+        names: cameras to read, in this order; None reads every camera, in file order.
 
     Returns:
         The rig, world in metres.
 
     Raises:
-        CalibrationError: unknown format (the message lists the supported ones) or any reader error.
+        CalibrationError: unknown format (the message lists the supported ones), any reader
+            error, a camera of ``names`` absent from the file, a VoxelPose camera without a size,
+            or an entry of ``sizes`` that differs from the size the file stores.
     """
+    sizes = {} if sizes is None else {str(k): (int(v[0]), int(v[1])) for k, v in sizes.items()}
     name = Path(path).name.lower()
     if name.endswith(".qca.txt"):
-        return read_qca(path)
+        return _select(path, read_qca(path), sizes, names)
     if name.endswith(".toml"):
-        return read_toml(path)
+        return _select(path, read_toml(path), sizes, names)
     if name.endswith(".json"):
         data = _load_json(path)
         if isinstance(data, Mapping):
             cams, first = data.get("cameras"), next(iter(data.values()), None)
             if "format" in data:
-                return read_json(path)
+                return _select(path, read_json(path), sizes, names)
             if isinstance(cams, list) and cams and isinstance(cams[0], Mapping) and "distCoef" in cams[0]:
-                return read_panoptic_json(path)
+                return _select(path, read_panoptic_json(path), sizes, names)
             if isinstance(first, Mapping) and "fx" in first:
-                return read_voxelpose_json(path, size)
+                _check_names(path, [str(k) for k in data], names)
+                rig = _read_voxelpose(path, data, lambda cam, _guess: sizes.get(cam, size), names)
+                return rig if names is None else rig.subset(names)
             if isinstance(first, Mapping) and "RT" in first:
-                return read_4da_json(path)
+                return _select(path, read_4da_json(path), sizes, names)
         raise _error(path, f"unrecognised calibration JSON; supported formats: {SUPPORTED_FORMATS}")
     raise _error(path, f"unknown calibration file type; supported formats: {SUPPORTED_FORMATS}")
+
+
+def _check_names(path: PathLike, available: Sequence[str], names: Sequence[str] | None) -> None:
+    """Raise if a requested camera is not in the file (the message lists the file's cameras)."""
+    missing = [n for n in names or () if n not in available]
+    if missing:
+        raise _error(path, f"no camera(s) {missing} in the calibration; it has {list(available)}")
+    if names is not None and len(set(names)) != len(names):
+        raise _error(path, f"camera names must be unique; got {list(names)}")
+
+
+def _select(
+    path: PathLike, rig: CameraRig, sizes: Mapping[str, tuple[int, int]], names: Sequence[str] | None
+) -> CameraRig:
+    """The ``names`` subset of a rig read from a format that stores sizes, checked against ``sizes``."""
+    _check_names(path, rig.names, names)
+    rig = rig if names is None else rig.subset(names)
+    for cam in rig:
+        given = sizes.get(cam.name)
+        if given is not None and tuple(given) != tuple(cam.size):
+            raise _error(
+                path,
+                f"camera {cam.name!r} is {cam.size[0]}x{cam.size[1]} in the calibration but its image_size is "
+                f"{given[0]}x{given[1]}; remove image_size or fix the calibration",
+            )
+    return rig

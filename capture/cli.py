@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("capture.service.record", "record_main"),
     "view": ("capture.view", "main"),
     "export": ("capture.service.record", "export_main"),
+    "keys": ("capture.service.keys", "main"),
 }
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
@@ -35,6 +36,7 @@ _HELP = {
     "record": "record the node's 3D stream into a take folder (flushed and fsync-ed per frame)",
     "view": "show the 3D skeletons and camera frusta live in rerun (optional extra: '.[view]')",
     "export": "export a take or run folder to TRC files",
+    "keys": "make CURVE keypairs (node, cameras, viewers) to authenticate and encrypt multi-machine rigs",
 }
 
 

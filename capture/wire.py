@@ -61,6 +61,16 @@ MAX_HEADER_BYTES: Final = 65536
 MAX_ARRAYS: Final = 8
 MAX_ELEMENTS: Final = 10_000_000
 MAX_DIMS: Final = 4
+MAX_JSON_DEPTH: Final = 6
+"""Deepest nesting of objects and lists a header may have (the header itself is depth 1)."""
+MAX_CAMERA_NAME: Final = 64
+"""Longest camera name, characters (ASCII letters, digits, ``_`` and ``-``)."""
+MAX_FRAME_IDX: Final = 2**40
+"""Largest frame index accepted: 1,100 years at 30 fps; it leaves room for arithmetic in int64."""
+MAX_STAMP_NS: Final = 2**62
+"""Largest time stamp accepted, nanoseconds (year 2116 on the Unix clock)."""
+MAX_PEOPLE: Final = 1024
+"""Hard wire limit of people in one ``pose2d`` message (the node's configurable cap is lower)."""
 
 
 def topic_for(prefix: str, camera: str = "") -> str:
@@ -132,11 +142,44 @@ def encode(msg: Message) -> list[bytes | memoryview]:
     return [topic_for(_SCHEMAS[msg.schema], msg.camera).encode("ascii"), head, *buffers]
 
 
+def _bad(kind: str, text: str) -> MessageError:
+    """A :class:`MessageError` tagged with the kind of defect (``exc.kind``), for per-kind counters."""
+    exc = MessageError(text)
+    exc.kind = kind
+    return exc
+
+
 def _field(header: dict, key: str, kind: type | tuple[type, ...]) -> Any:
     value = header.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise MessageError(f"header field {key!r} must be {kind}; got {type(value).__name__}")
+        raise _bad("field", f"header field {key!r} must be {kind}; got {type(value).__name__}")
     return value
+
+
+def _int_field(header: dict, key: str, lo: int, hi: int) -> int:
+    value = _field(header, key, int)
+    if not lo <= value <= hi:
+        raise _bad("range", f"header field {key!r} must lie in [{lo}, {hi}]; got {str(value)[:24]}")
+    return value
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1); iterative, no recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, d = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        elif not isinstance(value, list):
+            continue
+        deepest = max(deepest, d)
+        if d <= MAX_JSON_DEPTH:
+            stack.extend((v, d + 1) for v in value)
+    return deepest
+
+
+def _is_camera_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_CAMERA_NAME and all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
 
 
 def decode(frames: list[bytes] | list[memoryview]) -> Message:
@@ -149,49 +192,60 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
         The :class:`Message`, with read-only arrays that copy out of the frames.
 
     Raises:
-        MessageError: anything malformed (frame count, JSON, version, schema, topic/camera mismatch,
-        dtype, shape, byte count).
+        MessageError: anything malformed (frame count, JSON, nesting deeper than
+            ``MAX_JSON_DEPTH``, numbers out of range, version, schema, camera name, topic/camera
+            mismatch, dtype, shape, byte count); ``exc.kind`` names the defect for counters.
     """
+    if len(frames) > 2 + MAX_ARRAYS:
+        raise _bad("frames", f"{len(frames)} frames; at most {2 + MAX_ARRAYS}")
     if len(frames) < 2:
-        raise MessageError(f"expected at least 2 frames (topic, header); got {len(frames)}")
+        raise _bad("frames", f"expected at least 2 frames (topic, header); got {len(frames)}")
     topic, head, *buffers = (bytes(f) for f in frames)
     if len(head) > MAX_HEADER_BYTES:
-        raise MessageError(f"header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+        raise _bad("header_size", f"header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
     try:
         header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"header is not UTF-8 JSON: {exc}") from None
+        raise _bad("json", f"header is not UTF-8 JSON: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise _bad("depth", f"header nests deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits (int_max_str_digits)
+        raise _bad("number", f"header has an unreadable number: {str(exc)[:80]}") from None
     if not isinstance(header, dict):
-        raise MessageError("header must be a JSON object")
+        raise _bad("json", "header must be a JSON object")
+    if _depth(header) > MAX_JSON_DEPTH:
+        raise _bad("depth", f"header nests deeper than {MAX_JSON_DEPTH}")
     version = header.get("version")
     if version != SCHEMA_VERSION:
-        raise MessageError(f"schema version {version!r} not supported; expected {SCHEMA_VERSION}")
+        raise _bad("version", f"schema version {version!r} not supported; expected {SCHEMA_VERSION}")
     schema = _field(header, "schema", str)
     if schema not in _SCHEMAS:
-        raise MessageError(f"unknown schema {schema!r}")
+        raise _bad("schema", f"unknown schema {schema!r}")
     camera = _field(header, "camera", str)
-    frame_idx = _field(header, "frame_idx", int)
-    stamp_ns = _field(header, "stamp_ns", int)
+    if camera and not _is_camera_name(camera):
+        raise _bad("camera_name", f"camera name must be 1-{MAX_CAMERA_NAME} ASCII letters, digits, '_' or '-'")
+    frame_idx = _int_field(header, "frame_idx", -1, MAX_FRAME_IDX)
+    stamp_ns = _int_field(header, "stamp_ns", 0, MAX_STAMP_NS)
     meta = header.get("meta", {})
     if not isinstance(meta, dict):
-        raise MessageError("header field 'meta' must be an object")
+        raise _bad("field", "header field 'meta' must be an object")
     try:
         expected_topic = topic_for(_SCHEMAS[schema], camera).encode("ascii")
     except UnicodeEncodeError:
-        raise MessageError("camera name must be ASCII") from None
+        raise _bad("camera_name", "camera name must be ASCII") from None
     if topic != expected_topic:
-        raise MessageError(f"topic {topic[:64]!r} does not match header ({expected_topic!r})")
+        raise _bad("topic", f"topic {topic[:64]!r} does not match header ({expected_topic!r})")
     specs = _field(header, "arrays", list)
     if len(specs) > MAX_ARRAYS or len(specs) != len(buffers):
-        raise MessageError(f"header lists {len(specs)} arrays but {len(buffers)} buffers came")
+        raise _bad("arrays", f"header lists {len(specs)} arrays but {len(buffers)} buffers came")
     arrays: dict[str, np.ndarray] = {}
     for spec, buf in zip(specs, buffers, strict=True):
         if not isinstance(spec, dict):
-            raise MessageError("array spec must be an object")
+            raise _bad("arrays", "array spec must be an object")
         name = _field(spec, "name", str)
         dtype = spec.get("dtype")
         if dtype not in _DTYPES:
-            raise MessageError(f"array {name!r}: dtype {dtype!r} not allowed")
+            raise _bad("dtype", f"array {name!r}: dtype {dtype!r} not allowed")
         shape = spec.get("shape")
         if (
             not isinstance(shape, list)
@@ -199,13 +253,13 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS for s in shape)
             or math.prod(shape) > MAX_ELEMENTS
         ):
-            raise MessageError(f"array {name!r}: bad shape {str(shape)[:80]}")
+            raise _bad("shape", f"array {name!r}: bad shape {str(shape)[:80]}")
         itemsize = np.dtype(_DTYPES[dtype]).itemsize
         if len(buf) != math.prod(shape) * itemsize:
-            raise MessageError(f"array {name!r}: {len(buf)} bytes for shape {shape} of {dtype}")
+            raise _bad("bytes", f"array {name!r}: {len(buf)} bytes for shape {shape} of {dtype}")
         arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise MessageError(f"array {name!r} holds NaN or inf")
+            raise _bad("nan", f"array {name!r} holds NaN or inf")
         arrays[name] = arr
     return Message(schema, camera, frame_idx, stamp_ns, arrays, meta)
 
@@ -231,12 +285,14 @@ def decode_detections(msg: Message) -> Detections2D:
         MessageError: wrong schema, missing arrays, or inconsistent shapes.
     """
     if msg.schema != "pose2d" or set(msg.arrays) != {"poses", "boxes"}:
-        raise MessageError(f"not a pose2d message with poses and boxes (schema {msg.schema!r})")
+        raise _bad("pose2d", f"not a pose2d message with poses and boxes (schema {msg.schema!r})")
     poses, boxes = msg.arrays["poses"], msg.arrays["boxes"]
     if poses.dtype != np.float32 or boxes.dtype != np.float32 or poses.ndim != 3 or poses.shape[2] != 3:
-        raise MessageError(f"pose2d arrays must be float32 poses (P, J, 3); got {poses.dtype} {poses.shape}")
+        raise _bad("pose2d", f"pose2d arrays must be float32 poses (P, J, 3); got {poses.dtype} {poses.shape}")
     if boxes.shape != (poses.shape[0], 5):
-        raise MessageError(f"boxes must be ({poses.shape[0]}, 5); got {boxes.shape}")
+        raise _bad("pose2d", f"boxes must be ({poses.shape[0]}, 5); got {boxes.shape}")
+    if poses.shape[0] > MAX_PEOPLE:
+        raise _bad("people", f"{poses.shape[0]} people in one view; at most {MAX_PEOPLE}")
     return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes)
 
 
@@ -261,8 +317,8 @@ def decode_poses3d(msg: Message) -> Poses3D:
         MessageError: wrong schema or inconsistent arrays.
     """
     if msg.schema != "pose3d" or set(msg.arrays) != {"track_ids", "poses"}:
-        raise MessageError(f"not a pose3d message (schema {msg.schema!r})")
+        raise _bad("pose3d", f"not a pose3d message (schema {msg.schema!r})")
     ids, poses = msg.arrays["track_ids"], msg.arrays["poses"]
     if ids.dtype != np.int64 or poses.dtype != np.float64 or poses.ndim != 3 or poses.shape[0] != ids.shape[0]:
-        raise MessageError(f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
+        raise _bad("pose3d", f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
     return Poses3D(msg.frame_idx, msg.stamp_ns, ids, poses)

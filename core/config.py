@@ -150,6 +150,25 @@ class NodeConfig:
             (``mvcap sync`` estimates them from recorded detections).
         status_every_s: period of the node's status line (per-camera fps, drops, latency,
             tracks), seconds; 0 disables it.
+        lossless: offline runs (every source a file): a frame is released only when every camera
+            has delivered it, moved past it, ended or died; no timeout decides what goes into the
+            output. ``mvcap run``/``demo`` set it for file sources.
+        start_timeout_s: the node starts its frame clock when every configured camera is ready
+            (source and model open), or after this long, seconds, naming the cameras it started
+            without.
+        max_frame_jump: a camera's frame may jump at most this many frames (or sync windows) ahead
+            of its own previous one, unless the rig is there too (a restarted camera catching up);
+            farther jumps are rejected and counted. 0 disables the check.
+        max_ahead_frames: live runs: frames lying more than this many frames (or sync windows)
+            ahead of the rig's clock (the low median of the cameras' latest frames) are rejected
+            and counted. 0 disables the check.
+        max_people_per_view: at most this many people of one view enter reconstruction (the most
+            confident); the rest are dropped and counted, so work per frame stays bounded.
+        curve_secret_key: the node's CURVE secret key file (``mvcap keys``); set, the input accepts
+            only the cameras whose public keys are in ``curve_clients_dir``, each for its own name.
+        curve_clients_dir: folder of the cameras' public keys, ``<camera>.key``.
+        curve_output_clients_dir: folder of the public keys of the viewers and recorders allowed to
+            read the 3D output; empty leaves the output open (to loopback, by default).
     """
 
     input_endpoint: str = "tcp://127.0.0.1:5555"
@@ -160,6 +179,14 @@ class NodeConfig:
     sync_window_ms: float = 0.0
     clock_offsets_ms: dict[str, float] = field(default_factory=dict)
     status_every_s: float = 5.0
+    lossless: bool = False
+    start_timeout_s: float = 30.0
+    max_frame_jump: int = 30
+    max_ahead_frames: int = 120
+    max_people_per_view: int = 64
+    curve_secret_key: str = ""
+    curve_clients_dir: str = ""
+    curve_output_clients_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +196,13 @@ class CameraSource:
     Attributes:
         name: camera name in the calibration.
         source: video file, image folder, webcam index, or a detections file (``*.json[.gz]``).
+        image_size: (width, height) of its images, pixels, for calibrations that store none
+            (VoxelPose); None takes the calibration's. Where both exist they must agree.
     """
 
     name: str
     source: str
+    image_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +248,16 @@ def _section(cls: type, values: Any, where: str) -> Any:
     return cls(**out)
 
 
+def _image_size(value: Any, where: str) -> tuple[int, int] | None:
+    """A camera's ``image_size = [width, height]`` (two positive integers, pixels), or None."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == 2
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ConfigError(f"{where}: image_size must be [width, height], two positive integers (pixels); got {value!r}")
+    return int(value[0]), int(value[1])
+
+
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Build a :class:`Config` from a parsed TOML table.
 
@@ -235,9 +275,18 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     if not isinstance(calibration, str):
         raise ConfigError(f"{where}: calibration must be a path string")
     cams = data.get("cameras", [])
-    if not isinstance(cams, list) or not all(isinstance(c, dict) and set(c) == {"name", "source"} for c in cams):
-        raise ConfigError(f"{where}: cameras must be a list of {{name = ..., source = ...}} tables")
-    cameras = tuple(CameraSource(str(c["name"]), str(c["source"])) for c in cams)
+    if not isinstance(cams, list) or not all(
+        isinstance(c, dict) and {"name", "source"} <= set(c) <= {"name", "source", "image_size"} for c in cams
+    ):
+        raise ConfigError(
+            f"{where}: cameras must be a list of {{name = ..., source = ..., image_size = [w, h] (optional)}} tables"
+        )
+    cameras = tuple(
+        CameraSource(
+            str(c["name"]), str(c["source"]), _image_size(c.get("image_size"), f"{where} [[cameras]] {c['name']}")
+        )
+        for c in cams
+    )
     return Config(calibration=calibration, cameras=cameras, **kwargs)
 
 
@@ -262,5 +311,5 @@ def load_config(path: str | Path) -> Config:
     return dataclasses.replace(
         cfg,
         calibration=resolve(cfg.calibration),
-        cameras=tuple(CameraSource(c.name, resolve(c.source)) for c in cfg.cameras),
+        cameras=tuple(dataclasses.replace(c, source=resolve(c.source)) for c in cfg.cameras),
     )

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "MessageError",
+    "OutputError",
     "ShapeError",
 ]
 
@@ -38,3 +39,11 @@ class InputError(CaptureError, ValueError):
 
 class MessageError(CaptureError, ValueError):
     """A wire message is malformed, of the wrong version or inconsistent with its header."""
+
+
+class OutputError(CaptureError):
+    """An output cannot be written (disk full, read-only folder).
+
+    The message is one line, ``"<path>: cannot write (<reason>)"``; the operating system's error
+    (an :class:`OSError` with its ``errno``) is chained as ``__cause__``.
+    """

@@ -94,6 +94,10 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
+    def continue_ids_above(self, track_id: int) -> None:
+        """Give new tracks ids above ``track_id`` (a take continued after a restart reuses no id)."""
+        self._next_id = max(self._next_id, int(track_id) + 1)
+
     def predictions(self, stamp_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Live tracks' ids and poses predicted to ``stamp_ns`` (tracks unseen too long are ended).
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/synth.py
-
 REPO = Path(__file__).resolve().parents[1]
+# tests/synth.py; and the repository itself, so that `capture` is the package and never the test
+# folder tests/capture (a namespace-package candidate once tests/ is on sys.path).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(REPO)]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -26,8 +27,11 @@ def rig():
     return ring_rig()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+from fsfixtures import read_only_dir, tmpfs  # noqa: E402,F401 - fixtures shared by the writers' tests

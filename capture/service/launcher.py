@@ -21,15 +21,20 @@ from pathlib import Path
 from calibration.camera import CameraRig
 from capture.outputs import read_poses_jsonl, render_overlay
 from capture.service.worker import is_detection_file
-from core.config import CameraSource, Config
+from core.config import Config
+from core.errors import CaptureError, InputError, OutputError
 from core.skeleton import COCO17
 
 __all__ = ["dump_config", "free_tcp_endpoint", "launch"]
 
 log = logging.getLogger(__name__)
 
-OFFLINE_FRAME_TIMEOUT_S = 120.0
-REALTIME_START_DELAY_S = 3.0
+OFFLINE_HEARTBEAT_TIMEOUT_S = 10.0
+"""Offline runs: a worker silent this long (seconds) is dead; its thread heartbeats every second."""
+REALTIME_START_DELAY_S = 0.5
+"""Realtime replays: frame 0 is due this long (seconds) after every worker reported ready."""
+NODE_STALL_S = 120.0
+"""A node whose outputs and log did not grow for this long after the workers ended is stopped."""
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -58,7 +63,10 @@ def dump_config(cfg: Config) -> str:
             lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(value).items()]
             lines.append("")
     for cam in cfg.cameras:
-        lines += ["[[cameras]]", f"name = {_toml_value(cam.name)}", f"source = {_toml_value(cam.source)}", ""]
+        lines += ["[[cameras]]", f"name = {_toml_value(cam.name)}", f"source = {_toml_value(cam.source)}"]
+        if cam.image_size is not None:
+            lines.append(f"image_size = [{int(cam.image_size[0])}, {int(cam.image_size[1])}]")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -110,79 +118,165 @@ def launch(
         realtime: workers pace file sources at their frame rate.
 
     Returns:
-        (exit code, summary). Exit code 0 ok, 1 a process failed, 130 interrupted.
+        (exit code, summary). Exit code 0 complete, 1 a process failed or the output misses data it
+        should have had (see :mod:`capture.service.report`), 130 interrupted.
+
+    Raises:
+        InputError: ``out_dir`` already holds a run.
+        OutputError: ``out_dir`` cannot be created.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    logs = out_dir / "logs"
-    logs.mkdir(exist_ok=True)
+    if (out_dir / "poses3d.jsonl").exists():
+        raise InputError(f"{out_dir}: already holds a run (poses3d.jsonl); choose a new --out folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        logs = out_dir / "logs"
+        logs.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create the run folder ({exc.strerror})") from None
     node_cfg = dataclasses.replace(cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint())
-    if not realtime and not any(c.source.isdigit() for c in cfg.cameras):
-        # Offline sources have no real-time deadline: workers sharing few cores drift seconds apart,
-        # so the node waits for every live camera instead of timing frames out.
-        node_cfg = dataclasses.replace(node_cfg, frame_timeout_s=max(node_cfg.frame_timeout_s, OFFLINE_FRAME_TIMEOUT_S))
+    offline = not realtime and not any(c.source.isdigit() for c in cfg.cameras)
+    if offline:
+        # Every source is a file: lossless by construction. A frame waits for every camera that is
+        # alive (heartbeating) however long detection takes; only a camera that ended or died is
+        # not waited for. A worker heartbeats from a thread of its own, so a long silence means a
+        # dead or hung process even on a loaded machine.
+        node_cfg = dataclasses.replace(
+            node_cfg, lossless=True, heartbeat_timeout_s=max(node_cfg.heartbeat_timeout_s, OFFLINE_HEARTBEAT_TIMEOUT_S)
+        )
     cfg = dataclasses.replace(cfg, node=node_cfg)
     # Paths become absolute: the written config is read from the run folder, not from here.
     cameras = tuple(
-        CameraSource(c.name, c.source if c.source.isdigit() else str(Path(c.source).resolve())) for c in cfg.cameras
+        dataclasses.replace(c, source=c.source if c.source.isdigit() else str(Path(c.source).resolve()))
+        for c in cfg.cameras
     )
     cfg = dataclasses.replace(cfg, calibration=str(Path(cfg.calibration).resolve()), cameras=cameras)
     cfg_path = out_dir / "config.toml"
     cfg_path.write_text(dump_config(cfg))
-    # Realtime replays start a few seconds ahead, so that no frame is overdue while processes start.
-    epoch_ns = time.time_ns() + (int(REALTIME_START_DELAY_S * 1e9) if realtime else 0)
     t_start = time.perf_counter()
     procs: list[subprocess.Popen] = []
     interrupted = False
+    epoch_file = logs / "epoch_ns"
     try:
         node = _spawn(["capture.service.node", "--config", str(cfg_path), "--out", str(out_dir)], logs / "node.log")
         procs.append(node)
         workers = []
         for cam in cfg.cameras:
+            # Offline replays keep the files' own time (frame 0 at 0 ns): the same input gives the same
+            # output. Realtime replays start once every worker is ready (epoch file, below).
             args = ["capture.service.worker", "--camera", cam.name, "--source", cam.source, "--config", str(cfg_path),
-                    "--endpoint", node_cfg.input_endpoint, "--epoch-ns", str(epoch_ns)]  # fmt: skip
+                    "--endpoint", node_cfg.input_endpoint, "--ready-file", str(logs / f"ready_{cam.name}")]  # fmt: skip
+            if realtime:
+                args += ["--realtime", "--epoch-file", str(epoch_file)]
             if model_path and not is_detection_file(cam.source):
                 args += ["--model", model_path]
             if max_frames is not None:
                 args += ["--max-frames", str(max_frames)]
-            if realtime:
-                args.append("--realtime")
             workers.append(_spawn(args, logs / f"worker_{cam.name}.log"))
         procs += workers
         log.info("started node (pid %d) and %d workers; logs in %s", node.pid, len(workers), logs)
+        if realtime:
+            _start_clock(cfg, workers, node, logs, epoch_file)
         while any(w.poll() is None for w in workers) and node.poll() is None:
             time.sleep(0.2)
-        # Workers are done (or the node died): give the node time to drain, then stop it.
-        try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            log.warning("node still running 30 s after the workers ended; stopping it")
-            _stop([node], 10)
+        _wait_for_node(node, out_dir, logs / "node.log")
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted; waiting for node and workers to flush their outputs")
-        _stop(procs, 15, grace_s=10)
+        _stop(procs, 60, grace_s=10)
     finally:
-        _stop(procs, 15)
+        _stop(procs, 60)
     # A process stopped by us (SIGTERM: -15) or by Ctrl-C (130) did not fail.
     failed = {" ".join(p.args[2:5]): p.returncode for p in procs if p.returncode not in (0, None, -15, 130)}
     summary_path = out_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    except (OSError, ValueError):
+        summary = {}
     summary["wall_s"] = round(time.perf_counter() - t_start, 2)
-    if overlays and not interrupted and (out_dir / "poses3d.jsonl").exists():
-        _, frames = read_poses_jsonl(out_dir / "poses3d.jsonl")
-        rendered = []
-        for cam in cfg.cameras:
-            if Path(cam.source).is_file() and not is_detection_file(cam.source):
-                out = out_dir / f"overlay_{cam.name}.mp4"
-                render_overlay(cam.source, rig[cam.name], frames, COCO17, out)
-                rendered.append(out.name)
-        summary.setdefault("outputs", {})["overlays"] = rendered
+    if overlays and not interrupted and (out_dir / "poses3d.jsonl").exists() and not summary.get("output_error"):
+        try:
+            _, frames = read_poses_jsonl(out_dir / "poses3d.jsonl")
+            rendered = []
+            for cam in cfg.cameras:
+                if Path(cam.source).is_file() and not is_detection_file(cam.source):
+                    out = out_dir / f"overlay_{cam.name}.mp4"
+                    render_overlay(cam.source, rig[cam.name], frames, COCO17, out)
+                    rendered.append(out.name)
+            summary.setdefault("outputs", {})["overlays"] = rendered
+        except CaptureError as exc:
+            log.error("overlays not rendered: %s", exc)
     summary["interrupted"] = interrupted or summary.get("interrupted", False)
     summary["failed_processes"] = failed
-    if summary_path.exists() or summary:
+    if failed or not summary_path.exists():
+        summary["complete"] = False
+        why = summary.setdefault("incomplete_because", [])
+        why += [f"'{p}' exited with {rc}" for p, rc in failed.items()]
+        if not summary_path.exists():
+            why.append("the node wrote no summary.json")
+    try:
         tmp = out_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(summary_path)
+    except OSError as exc:
+        log.error("%s: cannot write summary.json (%s)", out_dir, exc.strerror)
     if interrupted:
         return 130, summary
-    return (1 if failed else 0), summary
+    return (0 if summary.get("complete") else 1), summary
+
+
+def _start_clock(cfg: Config, workers: list, node: subprocess.Popen, logs: Path, epoch_file: Path) -> None:
+    """Realtime replay: once every worker is ready (or the start timeout passed), write the epoch."""
+    deadline = time.monotonic() + cfg.node.start_timeout_s
+    names = [c.name for c in cfg.cameras]
+    while time.monotonic() < deadline and node.poll() is None:
+        if all((logs / f"ready_{n}").exists() or w.poll() is not None for n, w in zip(names, workers, strict=True)):
+            break
+        time.sleep(0.05)
+    late = [n for n in names if not (logs / f"ready_{n}").exists()]
+    if late:
+        log.warning("starting the replay without camera(s) %s (not ready after %.0f s)", ", ".join(late),
+                    cfg.node.start_timeout_s)  # fmt: skip
+    tmp = epoch_file.with_suffix(".tmp")
+    tmp.write_text(str(time.time_ns() + int(REALTIME_START_DELAY_S * 1e9)))
+    tmp.replace(epoch_file)
+
+
+def _wait_for_node(node: subprocess.Popen, out_dir: Path, node_log: Path) -> None:
+    """Wait for the node's end-of-take work as long as it makes progress; never kill a writing node.
+
+    Progress is any growth of the node's outputs or log. A node that shows none for
+    ``NODE_STALL_S`` is asked to stop (SIGTERM: it finishes the frame at hand and writes its outputs).
+    On a terminal, a progress bar counts the frames written.
+    """
+    watched = [out_dir / "poses3d.jsonl", out_dir / "poses3d_smoothed.jsonl", node_log]
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="node: end of take", unit=" frames", leave=False)
+    last_sizes, last_change = None, time.monotonic()
+    try:
+        while node.poll() is None:
+            sizes = [p.stat().st_size if p.exists() else 0 for p in watched]
+            if sizes != last_sizes:
+                last_sizes, last_change = sizes, time.monotonic()
+                if bar is not None:
+                    bar.n = _count_lines(out_dir / "poses3d.jsonl")
+                    bar.refresh()
+            elif time.monotonic() - last_change > NODE_STALL_S:
+                log.warning("node made no progress for %.0f s after the workers ended; asking it to stop", NODE_STALL_S)
+                node.terminate()
+                node.wait()
+                return
+            time.sleep(0.5)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1, 0)
+    except OSError:
+        return 0

@@ -1,11 +1,23 @@
 """The central node: collect detections over ZeroMQ, reconstruct, track, publish and record.
 
-The node binds a SUB socket for worker detections and a PUB socket for 3D poses. Views are grouped
-by frame index: a frame is processed once every live camera has delivered it, moved past it
-(a dropped frame), ended, or been silent for ``frame_timeout_s``. A frame that arrives after its
-frame was processed is counted as late and dropped, never blocking the pipeline. A malformed message
-is dropped and counted. A camera silent for ``heartbeat_timeout_s`` is reported dead (and alive
-again when it returns) while the others go on.
+The node binds a SUB socket for worker detections and a PUB socket for 3D poses. It wires; the
+deciding happens elsewhere: :mod:`.intake` (what is accepted from the wire, the cameras'
+lifecycle), :mod:`.sync` (which views make one frame), :mod:`capture.reconstruct` (matching,
+triangulation, tracking), :mod:`capture.outputs` (what is written).
+
+Run lifecycle. The frame clock starts when every configured camera is ready (its worker opened
+source and model), or after ``start_timeout_s``, naming the cameras it started without. Offline
+(``lossless``) a frame is released only when every camera has delivered it, moved past it, ended or
+died: no wall-clock timeout decides what goes into the output, so a loaded machine gives the same
+``poses3d.jsonl`` as an idle one. Live, a frame still missing views after ``frame_timeout_s`` is
+processed anyway and a detection that comes after its frame is counted late.
+
+Ingestion is fair and bounded: at most ``BATCH`` messages are read before ready frames are
+processed (libzmq fair-queues between the senders' connections), so a flood delays real frames by
+at most one batch; every refused message is counted by kind.
+
+A node restarted on a folder that holds a take continues it: ``poses3d.jsonl`` is appended to,
+never truncated, and new track ids start above the highest one already written.
 """
 
 from __future__ import annotations
@@ -15,7 +27,6 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,31 +34,29 @@ import zmq
 
 from calibration.camera import CameraRig
 from capture import wire
-from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
-from capture.service.proc import peak_rss_mb, stats_ms, stop_on_signals
+from capture.outputs import PosesWriter, TrcWriter, trc_from_jsonl
 from capture.reconstruct import FrameReconstructor
-from capture.service.sync import FrameAssembler
+from capture.service.intake import Intake
+from capture.service.proc import peak_rss_mb, stop_on_signals
+from capture.service.stats import RunningStats
+from capture.service.sync import ACCEPTED, LATE, AssembledFrame, FrameAssembler
 from core.config import Config
-from core.errors import CaptureError, ConfigError, MessageError, ShapeError
+from core.errors import CaptureError, ConfigError, OutputError
 from core.skeleton import COCO17, Skeleton
-from core.types import Detections2D, Poses3D
-from fusion.smoothing import SequenceFrame, smooth_sequence
+from core.types import Poses3D
 
-__all__ = ["Node", "main"]
+__all__ = ["BATCH", "Node", "main"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _Counters:
-    received: int = 0
-    malformed: int = 0
-    unknown_camera: int = 0
-    frames: int = 0
-    frames_missing_views: int = 0
-    last_warn: float = 0.0
-    suppressed: int = 0
-    events: list = field(default_factory=list)
+BATCH = 256
+"""Messages read from the input before ready frames are processed."""
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest input message part accepted by libzmq (a 1,024-person pose2d is 200 kB)."""
+END_GRACE_S = 0.3
+"""Every camera must have ended for this long, with nothing received, before the node ends the take."""
+POSES = "poses3d.jsonl"
+SMOOTHED = "poses3d_smoothed.jsonl"
 
 
 class Node:
@@ -55,9 +64,13 @@ class Node:
 
     Args:
         rig: calibration of the expected cameras (in processing order).
-        config: run configuration (matching, triangulation, fusion, node sections).
-        out_dir: folder for ``poses3d.jsonl``, ``person_<id>.trc`` and ``summary.json``.
+        config: run configuration (matching, triangulation, fusion, smoothing, node sections).
+        out_dir: folder for ``poses3d.jsonl``, ``person_<id>.trc`` and ``summary.json``; a folder
+            that already holds ``poses3d.jsonl`` is continued (appended to), never truncated.
         skeleton: 2D/3D skeleton of the detections.
+
+    Raises:
+        ConfigError: clock offsets that name unknown cameras or are not numbers.
     """
 
     def __init__(self, rig: CameraRig, config: Config, out_dir: str | Path, skeleton: Skeleton = COCO17):
@@ -65,171 +78,273 @@ class Node:
         self.cfg = config
         self.out_dir = Path(out_dir)
         self.skeleton = skeleton
-        self.reconstructor = FrameReconstructor(rig, skeleton, config.matching, config.triangulation, config.fusion)
-        # With [smoothing] on, every frame's 2D measurements are kept for the UKF + RTS pass at the end
-        # of the run (about P x C x J x 24 bytes per frame: 8 kB for 4 people, 5 views, 17 joints).
-        self._sequence: list[tuple[int, SequenceFrame]] = []
-        self.smoothing_ms = 0.0
-        self.counters = _Counters()
         node = config.node
         bad = {k: v for k, v in node.clock_offsets_ms.items() if k not in rig.names or not isinstance(v, (int, float))}
         if bad:
             raise ConfigError(f"clock_offsets_ms must map camera names of the rig to numbers; got {bad}")
+        self.reconstructor = FrameReconstructor(rig, skeleton, config.matching, config.triangulation, config.fusion)
+        self.intake = Intake(rig.names, skeleton.n_joints, node.max_people_per_view, node.heartbeat_timeout_s)
         self.assembler = FrameAssembler(
             rig.names,
             window_ns=int(node.sync_window_ms * 1e6),
             offsets_ns={k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()},
             timeout_s=node.frame_timeout_s,
+            lossless=node.lossless,
+            max_jump=node.max_frame_jump,
+            max_ahead=node.max_ahead_frames,
         )
-        self.last_seen: dict[str, float] = {}
-        self.dead: set[str] = set()
-        self.ended: set[str] = set()
-        self.worker_stats: dict[str, dict] = {}
-        self.frames_per_camera: dict[str, int] = {}
-        self.source_drops: dict[str, int] = {}
-        self._arrival: dict[int, float] = {}  # id(detections) -> monotonic arrival time
-        self.latency_ms: list[float] = []
+        self.frames = 0
+        self.frames_missing_views = 0
+        self.stage_ms = {k: RunningStats() for k in ("matching", "triangulation", "tracking", "total")}
+        self.wall_ms = RunningStats()
+        self.latency_ms = RunningStats()
+        self.capture_latency_ms = RunningStats()
+        self.reproj_px = RunningStats()
+        self.frame_step_ns = RunningStats()
+        self.spans: dict[int, list[int]] = {}  # track id -> [first frame, last frame, frames]
+        self.started = False
+        self.started_without: list[str] = []
+        self.interrupted = False
+        self.output_error: str | None = None
+        self.resumed: dict | None = None
+        self.smoothing_ms = 0.0
+        self._absent: set[str] = set()
+        self._end_t: float | None = None
+        self._t_start = time.monotonic()
+        self._last_stamp: int | None = None
         self._status_t = time.monotonic()
         self._status_frames: dict[str, int] = {}
-        self.stage_ms: dict[str, list[float]] = {
-            "matching": [],
-            "triangulation": [],
-            "tracking": [],
-            "total": [],
-        }
-        self.wall_ms: list[float] = []
-        self.reproj: list[np.ndarray] = []
-        self.interrupted = False
+        self._smoother = None
+        self._writers: list = []
 
-    # -- message handling -------------------------------------------------------------------
-    def _warn(self, fmt: str, *args: object) -> None:
-        """Rate-limited warning (at most one per second; the rest are counted)."""
-        now = time.monotonic()
-        if now - self.counters.last_warn >= 1.0:
-            if self.counters.suppressed:
-                fmt += " (%d similar warnings suppressed)"
-                args = (*args, self.counters.suppressed)
-            log.warning(fmt, *args)
-            self.counters.last_warn = now
-            self.counters.suppressed = 0
-        else:
-            self.counters.suppressed += 1
-
-    def handle(self, frames: list[bytes]) -> None:
-        """Decode and file one received message; malformed ones are dropped and counted."""
-        c = self.counters
-        c.received += 1
-        try:
-            msg = wire.decode(frames)
-            if msg.camera not in self.rig.names:
-                c.unknown_camera += 1
-                self._warn("dropped message from unknown camera %r", msg.camera[:40])
-                return
-            if msg.schema == "pose2d":
-                dets = wire.decode_detections(msg)
-                if dets.poses.shape[1] != self.skeleton.n_joints:
-                    raise MessageError(f"expected {self.skeleton.n_joints} joints; got {dets.poses.shape[1]}")
-        except (MessageError, ShapeError) as exc:
-            c.malformed += 1
-            self._warn("dropped malformed message: %s", exc)
+    # -- messages ----------------------------------------------------------------------------
+    def handle(self, frames: list, peer: str | None = None, authenticated: bool = False) -> None:
+        """Decode and file one received message; refused ones are dropped and counted, never raised."""
+        dets = self.intake.accept(frames, peer, authenticated)
+        if dets is None:
             return
-        now = time.monotonic()
-        cam = msg.camera
-        self.last_seen[cam] = now
-        if cam in self.dead:
-            self.dead.discard(cam)
-            c.events.append({"camera": cam, "event": "alive", "time_ns": time.time_ns()})
-            log.warning("camera %s is alive again", cam)
-        if msg.schema == "heartbeat" and msg.meta.get("event") == "hello":
-            c.events.append({"camera": cam, "event": "hello", "time_ns": time.time_ns(), "pid": msg.meta.get("pid")})
-            log.info("camera %s announced itself (host %s, pid %s)", cam, msg.meta.get("host"), msg.meta.get("pid"))
-        if msg.schema == "heartbeat" and isinstance(msg.meta.get("dropped"), int):
-            self.source_drops[cam] = msg.meta["dropped"]
-        if msg.schema == "eos":
-            self.ended.add(cam)
-            self.worker_stats[cam] = msg.meta
-            log.info("camera %s: end of stream after %s frames", cam, msg.meta.get("frames"))
-        elif msg.schema == "pose2d":
-            self.ended.discard(cam)
-            if not self.assembler.add(dets, now):
-                self._warn("camera %s: frame %d arrived late; dropped", cam, dets.frame_idx)
+        verdict = self.assembler.add(dets, time.monotonic())
+        if verdict == ACCEPTED:
+            self.intake.filed(dets)
+        elif verdict == LATE:
+            self.intake.drop("late", "camera %s: frame %d arrived late; dropped", dets.camera, dets.frame_idx)
+        else:
+            self.intake.drop(
+                "implausible", "camera %s: frame %d (stamp %d) implausibly far ahead; dropped",
+                dets.camera, dets.frame_idx, dets.stamp_ns,
+            )  # fmt: skip
+
+    def _live(self) -> set[str]:
+        """Cameras a frame waits for."""
+        gone = self.intake.gone() | self._absent
+        if self.cfg.node.lossless:  # everyone heard from: a loading camera will deliver
+            return {c for c, s in self.intake.cameras.items() if c not in gone and s.state != "absent"}
+        return {c for c, s in self.intake.cameras.items() if c not in gone and s.state in ("ready", "streaming")}
+
+    def _all_ended(self, n_read: int, now: float) -> bool:
+        """Every camera ended or died, at least one ended, and so for ``END_GRACE_S`` with nothing read.
+
+        The grace keeps a forged end-of-stream message from cutting a take: the camera's next real
+        frame makes it streaming again.
+        """
+        cams = self.intake.cameras
+        done = (
+            n_read == 0
+            and self.intake.gone() >= set(self.rig.names) - self._absent
+            and any(s.state == "ended" for s in cams.values())
+        )
+        if not done:
+            self._end_t = None
+            return False
+        if self._end_t is None:
+            self._end_t = now
+        return now - self._end_t >= END_GRACE_S
+
+    def _maybe_start(self, now: float) -> None:
+        if self.started:
+            return
+        ready = self.intake.ready()
+        waited = now - self._t_start
+        if ready != set(self.rig.names) and waited < self.cfg.node.start_timeout_s:
+            return
+        self.started = True
+        self.started_without = [c for c in self.rig.names if c not in ready]
+        self._absent = {c for c in self.started_without if self.intake.cameras[c].state == "absent"}
+        if self.started_without:
+            log.warning(
+                "frame clock started after %.1f s without camera(s) %s (not ready)", waited,
+                ", ".join(self.started_without),
+            )  # fmt: skip
+            for c in self.started_without:
+                self.intake.event(c, "started_without")
+        else:
+            log.info("all %d cameras ready after %.1f s; frame clock started", len(self.rig), waited)
+
+    # -- frames ------------------------------------------------------------------------------
+    def process_ready(self, flush: bool = False) -> None:
+        """Process every complete frame, in order (everything pending if ``flush``)."""
+        if not (self.started or flush) or self.output_error:
+            return
+        for frame in self.assembler.pop_ready(time.monotonic(), self._live(), flush):
+            self._process(frame)
+            if self.output_error:
                 return
-            self.frames_per_camera[cam] = self.frames_per_camera.get(cam, 0) + 1
-            self._arrival[id(dets)] = now
 
-    def _check_liveness(self, now: float) -> None:
-        for cam in self.rig.names:
-            seen = self.last_seen.get(cam)
-            if seen is not None and cam not in self.dead and cam not in self.ended:
-                if now - seen > self.cfg.node.heartbeat_timeout_s:
-                    self.dead.add(cam)
-                    self.counters.events.append({"camera": cam, "event": "dead", "time_ns": time.time_ns()})
-                    log.warning("camera %s is dead (silent for %.1f s); going on without it", cam, now - seen)
+    def _process(self, frame: AssembledFrame) -> None:
+        ordered = [frame.views.get(name) for name in self.rig.names]
+        if any(v is None for v in ordered):
+            self.frames_missing_views += 1
+        t0, c0 = time.perf_counter(), time.thread_time()
+        result = self.reconstructor.process(ordered, frame.stamp_ns)
+        total, wall = (time.thread_time() - c0) * 1e3, (time.perf_counter() - t0) * 1e3
+        for k, v in result.stage_ms.items():
+            self.stage_ms[k].add(v)
+        self.stage_ms["total"].add(total)
+        self.wall_ms.add(wall)
+        self.reproj_px.extend(np.asarray(result.reproj_px, dtype=float).ravel())
+        out = Poses3D(frame.frame_idx, frame.stamp_ns, result.track_ids, result.poses)
+        try:
+            self.writer.write(out)
+            if self._smoother is not None:
+                from fusion.smoothing import SequenceFrame
 
+                t1 = time.thread_time()
+                done = self._smoother.push(
+                    frame.frame_idx,
+                    SequenceFrame(frame.stamp_ns, result.track_ids, result.poses, result.obs_px, result.obs_conf),
+                )
+                self.smoothing_ms += (time.thread_time() - t1) * 1e3
+                self._write_smoothed(done)
+            elif self.trc is not None:
+                self.trc.write(out)
+        except OutputError as exc:
+            self._fail_output(exc)
+            return
+        self.pub.send_multipart(
+            wire.encode_poses3d(out, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}), copy=False
+        )
+        now = time.monotonic()
+        self.latency_ms.add((now - frame.arrival) * 1e3)
+        self.capture_latency_ms.add((time.time_ns() - frame.stamp_ns) * 1e-6)
+        if self._last_stamp is not None and frame.stamp_ns > self._last_stamp:
+            self.frame_step_ns.add(frame.stamp_ns - self._last_stamp)
+        self._last_stamp = frame.stamp_ns
+        for tid in result.track_ids.tolist():
+            span = self.spans.setdefault(tid, [frame.frame_idx, frame.frame_idx, 0])
+            span[1] = frame.frame_idx
+            span[2] += 1
+        self.frames += 1
+
+    def _write_smoothed(self, done: list) -> None:
+        for frame_idx, f in done:
+            out = Poses3D(frame_idx, f.stamp_ns, f.track_ids, f.poses)
+            self.smoothed_writer.write(out)
+            if self.trc is not None:
+                self.trc.write(out)
+
+    def _fail_output(self, exc: OutputError) -> None:
+        self.output_error = str(exc)
+        log.error("%s; the node stops taking frames (what was written stays readable)", exc)
+
+    # -- status ------------------------------------------------------------------------------
     def status(self, now: float) -> dict:
-        """Current per-camera fps, drops, latency and live tracks (also logged and published)."""
+        """Current per-camera fps, skips, capture age, drops, latency and live tracks."""
         dt = max(now - self._status_t, 1e-9)
-        recent = self.latency_ms[-200:]
+        cams = self.intake.cameras
+        now_ns = time.time_ns()
         return {
-            "fps": {
-                c: round((self.frames_per_camera.get(c, 0) - self._status_frames.get(c, 0)) / dt, 1)
-                for c in self.rig.names
+            "fps": {c: round((s.frames - self._status_frames.get(c, 0)) / dt, 1) for c, s in cams.items()},
+            "skipped_at_source": {c: s.skipped for c, s in cams.items()},
+            "capture_age_ms": {
+                c: (round((now_ns - s.latest_stamp_ns) * 1e-6, 1) if s.latest_stamp_ns is not None else None)
+                for c, s in cams.items()
             },
-            "dropped_at_source": dict(self.source_drops),
-            "late": self.assembler.late,
-            "malformed": self.counters.malformed,
-            "dead": sorted(self.dead),
-            "latency_ms_median": round(float(np.median(recent)), 2) if recent else None,
+            "late": self.intake.dropped["late"],
+            "refused": sum(self.intake.dropped.values()) - self.intake.dropped["late"],
+            "dead": sorted(c for c, s in cams.items() if s.dead),
+            "latency_ms_median": self.latency_ms.summary()["median"] if self.latency_ms.count else None,
             "tracks": len(self.reconstructor.tracker.tracks),
-            "frames": self.counters.frames,
+            "frames": self.frames,
+            "started": self.started,
         }
 
     def _status(self, now: float) -> None:
         st = self.status(now)
         fps = " ".join(f"{c}:{v:g}" for c, v in st["fps"].items())
+        age = [v for v in st["capture_age_ms"].values() if v is not None]
         log.info(
-            "status: fps %s | late %d, dropped at source %d, malformed %d, dead %s | latency %s ms"
+            "status: fps %s | skipped %d, late %d, refused %d, dead %s | latency %s ms, capture age max %s ms"
             " | tracks %d",
-            fps, st["late"], sum(st["dropped_at_source"].values()), st["malformed"], st["dead"] or "none",
-            st["latency_ms_median"], st["tracks"],
+            fps, sum(st["skipped_at_source"].values()), st["late"], st["refused"], st["dead"] or "none",
+            st["latency_ms_median"], max(age) if age else None, st["tracks"],
         )  # fmt: skip
-        self.pub.send_multipart(wire.encode(wire.Message("status", "", self.counters.frames, time.time_ns(), {}, st)))
+        self.pub.send_multipart(wire.encode(wire.Message("status", "", self.frames, time.time_ns(), {}, st)))
         self._status_t = now
-        self._status_frames = dict(self.frames_per_camera)
+        self._status_frames = {c: s.frames for c, s in self.intake.cameras.items()}
 
-    def process_ready(self, flush: bool = False) -> None:
-        """Process every complete frame, in order (or everything pending if ``flush``)."""
-        live = set(self.rig.names) - self.dead - self.ended
-        for frame in self.assembler.pop_ready(time.monotonic(), live, flush):
-            self._process(frame.frame_idx, frame.views, frame.stamp_ns)
-
-    def _process(self, frame_idx: int, views: dict[str, Detections2D], stamp_ns: int) -> None:
-        ordered = [views.get(name) for name in self.rig.names]
-        if any(v is None for v in ordered):
-            self.counters.frames_missing_views += 1
-        t0, c0 = time.perf_counter(), time.thread_time()
-        result = self.reconstructor.process(ordered, stamp_ns)
-        total, wall = (time.thread_time() - c0) * 1e3, (time.perf_counter() - t0) * 1e3
-        for k, v in result.stage_ms.items():
-            self.stage_ms[k].append(v)
-        self.stage_ms["total"].append(total)
-        self.wall_ms.append(wall)
-        self.reproj.append(result.reproj_px)
-        frame = Poses3D(frame_idx, stamp_ns, result.track_ids, result.poses)
-        self.writer.write(frame)
+    # -- outputs -----------------------------------------------------------------------------
+    def _open_outputs(self) -> None:
+        """Open (or continue) the poses files, the smoother and the TRC writer."""
+        path = self.out_dir / POSES
+        resume = path.exists() and path.stat().st_size > 0
+        self.writer = PosesWriter(path, self.skeleton, resume=resume)
+        self._writers = [self.writer]
+        if resume:
+            self.resumed = {
+                "frames_before": self.writer.resumed_frames,
+                "last_frame_before": self.writer.last_frame,
+                "max_track_id_before": self.writer.max_track_id,
+            }
+            self.reconstructor.tracker.continue_ids_above(max(self.writer.max_track_id, 0))
+            if self.writer.last_frame >= 0:
+                self.assembler.skip_until(self.writer.last_frame)
+            log.warning(
+                "continuing the take in %s: %d frames already written (last frame %d); new track ids above %d",
+                path, self.writer.resumed_frames, self.writer.last_frame, self.writer.max_track_id,
+            )  # fmt: skip
         if self.cfg.smoothing.enabled:
-            self._sequence.append(
-                (frame_idx, SequenceFrame(stamp_ns, result.track_ids, result.poses, result.obs_px, result.obs_conf))
+            from fusion.stream_smoothing import StreamSmoother
+
+            self._smoother = StreamSmoother(
+                self.rig.projections(), self.cfg.smoothing, self.cfg.triangulation.min_joint_conf
             )
-        self.pub.send_multipart(
-            wire.encode_poses3d(frame, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}),
-            copy=False,
-        )
-        arrivals = [self._arrival.pop(id(v), None) for v in views.values()]
-        arrivals = [a for a in arrivals if a is not None]
-        if arrivals:  # latency: last view's arrival -> 3D pose published
-            self.latency_ms.append((time.monotonic() - max(arrivals)) * 1e3)
-        self.counters.frames += 1
+            smoothed = self.out_dir / SMOOTHED
+            self.smoothed_writer = PosesWriter(
+                smoothed, self.skeleton, resume=smoothed.exists() and smoothed.stat().st_size > 0
+            )
+            self._writers.append(self.smoothed_writer)
+        # A continued take gets its TRC files from the whole poses file at the end instead.
+        self.trc = None if resume else TrcWriter(self.out_dir, list(self.skeleton.joints), rate_hz=0.0)
+
+    def _close_outputs(self) -> list[str]:
+        """Flush the smoother, close every writer; the TRC files written."""
+        trc: list[str] = []
+        try:
+            if self._smoother is not None and not self.output_error:
+                t1 = time.thread_time()
+                done = self._smoother.flush()
+                self.smoothing_ms += (time.thread_time() - t1) * 1e3
+                self._write_smoothed(done)
+            if self.trc is not None:
+                self.trc.rate_hz = self.rate_hz()
+                trc = [p.name for p in self.trc.close()] if not self.output_error else []
+            elif not self.output_error:
+                source = SMOOTHED if self._smoother is not None else POSES
+                trc = [p.name for p in trc_from_jsonl(self.out_dir / source, self.out_dir).paths]
+        except OutputError as exc:
+            self._fail_output(exc)
+        finally:
+            for w in self._writers:
+                try:
+                    w.close()
+                except OutputError as exc:
+                    self._fail_output(exc)
+        return trc
+
+    def rate_hz(self) -> float:
+        """Frame rate of the output, Hz, from the median stamp step (0 when unknown)."""
+        step = self.frame_step_ns.summary()["median"] if self.frame_step_ns.count else 0.0
+        return round(1e9 / step, 3) if step > 0 else 0.0
 
     # -- main loop ---------------------------------------------------------------------------
     def run(
@@ -239,62 +354,84 @@ class Node:
         idle_timeout_s: float | None = None,
         stop: threading.Event | None = None,
     ) -> dict:
-        """Run the node until every camera sent end-of-stream (or ``stop`` is set), then finalise.
+        """Run the node until every camera ended or died (or ``stop`` is set), then finalise.
 
         Args:
             ctx: ZeroMQ context (the process's default instance if None).
-            until_all_ended: stop once all cameras ended and nothing is pending.
+            until_all_ended: stop once every camera ended or died and nothing is pending.
             idle_timeout_s: also stop after this long without any message (None: never).
             stop: when set (e.g. by SIGINT/SIGTERM), finish the frame at hand, flush and return.
 
         Returns:
-            The summary dictionary (also written to ``summary.json``).
+            The summary dictionary (also written to ``summary.json`` where possible).
+
+        Raises:
+            CaptureError: the endpoints cannot be bound.
+            OutputError: the output folder cannot be created or its poses file opened.
+            InputError: the folder holds a poses file of another skeleton (it cannot be continued).
         """
         ctx = ctx or zmq.Context.instance()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.out_dir}: cannot create the output folder ({exc.strerror})") from None
+        from capture.service.security import NodeSecurity
+
+        security = NodeSecurity(ctx, self.cfg.node, self.rig.names)
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, self.cfg.node.rcvhwm)
         sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
+        sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         for prefix in (wire.TOPIC_POSE2D, "ctrl."):
             sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.pub = ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
-        self.writer = PosesWriter(self.out_dir / "poses3d.jsonl", self.skeleton)
         try:
+            security.secure_input(sub)
+            security.secure_output(self.pub)
             sub.bind(self.cfg.node.input_endpoint)
             self.pub.bind(self.cfg.node.output_endpoint)
+            self._open_outputs()
         except zmq.ZMQError as exc:
             sub.close()
             self.pub.close()
-            self.writer.close()
+            security.close()
             raise CaptureError(
                 f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}"
             ) from None
+        except CaptureError:
+            sub.close()
+            self.pub.close()
+            security.close()
+            raise
         log.info(
-            "node listening on %s, publishing on %s, cameras %s",
-            self.cfg.node.input_endpoint,
-            self.cfg.node.output_endpoint,
-            ", ".join(self.rig.names),
-        )
+            "node listening on %s, publishing on %s, cameras %s%s",
+            self.cfg.node.input_endpoint, self.cfg.node.output_endpoint, ", ".join(self.rig.names),
+            " (lossless: frames wait for every camera)" if self.cfg.node.lossless else "",
+        )  # fmt: skip
         last_msg = time.monotonic()
         stop = stop or threading.Event()
+        authenticated = security.input_secured
         try:
-            while not stop.is_set():
-                if sub.poll(100, zmq.POLLIN):
-                    while True:
+            while not stop.is_set() and not self.output_error:
+                n = 0
+                if sub.poll(50, zmq.POLLIN):
+                    while n < BATCH:
                         try:
-                            frames = sub.recv_multipart(zmq.NOBLOCK)
+                            frames = sub.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self.handle(frames)
+                        n += 1
+                        self.handle(frames, security.peer(frames), authenticated)
                     last_msg = time.monotonic()
+                security.poll(self.intake)
                 now = time.monotonic()
-                self._check_liveness(now)
+                self.intake.check_liveness(now)
+                self._maybe_start(now)
                 if self.cfg.node.status_every_s > 0 and now - self._status_t >= self.cfg.node.status_every_s:
                     self._status(now)
                 self.process_ready()
-                if until_all_ended and set(self.rig.names) <= self.ended:
+                if until_all_ended and self._all_ended(n, now):
                     self.process_ready(flush=True)
                     break
                 if idle_timeout_s is not None and now - last_msg > idle_timeout_s:
@@ -307,105 +444,90 @@ class Node:
             try:
                 self.process_ready(flush=True)
             finally:
-                self.writer.close()
                 sub.close()
                 self.pub.close()
+                security.close()
         return self.finalise()
 
-    def _smooth(self) -> str | None:
-        """Write ``poses3d_smoothed.jsonl`` (UKF + RTS over the run); its name, or None if not made."""
-        if not self._sequence:
-            return None
-        t0 = time.thread_time()
-        try:
-            smoothed = smooth_sequence(
-                [f for _, f in self._sequence],
-                self.rig.projections(),
-                self.cfg.smoothing,
-                self.cfg.triangulation.min_joint_conf,
-            )
-        except (ValueError, ShapeError) as exc:  # e.g. repeated time stamps: keep the per-frame output
-            log.error("smoothing skipped (%s); the per-frame poses3d.jsonl stands", exc)
-            return None
-        name = "poses3d_smoothed.jsonl"
-        writer = PosesWriter(self.out_dir / name, self.skeleton)
-        try:
-            for (frame_idx, f), poses in zip(self._sequence, smoothed, strict=True):
-                writer.write(Poses3D(frame_idx, f.stamp_ns, f.track_ids, poses))
-        finally:
-            writer.close()
-        self.smoothing_ms = (time.thread_time() - t0) * 1e3
-        log.info("smoothed %d frames in %.1f s (UKF + RTS): %s", len(smoothed), self.smoothing_ms / 1e3, name)
-        return name
-
     def finalise(self) -> dict:
-        """Write TRC files and ``summary.json`` from the recorded poses; return the summary.
+        """Close the outputs (smoothing and TRC files included) and write ``summary.json``."""
+        trc = self._close_outputs()
+        summary = self.summary(trc)
+        try:
+            tmp = self.out_dir / "summary.json.tmp"
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            tmp.replace(self.out_dir / "summary.json")
+        except OSError as exc:
+            log.error("%s: cannot write summary.json (%s)", self.out_dir, exc.strerror)
+        return summary
 
-        With ``[smoothing] enabled`` the run is first smoothed (:func:`fusion.smoothing.smooth_sequence`)
-        into ``poses3d_smoothed.jsonl`` and the TRC files are written from it; ``poses3d.jsonl``
-        keeps the per-frame (published) poses.
-        """
-        smoothed = self._smooth()
-        header, frames = read_poses_jsonl(self.out_dir / (smoothed or "poses3d.jsonl"))
-        stamps = np.array([f.stamp_ns for f in frames], dtype=np.int64)
-        rate = float(1e9 / np.median(np.diff(stamps))) if len(stamps) > 1 and np.median(np.diff(stamps)) > 0 else 0.0
-        trc = write_trc_files(frames, header["joints"], self.out_dir, round(rate, 3)) if frames else []
-        spans: dict[int, list[int]] = {}
-        for f in frames:
-            for tid in f.track_ids:
-                spans.setdefault(int(tid), []).append(f.frame_idx)
-        reproj = np.concatenate(self.reproj) if self.reproj else np.zeros(0)
-        c = self.counters
+    def summary(self, trc: list[str]) -> dict:
+        """The run's summary (see README, "Run summary")."""
+        from capture.service.report import completeness
+
+        cams = self.intake.cameras
+        d = self.intake.dropped
         summary = {
-            "frames": c.frames,
-            "frames_missing_views": c.frames_missing_views,
-            "rate_hz": round(rate, 3),
+            "frames": self.frames,
+            "frames_missing_views": self.frames_missing_views,
+            "rate_hz": self.rate_hz(),
             "cameras": list(self.rig.names),
+            "lossless": self.cfg.node.lossless,
+            "started_without": self.started_without,
             "tracks": [
-                {"id": tid, "first_frame": min(v), "last_frame": max(v), "n_frames": len(v)}
-                for tid, v in sorted(spans.items())
+                {"id": tid, "first_frame": s[0], "last_frame": s[1], "n_frames": s[2]}
+                for tid, s in sorted(self.spans.items())
             ],
             "reprojection_px": {
-                "median": round(float(np.median(reproj)), 3) if reproj.size else None,
-                "p90": round(float(np.percentile(reproj, 90)), 3) if reproj.size else None,
-                "n_observations": int(reproj.size),
+                "median": self.reproj_px.summary()["median"] if self.reproj_px.count else None,
+                "p90": self.reproj_px.summary()["p90"] if self.reproj_px.count else None,
+                "n_observations": self.reproj_px.count,
             },
-            "node_ms_per_frame": {k: stats_ms(v) for k, v in self.stage_ms.items()},
+            "node_ms_per_frame": {k: v.summary() for k, v in self.stage_ms.items()},
             "node_ms_per_frame_note": (
-                "CPU time of the node's one thread: matching (incl. undistortion) + triangulation"
-                " + tracking; "
-                "detection excluded"
+                "CPU time of the node's one thread: matching (incl. undistortion) + triangulation + tracking;"
+                " detection excluded"
             ),
-            "node_wall_ms_per_frame": stats_ms(self.wall_ms),
-            "latency_ms": stats_ms(self.latency_ms),
+            "node_wall_ms_per_frame": self.wall_ms.summary(),
+            "latency_ms": self.latency_ms.summary(),
             "latency_note": "last view's arrival at the node -> 3D pose published, wall clock",
-            "dropped_at_source": self.source_drops,
+            "capture_latency_ms": self.capture_latency_ms.summary(),
+            "skipped_at_source": {c: s.skipped for c, s in cams.items()},
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
-            "frames_per_camera": self.frames_per_camera,
-            "workers": self.worker_stats,
+            "frames_per_camera": {c: s.frames for c, s in cams.items()},
+            "workers": {c: s.worker for c, s in cams.items() if s.worker},
             "node_peak_rss_mb": round(peak_rss_mb(), 1),
             "messages": {
-                "received": c.received,
-                "malformed": c.malformed,
-                "unknown_camera": c.unknown_camera,
-                "late": self.assembler.late,
+                "received": self.intake.received,
+                "malformed": self.intake.malformed,
+                "unknown_camera": d["unknown_camera"],
+                "late": d["late"],
+                "implausible": d["implausible"],
+                "refused_by_kind": dict(sorted(d.items())),
             },
-            "camera_events": c.events,
+            "camera_events": self.intake.events,
+            "camera_events_not_kept": self.intake.events_not_kept,
             "interrupted": self.interrupted,
-            "outputs": {"poses": "poses3d.jsonl", "poses_smoothed": smoothed, "trc": [p.name for p in trc]},
+            "resumed": self.resumed,
+            "output_error": self.output_error,
+            "outputs": {
+                "poses": POSES,
+                "poses_smoothed": SMOOTHED if self._smoother is not None else None,
+                "trc": trc,
+            },
             "smoothing_cpu_ms_per_frame": (
-                round(self.smoothing_ms / max(len(self._sequence), 1), 3) if smoothed else None
+                round(self.smoothing_ms / max(self.frames, 1), 3) if self._smoother is not None else None
             ),
         }
-        tmp = self.out_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(self.out_dir / "summary.json")
+        summary["complete"], summary["incomplete_because"] = completeness(summary)
         return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``mvcap node``: run the reconstruction node. Exit 0 ok, 1 runtime failure, 2 bad input."""
+    """``mvcap node``: run the reconstruction node. Exit 0 ok, 1 runtime failure or data lost, 2 bad input."""
+    from calibration.checks import check_rig
     from calibration.io import read_calibration
+    from capture.service.report import format_summary
     from core.config import load_config
     from core.errors import CalibrationError, InputError
     from core.logsetup import setup_logging
@@ -414,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="TOML run config")
     p.add_argument("--calibration", default=None, help="calibration file (overrides the config's)")
     p.add_argument("--cameras", default=None, help="comma-separated camera names (default: config's, else all)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (a folder holding a take is continued)")
     p.add_argument("--idle-timeout-s", type=float, default=None, help="stop after this long without messages")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -425,11 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         calib = args.calibration or cfg.calibration
         if not calib:
             raise ConfigError("no calibration given (--calibration or the config's calibration key)")
-        rig = read_calibration(calib)
-        names = args.cameras.split(",") if args.cameras else [c.name for c in cfg.cameras] or list(rig.names)
-        rig = rig.subset(names)
+        names = args.cameras.split(",") if args.cameras else [c.name for c in cfg.cameras] or None
+        sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
+        rig = read_calibration(calib, sizes=sizes, names=names)
         if len(rig) < 2:
             raise ConfigError(f"{calib}: need at least 2 cameras; got {len(rig)}")
+        check_rig(rig, str(calib))
         log.info("calibration %s, cameras %s", calib, ", ".join(rig.names))
         summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s, stop=stop)
     except (ConfigError, CalibrationError, InputError) as exc:
@@ -438,13 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureError as exc:
         log.error("%s", exc)
         return 1
-    log.info(
-        "node: %d frames, %d tracks, reprojection median %s px",
-        summary["frames"],
-        len(summary["tracks"]),
-        summary["reprojection_px"]["median"],
-    )
-    return 0
+    for line in format_summary(summary, args.out).splitlines():
+        log.info("%s", line)
+    return 0 if summary["complete"] or summary["interrupted"] else 1
 
 
 if __name__ == "__main__":

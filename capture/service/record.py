@@ -2,8 +2,11 @@
 
 The recorder subscribes to the node's ``pose3d.`` messages and appends each frame to
 ``poses3d.jsonl`` (same format as offline runs), flushed and fsync-ed per frame: a take cut by
-SIGKILL or a power loss is readable up to its last frame. ``mvcap export`` turns a take (or any run
-folder) into TRC files with the same exporter as offline runs.
+SIGKILL or a power loss is readable up to its last frame. A recorder restarted on the same take
+folder continues the file (a torn last line is cut) and skips frames it already holds; a node
+restarted mid-take is followed (ZeroMQ reconnects). A full disk or a read-only folder ends the
+recording with one line naming the file; what was written stays readable. ``mvcap export`` turns a
+take (or any run folder) into TRC files with the same streaming exporter as offline runs.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import zmq
 
 from capture import wire
-from capture.outputs import PosesWriter, read_poses_jsonl, write_trc_files
+from capture.outputs import PosesWriter, trc_from_jsonl
 from capture.service.proc import stop_on_signals
-from core.errors import CaptureError, InputError, MessageError, ShapeError
+from core.errors import CaptureError, InputError, MessageError, OutputError, ShapeError
 from core.skeleton import skeleton_by_name
 
 __all__ = ["Recorder", "export_main", "record_main"]
@@ -38,12 +40,14 @@ class Recorder:
         fsync: fsync every frame (power-loss safe); flushing alone survives a killed process.
     """
 
-    def __init__(self, endpoint: str, out_dir: str | Path, fsync: bool = True):
+    def __init__(self, endpoint: str, out_dir: str | Path, fsync: bool = True, secure=None):  # noqa: ANN001
         self.endpoint = endpoint
         self.out_dir = Path(out_dir)
         self.fsync = fsync
+        self.secure = secure  # optional callable(socket) before connect (CURVE client keys)
         self.frames = 0
         self.malformed = 0
+        self.repeated = 0
         self.last_frame = -1
 
     def run(
@@ -52,14 +56,24 @@ class Recorder:
         stop: threading.Event | None = None,
         max_frames: int | None = None,
     ) -> int:
-        """Record until ``stop`` is set or ``max_frames`` frames were written; returns the frame count."""
+        """Record until ``stop`` is set or ``max_frames`` frames were written; returns the frame count.
+
+        Raises:
+            OutputError: the take folder or file cannot be written (what was written stays readable).
+            InputError: the folder holds a poses file of another format or skeleton.
+        """
         ctx = ctx or zmq.Context.instance()
         stop = stop or threading.Event()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.out_dir}: cannot create the take folder ({exc.strerror})") from None
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, 100000)
         sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
+        if self.secure is not None:
+            self.secure(sub)
         sub.connect(self.endpoint)
         writer: PosesWriter | None = None
         try:
@@ -75,8 +89,15 @@ class Recorder:
                     log.warning("dropped malformed pose3d message: %s", exc)
                     continue
                 if writer is None:
-                    writer = PosesWriter(self.out_dir / "poses3d.jsonl", skeleton, fsync=self.fsync)
-                    log.info("recording %s into %s", self.endpoint, self.out_dir)
+                    writer = PosesWriter(self.out_dir / "poses3d.jsonl", skeleton, fsync=self.fsync, resume=True)
+                    self.last_frame = writer.last_frame
+                    log.info(
+                        "recording %s into %s%s", self.endpoint, self.out_dir,
+                        f" (continuing after frame {writer.last_frame})" if writer.resumed_frames else "",
+                    )  # fmt: skip
+                if frame.frame_idx <= self.last_frame:  # already recorded (a restarted recorder)
+                    self.repeated += 1
+                    continue
                 if frame.poses.shape[1:] not in ((skeleton.n_joints, 4), (0, 4)) and frame.poses.shape[0]:
                     self.malformed += 1
                     continue
@@ -99,13 +120,35 @@ def record_main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="take folder")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--no-fsync", action="store_true", help="flush per frame but do not fsync (not power-loss safe)")
+    p.add_argument("--curve-secret-key", default=None, help="this recorder's CURVE secret key file (mvcap keys)")
+    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     stop = stop_on_signals()
-    rec = Recorder(args.endpoint, args.out, fsync=not args.no_fsync)
-    n = rec.run(stop=stop, max_frames=args.max_frames)
-    log.info("recorded %d frames (last frame %d, %d malformed dropped)", n, rec.last_frame, rec.malformed)
+    secure = None
+    if args.curve_secret_key or args.curve_server_key:
+        if not (args.curve_secret_key and args.curve_server_key):
+            print("mvcap record: error: --curve-secret-key and --curve-server-key go together", file=sys.stderr)
+            return 2
+        from capture.service.security import secure_client
+
+        def secure(sock: zmq.Socket) -> None:
+            secure_client(sock, args.curve_secret_key, args.curve_server_key)
+
+    rec = Recorder(args.endpoint, args.out, fsync=not args.no_fsync, secure=secure)
+    try:
+        n = rec.run(stop=stop, max_frames=args.max_frames)
+    except InputError as exc:
+        print(f"mvcap record: error: {exc}", file=sys.stderr)
+        return 2
+    except CaptureError as exc:
+        print(f"mvcap record: error: {exc}", file=sys.stderr)
+        return 1
+    log.info(
+        "recorded %d frames (last frame %d, %d malformed dropped, %d already held)",
+        n, rec.last_frame, rec.malformed, rec.repeated,
+    )  # fmt: skip
     return 0
 
 
@@ -117,18 +160,17 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-hz", type=float, default=None, help="TRC frame rate (default: from the timestamps)")
     args = p.parse_args(argv)
     try:
-        header, frames = read_poses_jsonl(Path(args.take) / "poses3d.jsonl")
-        if not frames:
-            raise InputError(f"{args.take}: the take holds no frame")
-        stamps = np.array([f.stamp_ns for f in frames])
-        rate = args.rate_hz or (float(1e9 / np.median(np.diff(stamps))) if len(stamps) > 1 else 0.0)
         out = Path(args.out or args.take)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = write_trc_files(frames, header["joints"], out, round(rate, 3))
+        exp = trc_from_jsonl(Path(args.take) / "poses3d.jsonl", out, args.rate_hz or None)
+        if exp.n_frames == 0:
+            raise InputError(f"{args.take}: the take holds no frame")
+    except OutputError as exc:
+        print(f"mvcap export: error: {exc}", file=sys.stderr)
+        return 1
     except CaptureError as exc:
         print(f"mvcap export: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"frames": len(frames), "rate_hz": round(rate, 3), "trc": [str(p) for p in paths]}))
+    print(json.dumps({"frames": exp.n_frames, "rate_hz": exp.rate_hz, "trc": [str(p) for p in exp.paths]}))
     return 0
 
 

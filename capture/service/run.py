@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
+from calibration.checks import check_rig
 from calibration.io import read_calibration
 from capture.service.launcher import launch
+from capture.service.report import format_summary
 from capture.service.worker import is_detection_file
 from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
@@ -28,36 +30,49 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def prepare(cfg: Config) -> CameraRig:
     """Check a run's inputs before any process starts; return the rig of its cameras.
 
+    The calibration is read for the configured cameras only, each taking its ``image_size`` where
+    the calibration stores none (:func:`~calibration.io.read_calibration`); camera centres must be
+    apart (:func:`~calibration.checks.check_rig`); the first frame of every video file or image
+    folder must have its camera's calibrated (width, height). Webcams and detection files are
+    opened (resp. looked up) but not size-checked.
+
+    Returns:
+        The configured cameras, in config order.
+
     Raises:
-        ConfigError: no cameras configured.
-        CalibrationError: unreadable calibration, fewer than 2 cameras, or a configured camera
-            missing from it.
-        InputError: a source that cannot be opened.
+        ConfigError: no calibration or cameras configured, or fewer than 2 cameras.
+        CalibrationError: unreadable calibration, a configured camera missing from it, a camera
+            without an image size (VoxelPose) or whose ``image_size`` contradicts the file, or two
+            cameras less than 1 cm apart.
+        InputError: a source that cannot be opened, or whose frames differ in size from the
+            calibration.
     """
     if not cfg.calibration:
         raise ConfigError("the config names no calibration file")
-    rig = read_calibration(cfg.calibration)
-    if len(rig) < 2:
-        raise CalibrationError(f"{cfg.calibration}: need at least 2 cameras; got {len(rig)}")
     if not cfg.cameras:
         raise ConfigError("the config lists no [[cameras]]")
-    missing = [c.name for c in cfg.cameras if c.name not in rig.names]
-    if missing:
-        raise CalibrationError(
-            f"{cfg.calibration}: no camera(s) {missing} in the calibration; it has {list(rig.names)}"
-        )
-    if len(cfg.cameras) < 2:
-        raise ConfigError(f"need at least 2 cameras; the config lists {len(cfg.cameras)}")
-    from capture.sources import open_source
+    sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
+    rig = read_calibration(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras])
+    if len(rig) < 2:
+        raise ConfigError(f"need at least 2 cameras; the config lists {len(rig)} of calibration {cfg.calibration}")
+    check_rig(rig, cfg.calibration)
+    from capture.sources import WebcamSource, open_source
 
     for cam in cfg.cameras:
         if is_detection_file(cam.source):
             if not Path(cam.source).is_file():
                 raise InputError(f"{cam.source}: detections file not found (camera {cam.name})")
             continue
-        with open_source(cam.source):
-            pass
-    return rig.subset([c.name for c in cfg.cameras])
+        with open_source(cam.source) as src:
+            if isinstance(src, WebcamSource):
+                continue
+            (w, h), (cw, ch) = src.size, rig[cam.name].size
+            if (w, h) != (cw, ch):
+                raise InputError(
+                    f"{cam.source}: frames are {w}x{h} but calibration {cfg.calibration} gives camera "
+                    f"{cam.name} {cw}x{ch}; fix the calibration (or image_size) or use the matching video"
+                )
+    return rig
 
 
 def _model_for(cfg: Config) -> str | None:
@@ -78,6 +93,7 @@ def _report(out_dir: Path, summary: dict) -> None:
     print(f"reprojection error: median {rep.get('median')} px, p90 {rep.get('p90')} px")
     print(f"node (matching+triangulation+tracking): median {node.get('median')} ms/frame; "
           f"detection: median {max(det, default=0):.1f} ms/frame (slowest worker)")  # fmt: skip
+    print(format_summary(summary, out_dir))
 
 
 def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
@@ -102,6 +118,9 @@ def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
             overlays=not args.no_overlays,
             realtime=args.realtime,
         )
+    except InputError as exc:
+        print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
+        return 2
     except CaptureError as exc:
         print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
         return 1

@@ -11,13 +11,25 @@ Two modes:
   dropped frames then fall out naturally: a camera with nothing in the window is simply missing.
 
 A frame is released as soon as every live camera has delivered into it or moved past it (its
-stream is time-ordered), or when it has waited ``timeout_s``. A detection arriving after its frame
+stream is time-ordered). In live runs it is also released when it has waited ``timeout_s``; in
+lossless runs (``lossless=True``: every source is a file) no clock decides: a frame waits until
+every camera has delivered it, moved past it, ended or died. A detection arriving after its frame
 was released is late: it is counted and dropped, never blocking the pipeline.
+
+Plausibility (so that no single message moves the frame clock). Positions are frame indices, or
+corrected stamps in units of the window. The rig's reference is the low median of the cameras'
+latest accepted positions (a lying camera cannot move a median of honest ones; with two cameras it
+is the lower one). A detection is rejected as implausible when it jumps more than ``max_jump``
+ahead of its own camera's latest position *and* of the rig's reference (a restarted camera may
+catch up with the rig; a stray index may not), or, in live runs, when it lies more than
+``max_ahead`` ahead of the rig's reference. Pending frames that end up that far ahead of the
+reference (a stray message that came before any honest one) are purged at release time.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,16 +37,28 @@ import numpy as np
 
 from core.types import Detections2D
 
-__all__ = ["AssembledFrame", "FrameAssembler"]
+__all__ = ["ACCEPTED", "IMPLAUSIBLE", "LATE", "AssembledFrame", "FrameAssembler"]
+
+ACCEPTED = "accepted"
+LATE = "late"
+IMPLAUSIBLE = "implausible"
 
 
 @dataclass(frozen=True, slots=True)
 class AssembledFrame:
-    """One output frame: its index, capture time (ns, reference clock) and the views in it."""
+    """One output frame.
+
+    Attributes:
+        frame_idx: output frame index.
+        stamp_ns: capture time, nanoseconds on the reference clock (median of the views' stamps).
+        views: the detections in it, by camera name.
+        arrival: monotonic time (seconds) at which its last view arrived.
+    """
 
     frame_idx: int
     stamp_ns: int
     views: dict[str, Detections2D] = field(default_factory=dict)
+    arrival: float = 0.0
 
 
 class FrameAssembler:
@@ -44,7 +68,17 @@ class FrameAssembler:
         cameras: expected camera names.
         window_ns: 0 to group by frame index; otherwise the grouping window, nanoseconds.
         offsets_ns: per-camera clock offsets, nanoseconds (missing cameras: 0).
-        timeout_s: a frame waits at most this long (seconds, monotonic clock) for missing views.
+        timeout_s: in live runs a frame waits at most this long (seconds, monotonic clock) for
+            missing views; ignored when ``lossless``.
+        lossless: release a frame only when every live camera delivered it or moved past it.
+        max_jump: frames (or windows) a camera may jump ahead of its own latest detection and of the
+            rig's reference; 0 disables the check.
+        max_ahead: live runs only: frames (or windows) a detection may lie ahead of the rig's
+            reference; 0 disables the check.
+
+    Attributes:
+        late: detections dropped because their frame had left.
+        implausible: detections rejected (or purged) as implausibly far ahead.
     """
 
     def __init__(
@@ -53,69 +87,153 @@ class FrameAssembler:
         window_ns: int = 0,
         offsets_ns: dict[str, int] | None = None,
         timeout_s: float = 2.0,
+        lossless: bool = False,
+        max_jump: int = 0,
+        max_ahead: int = 0,
     ):
         self.cameras = tuple(cameras)
         self.window_ns = int(window_ns)
         self.offsets_ns = {c: int((offsets_ns or {}).get(c, 0)) for c in self.cameras}
         self.timeout_s = timeout_s
+        self.lossless = lossless
+        unit = max(self.window_ns, 1)
+        self._max_jump = int(max_jump) * unit
+        self._max_ahead = 0 if lossless else int(max_ahead) * unit
         self.late = 0
+        self.implausible = 0
         self._next_idx = 0
-        # frame-index mode
+        self._latest: dict[str, int] = {}  # per camera, latest accepted position (index or corrected ns)
+        # frame-index mode: views per pending frame, a heap of pending indices, arrival times
         self._pending: dict[int, dict[str, Detections2D]] = {}
-        self._latest_idx: dict[str, int] = {}
+        self._heap: list[int] = []
+        self._first_arrival: dict[int, float] = {}
+        self._last_arrival: dict[int, float] = {}
         self._last_idx = -1
         # time mode: per camera, time-sorted (t_corrected, arrival, dets)
         self._queues: dict[str, list[tuple[int, float, Detections2D]]] = {c: [] for c in self.cameras}
-        self._latest_t: dict[str, int] = {}
         self._released_until = -(2**62)
-        self._first_arrival: dict[int, float] = {}
 
     def corrected_ns(self, dets: Detections2D) -> int:
         """Capture time of a detection on the reference clock, nanoseconds."""
         return dets.stamp_ns - self.offsets_ns.get(dets.camera, 0)
 
-    def add(self, dets: Detections2D, now: float) -> bool:
-        """File a detection; returns False (and counts it) when it arrived after its frame left."""
-        cam = dets.camera
+    def skip_until(self, frame_idx: int) -> None:
+        """Continue a take whose frames up to ``frame_idx`` were released already.
+
+        By frame index, detections of those frames are late; by capture time, output frames are
+        numbered from ``frame_idx + 1``.
+        """
+        self._last_idx = max(self._last_idx, int(frame_idx))
+        self._next_idx = max(self._next_idx, int(frame_idx) + 1)
+
+    def pending(self) -> int:
+        """Number of detections waiting in the assembler."""
         if self.window_ns == 0:
-            if dets.frame_idx <= self._last_idx:
-                self.late += 1
-                return False
-            self._pending.setdefault(dets.frame_idx, {})[cam] = dets
-            self._first_arrival.setdefault(dets.frame_idx, now)
-            self._latest_idx[cam] = max(self._latest_idx.get(cam, -1), dets.frame_idx)
+            return sum(len(v) for v in self._pending.values())
+        return sum(len(q) for q in self._queues.values())
+
+    def reference(self) -> int | None:
+        """The rig's reference position: low median of the cameras' latest accepted positions."""
+        if not self._latest:
+            return None
+        values = sorted(self._latest.values())
+        return values[(len(values) - 1) // 2]
+
+    def _plausible(self, cam: str, pos: int) -> bool:
+        ref = self.reference()
+        if ref is None:
             return True
-        t = self.corrected_ns(dets)
-        if t < self._released_until:
-            self.late += 1
+        if self._max_ahead and pos > ref + self._max_ahead:
             return False
-        queue = self._queues[cam]
-        bisect.insort(queue, (t, now, dets), key=lambda item: item[0])
-        self._latest_t[cam] = max(self._latest_t.get(cam, t), t)
+        own = self._latest.get(cam)
+        if self._max_jump and own is not None and pos > own + self._max_jump and pos > ref + self._max_jump:
+            return False
         return True
 
+    def add(self, dets: Detections2D, now: float) -> str:
+        """File a detection.
+
+        Returns:
+            :data:`ACCEPTED`, :data:`LATE` (its frame already left) or :data:`IMPLAUSIBLE` (too far
+            ahead); the last two are counted and the detection is dropped.
+        """
+        cam = dets.camera
+        pos = dets.frame_idx if self.window_ns == 0 else self.corrected_ns(dets)
+        if (self.window_ns == 0 and pos <= self._last_idx) or (self.window_ns and pos < self._released_until):
+            self.late += 1
+            return LATE
+        if not self._plausible(cam, pos):
+            self.implausible += 1
+            return IMPLAUSIBLE
+        self._latest[cam] = max(self._latest.get(cam, pos), pos)
+        if self.window_ns == 0:
+            views = self._pending.get(pos)
+            if views is None:
+                views = self._pending[pos] = {}
+                heapq.heappush(self._heap, pos)
+                self._first_arrival[pos] = now
+            views[cam] = dets
+            self._last_arrival[pos] = now
+            return ACCEPTED
+        bisect.insort(self._queues[cam], (pos, now, dets), key=lambda item: item[0])
+        return ACCEPTED
+
+    def _purge(self) -> None:
+        """Drop pending detections that lie too far ahead of the reference (live runs)."""
+        ref = self.reference()
+        if not self._max_ahead or ref is None:
+            return
+        limit = ref + self._max_ahead
+        if self.window_ns == 0:
+            far = [f for f in self._pending if f > limit]
+            for f in far:
+                self.implausible += len(self._pending.pop(f))
+                self._first_arrival.pop(f, None)
+                self._last_arrival.pop(f, None)
+            if far:
+                self._heap = list(self._pending)
+                heapq.heapify(self._heap)
+        else:
+            for q in self._queues.values():
+                while q and q[-1][0] > limit:
+                    q.pop()
+                    self.implausible += 1
+        for cam, pos in list(self._latest.items()):
+            if pos > limit:
+                self._latest[cam] = self._own_latest(cam, limit)
+
+    def _own_latest(self, cam: str, limit: int) -> int:
+        if self.window_ns == 0:
+            have = [f for f, v in self._pending.items() if cam in v and f <= limit]
+            return max(have, default=min(self._last_idx, limit))
+        q = self._queues[cam]
+        return q[-1][0] if q else min(self._released_until, limit)
+
     def pop_ready(self, now: float, live: set[str], flush: bool = False) -> list[AssembledFrame]:
-        """Release every complete frame, in time order.
+        """Release every complete frame, in order.
 
         Args:
             now: current monotonic time, seconds.
             live: cameras worth waiting for (not dead, not ended).
             flush: release everything pending regardless of completeness.
         """
+        self._purge()
         out: list[AssembledFrame] = []
         if self.window_ns == 0:
-            while self._pending:
-                f = min(self._pending)
-                waited = now - self._first_arrival[f]
+            while self._heap:
+                f = self._heap[0]
                 have = self._pending[f]
-                complete = all(c in have or c not in live or self._latest_idx.get(c, -1) > f for c in self.cameras)
-                if not (flush or complete or waited > self.timeout_s):
+                complete = all(c in have or c not in live or self._latest.get(c, -1) > f for c in self.cameras)
+                timed_out = not self.lossless and now - self._first_arrival[f] > self.timeout_s
+                if not (flush or complete or timed_out):
                     break
+                heapq.heappop(self._heap)
                 views = self._pending.pop(f)
                 self._first_arrival.pop(f, None)
+                arrival = self._last_arrival.pop(f, now)
                 self._last_idx = f
                 stamps = [self.corrected_ns(d) for d in views.values()]
-                out.append(AssembledFrame(f, int(np.median(stamps)), views))
+                out.append(AssembledFrame(f, int(np.median(stamps)), views, arrival))
             return out
         while True:
             heads = [(q[0][0], q[0][1]) for q in self._queues.values() if q]
@@ -123,22 +241,25 @@ class FrameAssembler:
                 return out
             anchor = min(t for t, _ in heads)
             end = anchor + self.window_ns
-            arrival = min(a for t, a in heads if t < end)
+            first = min(a for t, a in heads if t < end)
             complete = all(
                 (self._queues[c] and self._queues[c][0][0] < end)
                 or c not in live
-                or self._latest_t.get(c, -(2**62)) >= end
+                or self._latest.get(c, -(2**62)) >= end
                 for c in self.cameras
             )
-            if not (flush or complete or now - arrival > self.timeout_s):
+            timed_out = not self.lossless and now - first > self.timeout_s
+            if not (flush or complete or timed_out):
                 return out
-            views = {}
+            views, arrival = {}, first
             for c, q in self._queues.items():
                 if q and q[0][0] < end:
-                    views[c] = q.pop(0)[2]
+                    _, a, d = q.pop(0)
+                    views[c] = d
+                    arrival = max(arrival, a)
             self._released_until = end
             stamps = [self.corrected_ns(d) for d in views.values()]
-            out.append(AssembledFrame(self._next_idx, int(np.mean(stamps)), views))
+            out.append(AssembledFrame(self._next_idx, int(np.mean(stamps)), views, arrival))
             self._next_idx += 1
 
 

@@ -1,10 +1,23 @@
 """Per-camera worker process: read frames, detect 2D poses, publish them over ZeroMQ.
 
-The worker connects an XPUB socket to the node's input endpoint and waits until the node's
-subscription arrives before it publishes (an XPUB sees subscriptions), so no frame is lost to
-the PUB/SUB "slow joiner" start-up race (ZeroMQ guide, ch. 5). It heartbeats on
-``ctrl.heartbeat.<camera>.`` every second and ends with ``ctrl.eos.<camera>.`` carrying its
-statistics (frames, detection time, peak memory).
+Lifecycle, as the node sees it: ``hello`` (the worker is up; sent as soon as the node subscribed),
+heartbeats every second from then until exit whatever the detector is doing, ``ready`` (source
+and model are open), the camera's ``pose2d`` messages, then ``eos`` (end of stream) with the
+worker's statistics.
+
+Two threads: a *producer* opens the source and the model and runs detection; the main thread owns
+the ZeroMQ socket (sockets are not thread-safe) and sends what the producer queues, plus the
+heartbeats, so a model that takes a minute to load never looks like a dead camera.
+
+The socket is an XPUB connected to the node's input: an XPUB sees subscriptions, so the worker
+waits for the node's before it publishes and no frame is lost to the PUB/SUB "slow joiner" race
+(ZeroMQ guide, ch. 5). Offline (``realtime=False``) the socket does not drop at its high-water mark
+(``ZMQ_XPUB_NODROP``): a node that falls behind slows the worker down instead of losing frames.
+
+Live replay (``realtime=True``): each frame is due at its capture stamp on the wall clock. A worker
+slower than real time processes the freshest frame and skips the rest: a frame is skipped when the
+next one is already overdue (by ``SKIP_SLACK_S``), so the output continues at the rate the machine
+can hold and every skip is counted (``skipped`` in heartbeats and in the end-of-stream statistics).
 """
 
 from __future__ import annotations
@@ -12,30 +25,63 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import zmq
 
 from capture import wire
-from capture.service.proc import peak_rss_mb, stats_ms, stop_on_signals
+from capture.service.proc import peak_rss_mb, stop_on_signals
+from capture.service.stats import RunningStats
 from core.config import DetectorConfig
 from core.errors import CaptureError, InputError
 from core.types import Detections2D
 
-__all__ = ["Worker", "main"]
+__all__ = ["Worker", "check_source", "is_detection_file", "main"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
-LATE_DROP_S = 0.1  # realtime replay: a frame this overdue (seconds) is dropped at the source
+SKIP_SLACK_S = 0.05
+"""Realtime replay: a frame is skipped when the next one is already this overdue, seconds."""
+QUEUE_FRAMES = 8
+"""Frames the producer may run ahead of the sender (bounded: backpressure on a slow node)."""
 
 
 def is_detection_file(source: str) -> bool:
     """Whether a camera source is a detections file to replay instead of frames to detect on."""
     return source.endswith((".json", ".json.gz"))
+
+
+def check_source(source: str) -> None:
+    """Open a camera source once and close it, so that a bad one fails before anything starts.
+
+    Raises:
+        InputError: a missing or unreadable video, image folder, webcam or detections file.
+    """
+    if is_detection_file(source):
+        if not Path(source).is_file():
+            raise InputError(f"{source}: detections file not found")
+        return
+    from capture.sources import open_source
+
+    with open_source(source):
+        pass
+
+
+def _wait_epoch(path: Path, stop: threading.Event, timeout_s: float) -> int:
+    """Wait for the launcher's start file and return the epoch it holds, nanoseconds."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            stop.wait(0.05)
+    raise CaptureError(f"{path}: no start time within {timeout_s:g} s")
 
 
 class Worker:
@@ -50,10 +96,14 @@ class Worker:
         epoch_ns: capture time of frame 0 for file sources, nanoseconds.
         max_frames: stop after this many frames (None: the whole source).
         subscribe_timeout_s: how long to wait for the node's subscription, seconds.
-        realtime: replay file sources as if live: each frame is due at its capture timestamp
-            (wall clock, so workers started from one ``epoch_ns`` stay in step, and a restarted
-            worker resumes at the current frame); a frame more than ``LATE_DROP_S`` overdue is
-            dropped at the source without detection, as a live camera would.
+        realtime: replay file sources as if live (see the module docstring): frames due on the wall
+            clock at their stamps, so workers started from one ``epoch_ns`` stay in step and a
+            restarted worker resumes at the current frame.
+        ready_file: touched once source and model are open (the local launcher waits for it).
+        epoch_file: realtime replay: after ``ready``, wait for this file and take ``epoch_ns`` from
+            it (the launcher writes it once every camera is ready, so no frame is due while models
+            load).
+        secure: optional ``callable(socket)`` applied before connecting (CURVE keys).
     """
 
     def __init__(
@@ -67,6 +117,9 @@ class Worker:
         max_frames: int | None = None,
         subscribe_timeout_s: float = 60.0,
         realtime: bool = False,
+        ready_file: str | Path | None = None,
+        epoch_file: str | Path | None = None,
+        secure=None,  # noqa: ANN001 - Callable[[zmq.Socket], None]
     ):
         self.camera = camera
         self.source = source
@@ -77,52 +130,116 @@ class Worker:
         self.max_frames = max_frames
         self.subscribe_timeout_s = subscribe_timeout_s
         self.realtime = realtime
-        self.detect_ms: list[float] = []
+        self.ready_file = Path(ready_file) if ready_file else None
+        self.epoch_file = Path(epoch_file) if epoch_file else None
+        self.secure = secure
+        self.detect_ms = RunningStats()
         self.frames_sent = 0
-        self.frames_dropped = 0
+        self.frames_skipped = 0
+        self.state = "loading"
         self._stop = threading.Event()
 
-    def _due(self, stamp_ns: int) -> bool:
-        """In realtime replay, wait until the frame is due; False if it is too late (dropped)."""
-        if not self.realtime:
+    # -- producer thread ---------------------------------------------------------------------
+    def _skip(self, next_stamp_ns: int | None) -> bool:
+        """Realtime replay: True (and counted) if the next frame is overdue by more than ``SKIP_SLACK_S``."""
+        if next_stamp_ns is not None and next_stamp_ns + SKIP_SLACK_S * 1e9 <= time.time_ns():
+            self.frames_skipped += 1
             return True
+        return False
+
+    def _wait_due(self, stamp_ns: int) -> None:
         wait_s = (stamp_ns - time.time_ns()) * 1e-9
-        if wait_s < -LATE_DROP_S:
-            self.frames_dropped += 1
-            return False
         if wait_s > 0:
             self._stop.wait(wait_s)
-        return True
 
-    def _detections(self) -> Iterator[Detections2D]:
+    def _paced(self, items: Iterator[tuple[int, int, object]]) -> Iterator[tuple[int, int, object]]:
+        """Realtime replay of ``(frame_idx, stamp_ns, payload)``: freshest frame wins."""
+        if not self.realtime or self.source.isdigit():  # a webcam is live already
+            yield from items
+            return
+        current = next(items, None)
+        for nxt in items:
+            if self._stop.is_set():
+                return
+            if not self._skip(nxt[1]):
+                self._wait_due(current[1])
+                yield current
+            current = nxt
+        if current is not None and not self._stop.is_set():
+            self._wait_due(current[1])
+            yield current
+
+    def _open(self) -> Iterator[tuple[int, int, object]]:
+        """Open source (and model); an iterator of ``(frame_idx, stamp_ns, payload)``."""
         if is_detection_file(self.source):
             from capture.detection_files import read_detections_json
 
-            for dets in read_detections_json(self.source):
-                stamp_ns = self.epoch_ns + dets.stamp_ns
-                if self._due(stamp_ns):
-                    yield Detections2D(self.camera, dets.frame_idx, stamp_ns, dets.poses, dets.boxes)
-            return
+            dets_list = read_detections_json(self.source)
+            return ((d.frame_idx, d.stamp_ns, d) for d in dets_list)
         from capture.detectors import make_detector
         from capture.sources import open_source
 
         cfg = self.detector_cfg
-        detector = make_detector(
+        self._detector = make_detector(
             cfg.name,
             model_path=self.model_path,
             input_hw=(cfg.input_h, cfg.input_w),
             score_threshold=cfg.score_threshold,
             threads=cfg.threads,
         )
-        with open_source(self.source, epoch_ns=self.epoch_ns) as frames:
-            for frame_idx, stamp_ns, image in frames:
-                if not self._due(stamp_ns):
-                    continue
-                t0 = time.perf_counter()
-                poses, boxes = detector.detect(image)
-                self.detect_ms.append((time.perf_counter() - t0) * 1e3)
-                yield Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
+        self._source = open_source(self.source, epoch_ns=0)
+        return ((i, s, img) for i, s, img in self._source)
 
+    def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
+        if isinstance(payload, Detections2D):
+            return Detections2D(self.camera, frame_idx, stamp_ns, payload.poses, payload.boxes)
+        t0 = time.perf_counter()
+        poses, boxes = self._detector.detect(payload)
+        self.detect_ms.add((time.perf_counter() - t0) * 1e3)
+        return Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
+
+    def _produce(self, out: queue.Queue) -> None:
+        """Producer thread: ``("ready",)``, ``("dets", Detections2D)``..., then ``("end",)`` or ``("error", exc)``."""
+
+        def put(item: tuple) -> bool:
+            while not self._stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        self._source = None
+        try:
+            items = self._open()
+            if self.ready_file is not None:
+                self.ready_file.touch()
+            put(("ready",))
+            epoch = self.epoch_ns
+            if self.epoch_file is not None:
+                epoch = _wait_epoch(self.epoch_file, self._stop, self.subscribe_timeout_s)
+            if self.source.isdigit():  # webcam stamps are capture times already
+                epoch = 0
+            shifted = ((i, epoch + s, p) for i, s, p in items)
+            n = 0
+            for frame_idx, stamp_ns, payload in self._paced(shifted):
+                if self._stop.is_set() or not put(("dets", self._detect(frame_idx, stamp_ns, payload))):
+                    break
+                n += 1
+                if self.max_frames is not None and n >= self.max_frames:
+                    break
+            put(("end",))
+        except CaptureError as exc:
+            put(("error", exc))
+        except Exception as exc:  # noqa: BLE001 - a detector or decoder failure ends this camera, reported
+            log.exception("camera %s: producer failed", self.camera)
+            put(("error", CaptureError(f"camera {self.camera}: {type(exc).__name__}: {exc}")))
+        finally:
+            if self._source is not None:
+                self._source.close()
+
+    # -- sender (main thread) ----------------------------------------------------------------
     def _wait_for_subscriber(self, sock: zmq.Socket, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.subscribe_timeout_s
         while time.monotonic() < deadline and not stop.is_set():
@@ -137,18 +254,37 @@ class Worker:
             f"camera {self.camera}: no node subscribed at {self.endpoint} within {self.subscribe_timeout_s:g} s"
         )
 
-    def _send(self, sock: zmq.Socket, frames: list) -> None:
-        sock.send_multipart(frames, copy=False)
+    def _send(self, sock: zmq.Socket, frames: list, stop: threading.Event, timeout_s: float | None = None) -> bool:
+        """Send; offline (no drop at the high-water mark) wait while the node catches up.
+
+        Returns:
+            False if ``stop`` was set or ``timeout_s`` passed before the message could be queued.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                sock.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                    return False
+                sock.poll(50, zmq.POLLOUT)
 
     def _control(self, schema: str, meta: dict) -> list:
-        return wire.encode(wire.Message(schema, self.camera, self.frames_sent - 1, time.time_ns(), {}, meta))
+        return wire.encode(wire.Message(schema, self.camera, max(self.frames_sent - 1, -1), time.time_ns(), {}, meta))
+
+    def _beat(self, event: str | None = None) -> list:
+        meta = {"frames": self.frames_sent, "skipped": self.frames_skipped, "state": self.state}
+        if event:
+            meta["event"] = event
+        return self._control("heartbeat", meta)
 
     def stats(self) -> dict:
-        """Worker statistics: frames sent, detection time per frame (ms), peak RSS (MiB)."""
+        """Worker statistics: frames sent and skipped, detection time per frame (ms), peak RSS (MiB)."""
         return {
             "frames": self.frames_sent,
-            "dropped_at_source": self.frames_dropped,
-            "detection_ms": stats_ms(self.detect_ms),
+            "skipped": self.frames_skipped,
+            "detection_ms": self.detect_ms.summary(),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "pid": os.getpid(),
         }
@@ -161,47 +297,68 @@ class Worker:
 
         Raises:
             InputError: the source cannot be read.
-            CaptureError: no node subscribed in time.
+            CaptureError: no node subscribed in time, or the detector failed.
         """
         ctx = ctx or zmq.Context.instance()
         sock = ctx.socket(zmq.XPUB)
-        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.setsockopt(zmq.SNDHWM, 1000 if not self.realtime else 100)
         sock.setsockopt(zmq.LINGER, 0)
+        if not self.realtime:
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+        if self.secure is not None:
+            self.secure(sock)
         sock.connect(self.endpoint)
-        stop = self._stop = stop or threading.Event()
+        stop = stop or threading.Event()
+        self._stop = threading.Event()  # ends the producer; set when the sender ends
+        pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        producer = threading.Thread(target=self._produce, args=(pending,), name=f"produce-{self.camera}", daemon=True)
+        error: CaptureError | None = None
         interrupted = False
         try:
+            producer.start()
             self._wait_for_subscriber(sock, stop)
-            hello = {
-                "event": "hello",
-                "source": self.source,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-            }
-            self._send(sock, self._control("heartbeat", hello))
+            hello = {"event": "hello", "source": self.source[-200:], "pid": os.getpid(), "host": socket.gethostname()}
+            self._send(sock, self._control("heartbeat", hello), stop)
             last_beat = time.monotonic()
-            for dets in self._detections():
-                if stop.is_set():
+            while True:
+                if stop.is_set() or self._stop.is_set():
                     interrupted = True
                     log.info("camera %s: interrupted after %d frames", self.camera, self.frames_sent)
                     break
-                self._send(sock, wire.encode_detections(dets))
-                self.frames_sent += 1
+                try:
+                    item = pending.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                if item is not None and item[0] == "dets":
+                    self._send(sock, wire.encode_detections(item[1]), stop)
+                    self.frames_sent += 1
+                elif item is not None and item[0] == "ready":
+                    self.state = "ready"
+                    self._send(sock, self._beat("ready"), stop)
+                    last_beat = time.monotonic()
+                    log.info("camera %s: ready", self.camera)
+                elif item is not None and item[0] == "error":
+                    error = item[1]
+                    break
+                elif item is not None and item[0] == "end":
+                    break
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
-                    self._send(
-                        sock,
-                        self._control("heartbeat", {"frames": self.frames_sent, "dropped": self.frames_dropped}),
-                    )
+                    self._send(sock, self._beat(), stop)
                     last_beat = now
-                if self.max_frames is not None and self.frames_sent >= self.max_frames:
-                    break
         finally:
+            self._stop.set()
+            producer.join(5)
             stats = self.stats() | {"interrupted": interrupted}
+            if error is not None:
+                stats["error"] = str(error)[:300]
             try:
-                self._send(sock, self._control("eos", stats))
+                if not self._send(sock, self._control("eos", stats), threading.Event(), timeout_s=10.0):
+                    log.warning("camera %s: the node took no end-of-stream message within 10 s", self.camera)
             finally:
                 sock.close(linger=2000)  # deliver the end-of-stream message, then give up
+        if error is not None:
+            raise error
         return stats
 
 
@@ -218,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epoch-ns", type=int, default=0, help="capture time of frame 0 for file sources, ns")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--realtime", action="store_true", help="pace file sources at their frame rate")
+    p.add_argument("--ready-file", default=None, help="touched once source and model are open")
+    p.add_argument("--epoch-file", default=None, help="realtime: wait for this file and take the epoch (ns) from it")
+    p.add_argument("--curve-secret-key", default=None, help="this camera's CURVE secret key file (mvcap keys)")
+    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -226,6 +387,16 @@ def main(argv: list[str] | None = None) -> int:
         from core.config import Config, load_config
 
         cfg = load_config(args.config) if args.config else Config()
+        check_source(args.source)
+        secure = None
+        if args.curve_secret_key or args.curve_server_key:
+            if not (args.curve_secret_key and args.curve_server_key):
+                raise InputError("--curve-secret-key and --curve-server-key go together")
+            from capture.service.security import secure_client
+
+            def secure(sock: zmq.Socket) -> None:
+                secure_client(sock, args.curve_secret_key, args.curve_server_key)
+
         model = args.model
         if model is None and not is_detection_file(args.source):
             from capture.assets import yolo_pose_onnx
@@ -240,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             args.epoch_ns,
             args.max_frames,
             realtime=args.realtime,
+            ready_file=args.ready_file,
+            epoch_file=args.epoch_file,
+            secure=secure,
         )
         stats = worker.run(stop=stop)
     except InputError as exc:
@@ -249,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     det = stats["detection_ms"]
-    log.info("camera %s: %d frames, detection %.1f ms/frame median", args.camera, stats["frames"], det["median"])
+    log.info(
+        "camera %s: %d frames sent, %d skipped, detection %.1f ms/frame median",
+        args.camera, stats["frames"], stats["skipped"], det["median"],
+    )  # fmt: skip
     return 0
 
 

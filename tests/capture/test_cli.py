@@ -111,7 +111,8 @@ def test_ctrl_c_leaves_no_orphan_and_a_readable_folder(shared_data, tmp_path):
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     poses = out / "poses3d.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not poses.exists() or len(poses.read_text().splitlines()) < 20):
+    # Interrupt early: the take lasts 1.7 s, and on a loaded machine the node may write late.
+    while time.monotonic() < deadline and (not poses.exists() or len(poses.read_text().splitlines()) < 6):
         time.sleep(0.05)
     assert poses.exists(), proc.communicate()[0][-2000:]
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: SIGINT to the whole group
@@ -119,10 +120,15 @@ def test_ctrl_c_leaves_no_orphan_and_a_readable_folder(shared_data, tmp_path):
     time.sleep(0.5)
     assert _descendants_alive(str(out)) == []
     _, frames = read_poses_jsonl(poses)
-    assert 15 <= len(frames) < 100
-    assert [f.frame_idx for f in frames] == list(range(len(frames)))
+    assert 5 <= len(frames) < 100
+    idx = [f.frame_idx for f in frames]
+    assert idx == sorted(set(idx)) and idx[0] == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["frames"] == len(frames)
+    # Live replay may skip frames on a loaded machine (freshest frame wins), but never silently: a
+    # frame absent from the output was skipped by every camera, so each camera reports it skipped.
+    absent = idx[-1] + 1 - len(idx)
+    assert absent <= min(summary["skipped_at_source"].values()), (absent, summary["skipped_at_source"])
 
 
 def test_bench_node_prints_figures(shared_data, capsys):

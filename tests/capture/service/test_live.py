@@ -16,8 +16,8 @@ from synth import person, project_people, ring_rig
 
 from calibration.io import write_json
 from capture.detection_files import write_detections_json
-from capture.service.launcher import free_tcp_endpoint
 from capture.outputs import read_poses_jsonl
+from capture.service.launcher import free_tcp_endpoint
 from core.types import Detections2D
 
 FPS = 30.0

@@ -14,8 +14,8 @@ import zmq
 
 from calibration.io import read_calibration
 from capture import wire
-from capture.service.node import Node
 from capture.outputs import read_poses_jsonl
+from capture.service.node import Node
 from capture.service.worker import Worker
 from core.config import Config
 
@@ -70,8 +70,8 @@ def _run(
         t.join(60)
     if garbage:
         deadline = time.monotonic() + 60
-        c = node.counters
-        while (c.malformed + c.unknown_camera < len(garbage) or c.frames < n_frames) and time.monotonic() < deadline:
+        c = node.intake
+        while (sum(c.dropped.values()) < len(garbage) or node.frames < n_frames) and time.monotonic() < deadline:
             time.sleep(0.01)
         stop.set()
     t_node.join(60)
@@ -157,6 +157,8 @@ def test_malformed_messages_are_dropped_and_counted(shared_data, tmp_path, rng):
     dirty = _run(shared_data, tmp_path / "dirty", n_frames=15, garbage=_garbage(rng, n))
     assert dirty["messages"]["unknown_camera"] == n // 8
     assert dirty["messages"]["malformed"] == n - n // 8  # every bad message counted
+    by_kind = dirty["messages"]["refused_by_kind"]
+    assert by_kind["malformed.version"] == by_kind["malformed.nan"] == n // 8  # and counted by kind
     assert dirty["messages"]["received"] == clean["messages"]["received"] + n
     _, a = read_poses_jsonl(tmp_path / "clean" / "poses3d.jsonl")
     _, b = read_poses_jsonl(tmp_path / "dirty" / "poses3d.jsonl")
@@ -173,13 +175,13 @@ def test_camera_reported_dead_after_missed_heartbeats_and_alive_again(tmp_path):
     node = Node(rig, Config(), tmp_path)
     beat = wire.encode(wire.Message("heartbeat", "cam1", 0, 0, {}, {"frames": 0}))
     node.handle([bytes(f) for f in beat])
-    node._check_liveness(time.monotonic())
-    assert node.dead == set()
-    node.last_seen["cam1"] -= Config().node.heartbeat_timeout_s + 0.5  # three heartbeats missed
-    node._check_liveness(time.monotonic())
-    assert node.dead == {"cam1"}
+    node.intake.check_liveness(time.monotonic())
+    assert node.status(time.monotonic())["dead"] == []
+    node.intake.cameras["cam1"].last_seen -= Config().node.heartbeat_timeout_s + 0.5  # three heartbeats missed
+    node.intake.check_liveness(time.monotonic())
+    assert node.status(time.monotonic())["dead"] == ["cam1"]
+    assert "cam1" not in node._live()
     node.handle([bytes(f) for f in beat])  # it comes back
-    assert node.dead == set()
-    assert [e["event"] for e in node.counters.events] == ["dead", "alive"]
     st = node.status(time.monotonic())
     assert st["dead"] == [] and set(st["fps"]) == set(rig.names)
+    assert [e["event"] for e in node.intake.events] == ["dead", "alive"]

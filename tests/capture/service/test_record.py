@@ -14,8 +14,8 @@ import zmq
 
 from capture import wire
 from capture.cli import main as cli_main
-from capture.service.launcher import free_tcp_endpoint
 from capture.outputs import read_poses_jsonl
+from capture.service.launcher import free_tcp_endpoint
 from core.types import Poses3D
 
 

@@ -1,0 +1,88 @@
+"""The end-of-run verdict and console summary, from a node's ``summary.json`` dictionary.
+
+A run is *complete* when its output holds every piece of data it should have had:
+
+- offline (``lossless``): every frame every worker sent was filed (nothing late, refused or lost
+  on the wire), every camera ended with its end-of-stream message and no worker reported an error;
+- live: frames skipped at the source and late frames are the price of keeping up and are reported,
+  not failures; a camera that was never ready, is dead at the end or ended with an error is one;
+- either way, an output that could not be written (disk full, read-only folder) is one.
+
+``mvcap node``, ``mvcap run``/``demo``/``live`` exit 1 when a run is not complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["completeness", "format_summary"]
+
+
+def completeness(summary: dict) -> tuple[bool, list[str]]:
+    """Whether a run is complete, and why not (one short reason per problem).
+
+    Example:
+        >>> completeness({"output_error": "x: disk full", "cameras": []})
+        (False, ['output not written: x: disk full'])
+    """
+    why: list[str] = []
+    if summary.get("output_error"):
+        why.append(f"output not written: {summary['output_error']}")
+    cams = summary.get("cameras", [])
+    workers = summary.get("workers", {})
+    filed = summary.get("frames_per_camera", {})
+    ended = {e["camera"] for e in summary.get("camera_events", []) if e.get("event") == "end"}
+    dead_now: dict[str, bool] = {}
+    for e in summary.get("camera_events", []):
+        if e.get("event") in ("dead", "alive", "end"):
+            dead_now[e["camera"]] = e["event"] == "dead"
+    for cam in summary.get("started_without", []):
+        why.append(f"{cam} was not ready when the frame clock started")
+    for cam in cams:
+        w = workers.get(cam, {})
+        if "error" in w:
+            why.append(f"{cam} ended with an error: {w['error']}")
+        if dead_now.get(cam):
+            why.append(f"{cam} is dead (no end of stream)")
+        if summary.get("lossless") and not summary.get("interrupted"):
+            if cam not in ended and not dead_now.get(cam):
+                why.append(f"{cam} sent no end of stream")
+            sent = w.get("frames")
+            if isinstance(sent, int) and filed.get(cam, 0) < sent:
+                why.append(f"{cam}: {sent - filed.get(cam, 0)} of {sent} frames lost")
+    return not why, why
+
+
+def format_summary(summary: dict, out_dir: str | Path) -> str:
+    """A short multi-line console summary: frames, views lost, late, skipped, dead cameras, outputs."""
+    msgs = summary.get("messages", {})
+    refused = {k: v for k, v in msgs.get("refused_by_kind", {}).items() if k not in ("late",) and v}
+    skipped = summary.get("skipped_at_source", {})
+    filed = summary.get("frames_per_camera", {})
+    workers = summary.get("workers", {})
+    dead = sorted({e["camera"] for e in summary.get("camera_events", []) if e.get("event") == "dead"})
+    per_cam = ", ".join(
+        f"{c} {filed.get(c, 0)}/{workers.get(c, {}).get('frames', '?')}"
+        + (f" ({skipped[c]} skipped)" if skipped.get(c) else "")
+        for c in summary.get("cameras", [])
+    )
+    outputs = summary.get("outputs", {})
+    files = [outputs.get("poses"), outputs.get("poses_smoothed"), *outputs.get("trc", [])]
+    lines = [
+        f"run summary ({out_dir}):",
+        f"  frames: {summary.get('frames')} written, {summary.get('frames_missing_views')} missing a view;"
+        f" tracks: {len(summary.get('tracks', []))}",
+        f"  views filed/sent per camera: {per_cam}",
+        f"  late: {msgs.get('late', 0)}; refused: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(refused.items())) or "none"),
+        f"  dead-camera events: {', '.join(dead) or 'none'}",
+        f"  outputs: {', '.join(f for f in files if f) or 'none'}",
+    ]
+    complete, why = summary.get("complete"), summary.get("incomplete_because", [])
+    if summary.get("interrupted"):
+        lines.append("  result: interrupted")
+    elif complete:
+        lines.append("  result: complete")
+    else:
+        lines.append("  result: INCOMPLETE: " + "; ".join(why))
+    return "\n".join(lines)
