@@ -83,6 +83,7 @@ class CameraState:
         dead: silent for longer than the heartbeat timeout (and not ended).
         last_seen: monotonic time of its last message, seconds (None: never heard from).
         frames: detections filed into the assembler.
+        late: detections dropped because their frame had left.
         skipped: frames its worker skipped at the source (latest figure it reported).
         latest_stamp_ns: capture stamp of its latest detection, nanoseconds.
         hellos: ``hello`` messages received (a restarted worker says hello again).
@@ -93,6 +94,7 @@ class CameraState:
     dead: bool = False
     last_seen: float | None = None
     frames: int = 0
+    late: int = 0
     skipped: int = 0
     latest_stamp_ns: int | None = None
     hellos: int = 0
@@ -257,5 +259,7 @@ class Intake:
                 self.event(cam, "ready")
                 log.info("camera %s is ready", cam)
             s.state = "ready"
+        elif meta.get("state") == "ready" and s.state in ("absent", "hello"):
+            s.state = "ready"  # a node (re)started after the worker's ready event hears it here
         elif s.state == "absent":
             s.state = "hello"

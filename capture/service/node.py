@@ -127,6 +127,7 @@ class Node:
         if verdict == ACCEPTED:
             self.intake.filed(dets)
         elif verdict == LATE:
+            self.intake.cameras[dets.camera].late += 1
             self.intake.drop("late", "camera %s: frame %d arrived late; dropped", dets.camera, dets.frame_idx)
         else:
             self.intake.drop(
@@ -385,7 +386,7 @@ class Node:
         for prefix in (wire.TOPIC_POSE2D, "ctrl."):
             sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.pub = ctx.socket(zmq.PUB)
-        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.LINGER, 2000)  # at the end, deliver the last frames to recorders (bounded)
         try:
             security.secure_input(sub)
             security.secure_output(self.pub)
@@ -495,6 +496,7 @@ class Node:
             "skipped_at_source": {c: s.skipped for c, s in cams.items()},
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
             "frames_per_camera": {c: s.frames for c, s in cams.items()},
+            "late_per_camera": {c: s.late for c, s in cams.items()},
             "workers": {c: s.worker for c, s in cams.items() if s.worker},
             "node_peak_rss_mb": round(peak_rss_mb(), 1),
             "messages": {

@@ -75,6 +75,7 @@ class Recorder:
         if self.secure is not None:
             self.secure(sub)
         sub.connect(self.endpoint)
+        log.info("listening to %s", self.endpoint)
         writer: PosesWriter | None = None
         try:
             while not stop.is_set() and (max_frames is None or self.frames < max_frames):

@@ -19,11 +19,13 @@ was released is late: it is counted and dropped, never blocking the pipeline.
 Plausibility (so that no single message moves the frame clock). Positions are frame indices, or
 corrected stamps in units of the window. The rig's reference is the low median of the cameras'
 latest accepted positions (a lying camera cannot move a median of honest ones; with two cameras it
-is the lower one). A detection is rejected as implausible when it jumps more than ``max_jump``
-ahead of its own camera's latest position *and* of the rig's reference (a restarted camera may
-catch up with the rig; a stray index may not), or, in live runs, when it lies more than
-``max_ahead`` ahead of the rig's reference. Pending frames that end up that far ahead of the
-reference (a stray message that came before any honest one) are purged at release time.
+is the lower one; cameras silent for ``STALE_S`` do not count). A detection is rejected as
+implausible when it jumps more than ``max_jump`` ahead of its own camera's latest position *and* of
+the rig's reference, unless it is the ``RESYNC``-th of a run of increasing detections from there
+(a camera that stalled or restarted catches up; a stray index does not), or, in live runs, when it
+lies more than ``max_ahead`` ahead of the rig's reference. Pending frames that end up that far
+ahead of the reference (a stray message that came before any honest one) are purged at release
+time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ import numpy as np
 from core.types import Detections2D
 
 __all__ = ["ACCEPTED", "IMPLAUSIBLE", "LATE", "AssembledFrame", "FrameAssembler"]
+
+STALE_S = 2.0
+"""A camera silent this long (seconds) no longer counts towards the rig's reference."""
+RESYNC = 3
+"""Increasing detections a camera must send from a far position before that position is taken."""
 
 ACCEPTED = "accepted"
 LATE = "late"
@@ -103,6 +110,8 @@ class FrameAssembler:
         self.implausible = 0
         self._next_idx = 0
         self._latest: dict[str, int] = {}  # per camera, latest accepted position (index or corrected ns)
+        self._latest_t: dict[str, float] = {}  # per camera, when it was accepted (monotonic seconds)
+        self._candidate: dict[str, tuple[int, int]] = {}  # per camera, (last rejected jump, run length)
         # frame-index mode: views per pending frame, a heap of pending indices, arrival times
         self._pending: dict[int, dict[str, Detections2D]] = {}
         self._heap: list[int] = []
@@ -132,22 +141,34 @@ class FrameAssembler:
             return sum(len(v) for v in self._pending.values())
         return sum(len(q) for q in self._queues.values())
 
-    def reference(self) -> int | None:
-        """The rig's reference position: low median of the cameras' latest accepted positions."""
+    def reference(self, now: float | None = None) -> int | None:
+        """The rig's reference position: low median of the cameras' latest accepted positions.
+
+        With ``now`` (monotonic seconds), cameras that delivered nothing for ``STALE_S`` (dead,
+        ended, stalled) are left out unless no camera is fresh, so a stopped camera cannot hold the
+        reference back and lock the others out.
+        """
         if not self._latest:
             return None
-        values = sorted(self._latest.values())
+        fresh = [p for c, p in self._latest.items() if now is None or now - self._latest_t.get(c, now) <= STALE_S]
+        values = sorted(fresh or self._latest.values())
         return values[(len(values) - 1) // 2]
 
-    def _plausible(self, cam: str, pos: int) -> bool:
-        ref = self.reference()
+    def _plausible(self, cam: str, pos: int, now: float) -> bool:
+        ref = self.reference(now)
         if ref is None:
             return True
         if self._max_ahead and pos > ref + self._max_ahead:
             return False
         own = self._latest.get(cam)
         if self._max_jump and own is not None and pos > own + self._max_jump and pos > ref + self._max_jump:
-            return False
+            # A camera that really moved on (a stall, a restart) sends a run of increasing positions
+            # from there: after RESYNC of them its new position is taken; a stray message is not.
+            last, n = self._candidate.get(cam, (None, 0))
+            n = n + 1 if last is not None and last < pos <= last + self._max_jump else 1
+            self._candidate[cam] = (pos, n)
+            return n >= RESYNC
+        self._candidate.pop(cam, None)
         return True
 
     def add(self, dets: Detections2D, now: float) -> str:
@@ -162,10 +183,11 @@ class FrameAssembler:
         if (self.window_ns == 0 and pos <= self._last_idx) or (self.window_ns and pos < self._released_until):
             self.late += 1
             return LATE
-        if not self._plausible(cam, pos):
+        if not self._plausible(cam, pos, now):
             self.implausible += 1
             return IMPLAUSIBLE
         self._latest[cam] = max(self._latest.get(cam, pos), pos)
+        self._latest_t[cam] = now
         if self.window_ns == 0:
             views = self._pending.get(pos)
             if views is None:
@@ -178,9 +200,9 @@ class FrameAssembler:
         bisect.insort(self._queues[cam], (pos, now, dets), key=lambda item: item[0])
         return ACCEPTED
 
-    def _purge(self) -> None:
+    def _purge(self, now: float) -> None:
         """Drop pending detections that lie too far ahead of the reference (live runs)."""
-        ref = self.reference()
+        ref = self.reference(now)
         if not self._max_ahead or ref is None:
             return
         limit = ref + self._max_ahead
@@ -217,7 +239,7 @@ class FrameAssembler:
             live: cameras worth waiting for (not dead, not ended).
             flush: release everything pending regardless of completeness.
         """
-        self._purge()
+        self._purge(now)
         out: list[AssembledFrame] = []
         if self.window_ns == 0:
             while self._heap:

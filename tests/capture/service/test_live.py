@@ -10,36 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from synth import person, project_people, ring_rig
+from synth import write_walking_scene
 
-from calibration.io import write_json
-from capture.detection_files import write_detections_json
 from capture.outputs import read_poses_jsonl
 from capture.service.launcher import free_tcp_endpoint
-from core.types import Detections2D
 
 FPS = 30.0
 N_FRAMES = 240  # 8 s
-
-
-def _write_scene(folder: Path) -> tuple[Path, list[str]]:
-    """A synthetic 4-camera rig and 8 s of 30 fps detections of two walking people."""
-    rng = np.random.default_rng(1)
-    rig = ring_rig()
-    calib = folder / "rig.json"
-    write_json(rig, calib)
-    per_cam: dict[str, list[Detections2D]] = {c.name: [] for c in rig}
-    for f in range(N_FRAMES):
-        t = f / FPS
-        people = [person((np.cos(0.5 * t), np.sin(0.5 * t)), 0.5 * t), person((-0.8, 0.2 * np.sin(t)), 2.0)]
-        for cam, d in zip(rig, project_people(rig, people, rng, 1.0), strict=True):
-            boxes = np.tile([0.0, 0.0, 1.0, 1.0, 0.9], (len(people), 1))
-            per_cam[cam.name].append(Detections2D(cam.name, f, int(t * 1e9), d.astype(np.float32), boxes))
-    for name, dets in per_cam.items():
-        write_detections_json(folder / f"{name}.json.gz", name, FPS, dets)
-    return calib, list(per_cam)
 
 
 def _py(*args: str, log: Path) -> subprocess.Popen:
@@ -49,16 +27,19 @@ def _py(*args: str, log: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_worker_killed_and_restarted_mid_take(tmp_path):
-    calib, cams = _write_scene(tmp_path)
+    calib, cams = write_walking_scene(tmp_path, N_FRAMES, FPS)
     node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
     cfg = tmp_path / "live.toml"
     cfg.write_text(
         f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
-        "frame_timeout_s = 0.3\nheartbeat_timeout_s = 3.0\n"
+        "frame_timeout_s = 1.0\nheartbeat_timeout_s = 3.0\n"
     )
     out, take = tmp_path / "run", tmp_path / "take"
     node = _py("capture.service.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
     recorder = _py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
+    deadline = time.monotonic() + 60  # a loaded machine starts Python processes slowly
+    while time.monotonic() < deadline and "listening to" not in (tmp_path / "rec.log").read_text():
+        time.sleep(0.05)
     epoch = time.time_ns() + int(4e9)
 
     def worker(cam: str) -> subprocess.Popen:
@@ -96,18 +77,23 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
             if p.poll() is None:
                 p.kill()
     summary = json.loads((out / "summary.json").read_text())
-    # The node published every frame: the other cameras' frames all arrived, the victim's gap is
-    # filled with 3-view frames, and the recording holds every output frame.
-    assert summary["frames"] == N_FRAMES
     others = [c for c in cams if c != victim]
-    assert all(summary["frames_per_camera"][c] == N_FRAMES for c in others)
+    # Every frame of a camera that stayed up is accounted for: filed, skipped at its source (a worker
+    # behind real time on a loaded machine skips to the freshest frame) or late; none vanishes.
+    for c in others:
+        accounted = summary["frames_per_camera"][c] + summary["skipped_at_source"][c] + summary["late_per_camera"][c]
+        assert accounted == N_FRAMES, (c, summary["frames_per_camera"], summary["skipped_at_source"])
+        assert summary["frames_per_camera"][c] > N_FRAMES // 2
     assert 0 < summary["frames_per_camera"][victim] < N_FRAMES - 15
-    assert summary["frames_missing_views"] >= 15
+    assert summary["frames_missing_views"] >= 15  # the victim's gap: frames made of 3 views
     hellos = [e for e in summary["camera_events"] if e["event"] == "hello" and e["camera"] == victim]
     assert len(hellos) == 2
     _, node_frames = read_poses_jsonl(out / "poses3d.jsonl")
     _, rec_frames = read_poses_jsonl(rec_file)
-    assert [f.frame_idx for f in rec_frames] == [f.frame_idx for f in node_frames] == list(range(N_FRAMES))
+    idx = [f.frame_idx for f in node_frames]
+    assert [f.frame_idx for f in rec_frames] == idx == sorted(set(idx))  # the recording holds every output frame
+    # A frame absent from the output was skipped by every camera that was up.
+    assert N_FRAMES - len(idx) <= min(summary["skipped_at_source"][c] for c in others)
     assert all(len(f.track_ids) == 2 for f in rec_frames[5:])
     ids = {tuple(sorted(f.track_ids.tolist())) for f in rec_frames[5:]}
     assert len(ids) == 1  # identities kept through the outage

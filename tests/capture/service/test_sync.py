@@ -96,3 +96,33 @@ def test_clock_offset_estimated_from_detections(rig2):
     F = fundamental_matrix(rig2[0], rig2[1])
     offset, cost = estimate_clock_offset(F, stream(a), stream(b), search_ns=300e6, step_ns=4e6)
     assert abs(offset - OFFSET_NS) < 6e6 and cost < 5.0
+
+
+def _d(cam: str, f: int) -> Detections2D:
+    return Detections2D(cam, f, f * 33_333_333, np.zeros((0, 17, 3), np.float32), np.zeros((0, 5), np.float32))
+
+
+def test_stray_frame_ahead_is_rejected_and_a_camera_that_moved_on_is_not_locked_out():
+    cams = ("a", "b", "c")
+    asm = FrameAssembler(cams, timeout_s=1.0, max_jump=30, max_ahead=120)
+    for f in range(10):
+        for c in cams:
+            assert asm.add(_d(c, f), 0.0) == "accepted"
+    assert asm.add(_d("a", 80), 0.0) == "implausible"  # one stray index 70 ahead of everyone
+    assert asm.add(_d("a", 80), 0.0) == "implausible"  # repeating it does not help
+    assert asm.add(_d("a", 400), 0.0) == "implausible"  # beyond max_ahead of the rig
+    # 'a' alone stalled for 40 frames: its first frames after the stall are refused, then it resyncs.
+    verdicts = [asm.add(_d("a", f), 0.0) for f in range(50, 56)]
+    assert verdicts == ["implausible", "implausible"] + ["accepted"] * 4
+    assert asm.implausible == 5
+
+
+def test_a_dead_camera_does_not_hold_the_reference_back():
+    cams = ("a", "b", "c")
+    asm = FrameAssembler(cams, timeout_s=1.0, max_jump=30, max_ahead=120)
+    for c in cams:
+        asm.add(_d(c, 0), 0.0)
+    # 'b' and 'c' go silent; 'a' goes on for 10 s at 30 fps: it is never refused.
+    verdicts = [asm.add(_d("a", f), f / 30.0) for f in range(1, 300)]
+    assert set(verdicts) == {"accepted"}
+    assert asm.reference(10.0) == 299
