@@ -68,13 +68,22 @@ def _log_cameras(rr: object, rig: CameraRig) -> None:
         )
 
 
-def run_viewer(rr: object, endpoint: str, rig: CameraRig | None, stop: threading.Event, max_frames: int | None) -> int:
+def run_viewer(
+    rr: object,
+    endpoint: str,
+    rig: CameraRig | None,
+    stop: threading.Event,
+    max_frames: int | None,
+    secure=None,  # noqa: ANN001 - optional callable(socket) before connect (CURVE client keys)
+) -> int:
     """Subscribe to the node and log every frame to rerun; returns the number of frames shown."""
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     for topic in (wire.TOPIC_POSE3D, wire.TOPIC_STATUS):
         sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    if secure is not None:
+        secure(sub)
     sub.connect(endpoint)
     if rig is not None:
         _log_cameras(rr, rig)
@@ -120,9 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", default=None, help="calibration, to draw the camera frusta")
     p.add_argument("--save", default=None, help="write a .rrd recording instead of spawning the viewer")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--curve-secret-key", default=None, help="this viewer's CURVE secret key file (mvcap keys)")
+    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
+    secure = None
+    if args.curve_secret_key or args.curve_server_key:
+        if not (args.curve_secret_key and args.curve_server_key):
+            print("mvcap view: error: --curve-secret-key and --curve-server-key go together", file=sys.stderr)
+            return 2
+        from capture.service.security import secure_client
+
+        def secure(sock: zmq.Socket) -> None:
+            secure_client(sock, args.curve_secret_key, args.curve_server_key)
+
     try:
         import rerun as rr
     except ImportError:
@@ -141,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         rr.save(args.save)
     rr.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
-    n = run_viewer(rr, args.endpoint, rig, stop_on_signals(), args.max_frames)
+    try:
+        n = run_viewer(rr, args.endpoint, rig, stop_on_signals(), args.max_frames, secure)
+    except CaptureError as exc:
+        print(f"mvcap view: error: {exc}", file=sys.stderr)
+        return 2
     log.info("showed %d frames", n)
     return 0

@@ -1,40 +1,51 @@
-"""Streaming UKF + fixed-lag RTS smoothing of every track's joints, with bounded memory.
+"""Streaming UKF + fixed-lag RTS smoothing of every track's joints, in bounded memory.
 
 :func:`fusion.smoothing.smooth_sequence` (the reference) smooths a whole take at its end, so its
-caller keeps every frame until then. :class:`StreamSmoother` takes the frames one by one and
-returns each one, smoothed, a bounded number of frames later; it holds only the frames not yet
-returned and, per track and joint, the filter's states over them.
+caller keeps every frame until then. :class:`StreamSmoother` takes the frames one at a time and
+hands each one back, smoothed, a bounded number of frames later. It holds only the frames it has
+not yet handed back and, for each track and joint, the filter's states over them.
 
-Design: a fixed-lag smoother (Särkkä 2013, *Bayesian Filtering and Smoothing*, the fixed-lag
-Gaussian smoother of ch. 10), chosen over overlapping chunks because the forward pass then stays
-exactly the reference's: each joint's unscented Kalman filter runs causally over the whole take,
-with the same start, gating, updates and ``max_gap_s`` restarts as :func:`smooth_joint_track`, so
-no chunk boundary ever restarts a filter, and only the backward pass is approximated. A frame
-is returned once ``lag_frames`` newer frames exist, smoothed by the unscented RTS backward pass
-(Särkkä 2008) started at the newest filtered state of its stretch instead of at the stretch's
-end: the smoothed mean of a frame ``L`` frames before the window's end differs from the full
-RTS's by the gain-weighted difference between the filtered and fully smoothed states at the
-window's end, which shrinks geometrically with ``L`` (measured in tests/fusion: for 30 fps and the
-default settings, below 1 mm from about 10 frames). The backward pass runs once per
-``hop_frames`` returned frames over ``lag_frames + hop_frames`` states, not once per frame, which
-bounds its cost to about ``1 + lag_frames / hop_frames`` RTS steps per frame and joint.
+Design: a fixed-lag smoother (Särkkä 2013, *Bayesian Filtering and Smoothing*, fixed-lag
+Gaussian smoothing). It was chosen over overlapping chunks of an RTS smoother because it leaves
+the forward pass exactly the reference's: each joint's unscented Kalman filter (Wan & van der
+Merwe 2000) runs causally over the whole take, with the same start, gating, updates and
+``max_gap_s`` restarts as :func:`fusion.smoothing.smooth_joint_track`, one frame at a time. No
+chunk boundary restarts a filter or cuts a gap in two, so only the backward pass is approximated.
+A frame is handed back once each of its joints has ``lag_frames`` filter updates (observations)
+after it. It is smoothed by the unscented RTS backward pass (Särkkä 2008) over the states held,
+started at the newest filtered state of its stretch rather than at the stretch's end. The
+smoothed mean of a frame ``L`` updates before that start differs from the full RTS's by the
+filtered-minus-smoothed difference at the start, carried back through ``L`` smoother gains, so the
+difference shrinks geometrically with ``L``. The lag counts updates, not frames, because a frame
+before a gap, or one in a run of single-view updates, needs the observations after the gap.
+Measured on synthetic 30 fps takes (tests/fusion/test_stream_smoothing.py: 4 views, 2 px noise,
+2 people with swinging limbs, random and scripted gaps, default settings; largest 3D difference
+from the reference over 3 takes, with ``hop_frames=1``): lag 5: 24 mm, 10: 10 mm, 15: 1.7 mm,
+20: 0.41 mm, 25: 0.08 mm (99th percentile 3.7, 0.42, 0.12, 0.020, 0.006 mm). The worst frames
+are those before a gap or in a run of single-view updates; at lag 20 the median is 1 µm.
 
-Frames wait longer than the lag only while their output is undecided, which is what keeps the
-reference's gap semantics: a joint unobserved since a frame is bridged (smoothed position,
-confidence ``_GAP_CONF`` times that of the nearest reconstructed frame) if an observation comes
-within ``max_gap_s`` of the last one, else it keeps its input; that is known at the latest
-``max_gap_s`` later. A bridged joint's nearest reconstructed frame may lie after it: a frame waits
-for it as long as it could be nearer than the previous one, but no more than ``max_gap_s`` (then
-the previous one's confidence is used; this differs from the reference only in a stretch of
-single-view updates longer than ``2 max_gap_s``).
+The backward pass runs once per ``hop_frames`` frames handed back, over about ``lag_frames +
+hop_frames`` states per joint. The constant-velocity transition is linear, so each of its steps is
+computed in closed form (:func:`_rts_means`).
 
-Memory bound: at most ``max(lag_frames, frames within max_gap_s + 1) + hop_frames`` frames are
-held (about 60 at 30 fps with the defaults), each with its input arrays and, per track and
-joint, one (6,) state and (6, 6) covariance; nothing grows with the length of the take.
+Frames also wait while their output is undecided, which keeps the reference's gap semantics. A
+joint unobserved since a frame is bridged (smoothed position, confidence ``_GAP_CONF`` times that
+of the nearest reconstructed frame) if an observation comes within ``max_gap_s`` of the last one;
+otherwise it keeps its input. Which of the two applies is known at most ``max_gap_s`` later. A
+bridged joint's nearest reconstructed frame may lie after it: the frame waits for it while it
+could be nearer than the previous one. No frame waits more than ``max_gap_s`` beyond its lag.
+Past that, the update count is waived and the previous reconstruction's confidence is used. That
+differs from the reference only in a run of single-view updates longer than ``2 max_gap_s``.
 
-Other differences from the reference, all below floating-point or tolerance level: the RTS
-pass's process noise uses the median frame interval of the held frames (the reference: of the
-track's whole span), identical for a regular frame rate.
+Memory bound: at most ``max(lag_frames, frames spanning max_gap_s) + hop_frames`` frames are held
+(35 at 30 fps with the defaults and max_gap_s = 1 s). Each holds its input arrays and, per track
+and joint, one (6,) state and (6, 6) covariance (and a few frame numbers). Nothing grows with the
+length of the take.
+
+One more difference from the reference, at the level of floating-point noise for a regular frame
+rate: the backward pass's process noise (one ``Q`` for every step, as in the reference) uses the
+median frame interval of the held frames, not of the track's whole span (0.02 mm with +-2 ms
+jitter).
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
 
 from core.config import SmoothingConfig
 from core.errors import ShapeError
-from fusion.smoothing import (
+from fusion.smoothing import (  # the reference's constants and model, shared
     _GAP_CONF,
     _INIT_POS_STD_M,
     _INIT_VEL_STD_MPS,
@@ -170,27 +181,31 @@ class _Pending:
 class StreamSmoother:
     """Frame-by-frame version of :func:`fusion.smoothing.smooth_sequence`, in bounded memory.
 
-    Push the take's frames in time order; each push returns the frames (oldest first, each once)
-    whose smoothed poses are final, and :meth:`flush` returns the rest at the end of the take.
-    Every frame pushed comes out once, in push order, with the reference's output for it except
-    for the fixed-lag approximation (module docstring): same track ids and rows, same missing
-    joints (conf 0), same confidences, positions within a fraction of a millimetre for the default
-    lag at 30 fps. With ``cfg.rts`` False the output is the causal filter's, as in the reference.
+    Push the take's frames in time order. Each push returns the frames whose smoothed poses are
+    final, oldest first, and :meth:`flush` returns the rest at the end of the take. Every frame
+    pushed comes out once, in push order, with the reference's output for it apart from the
+    fixed-lag approximation (module docstring): the same track ids and rows, the same missing joints
+    (conf 0) and the same confidences. Positions agree to a fraction of a millimetre at the default
+    lag and 30 fps. With ``cfg.rts`` False the output is the causal filter's, as in the reference
+    (identical).
 
-    When frames come out: frame ``k`` is final once ``lag_frames`` newer frames have been pushed
-    and none of its tracks' joints waits on a gap (at most ``max_gap_s`` later); frames are handed
-    out in batches of at least ``hop_frames`` (each frame thus waits ``lag_frames`` to
-    ``lag_frames + hop_frames - 1`` frames, more during a gap).
+    When frames come out: frame ``k`` is final once ``lag_frames`` newer frames have been pushed,
+    each filtered joint of its tracks has ``lag_frames`` updates after ``k``, and no joint waits on
+    a gap's outcome. The last two conditions are waived ``max_gap_s`` after ``k``. Final frames
+    are handed out in batches of at least ``hop_frames``. So a frame comes out ``lag_frames`` to
+    ``lag_frames + hop_frames - 1`` frames after it was pushed, or at most ``max_gap_s`` later
+    than that when its joints are not observed.
 
     Args:
         projections: (C, 3, 4) projection matrices of the C views, world metres to undistorted
             pixels.
         cfg: filter settings (``rts``, noises, gate, ``max_gap_s``).
         min_conf: smallest 2D confidence used (the triangulation's ``min_joint_conf``).
-        lag_frames: newer frames a frame waits for before its smoothing is final (>= 0; 0 returns
-            the causal filter's estimate).
-        hop_frames: frames returned per backward pass (>= 1); ``None`` means ``lag_frames`` (at
-            least 1). A larger hop costs less CPU and holds more frames.
+        lag_frames: observations (and frames) a frame waits for before its smoothing is final,
+            >= 0 (0 returns the causal filter's estimate). The default, 20 (0.67 s at 30 fps), kept
+            the error below 0.5 mm on the test takes (module docstring).
+        hop_frames: least number of frames returned per backward pass, >= 1. A larger hop costs
+            less CPU, holds more frames and lets most frames wait longer than ``lag_frames``.
 
     Raises:
         ShapeError: ``projections`` is not (C, 3, 4).
@@ -215,26 +230,26 @@ class StreamSmoother:
         projections: np.ndarray,
         cfg: SmoothingConfig,
         min_conf: float = 0.3,
-        lag_frames: int = 15,
-        hop_frames: int | None = None,
+        lag_frames: int = 20,
+        hop_frames: int = 5,
     ) -> None:
         _check_config(cfg)
         self.projections = np.asarray(projections, dtype=np.float64)
         if self.projections.ndim != 3 or self.projections.shape[1:] != (3, 4):
             raise ShapeError(f"projections must be (C, 3, 4); got {self.projections.shape}")
-        if lag_frames < 0 or (hop_frames is not None and hop_frames < 1):
+        if lag_frames < 0 or hop_frames < 1:
             raise ValueError(f"lag_frames must be >= 0 and hop_frames >= 1; got {lag_frames}, {hop_frames}")
         self.cfg = cfg
         self.min_conf = float(min_conf)
         self.lag_frames = int(lag_frames)
-        self.hop_frames = int(hop_frames) if hop_frames is not None else max(1, self.lag_frames)
+        self.hop_frames = int(hop_frames)
         sigma_points = MerweScaledSigmaPoints(6, alpha=1e-3, beta=2.0, kappa=0.0)
         self._ukf = UnscentedKalmanFilter(6, 2, 1.0, None, _fx, sigma_points)
-        self._n_joints: int | None = None
         self._q_memo: dict[float, np.ndarray] = {}
         self._reset()
 
     def _reset(self) -> None:
+        self._n_joints: int | None = None
         self._n = 0  # number of the next frame pushed
         self._last_ns: int | None = None
         self._last_s: float | None = None
@@ -248,7 +263,7 @@ class StreamSmoother:
 
     @property
     def retained_states(self) -> int:
-        """Filter states held, over all tracks, joints and stretches."""
+        """(6,) states (each with its (6, 6) covariance) held, over all tracks, joints and stretches."""
         return sum(len(s.xs) for joints in self._tracks.values() for j in joints for s in j.stretches)
 
     # -- input ----------------------------------------------------------------------------------
@@ -262,7 +277,9 @@ class StreamSmoother:
 
         Returns:
             (frame_idx, frame) of the frames now final, oldest first: the input frame with ``poses``
-            replaced by the smoothed (P, J, 4) float64 poses, rows as in the input.
+            replaced by the smoothed (P, J, 4) float64 poses [x, y, z, conf], metres, rows as in the
+            input. (A track id repeated within a frame: its last row is smoothed and the others
+            are passed through, as in :func:`smooth_sequence`.)
 
         Raises:
             ShapeError: the frame's arrays disagree with each other, with ``projections`` or with

@@ -55,6 +55,10 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest input message part accepted by libzmq (a 1,024-person pose2d is 200 kB)."""
 END_GRACE_S = 0.3
 """Every camera must have ended for this long, with nothing received, before the node ends the take."""
+END_DRAIN_S = 30.0
+"""At the end of a take, messages already queued are still read (and counted) for at most this long."""
+STOP_DRAIN_S = 2.0
+"""Interrupted, the node still reads the workers' end-of-stream messages for at most this long."""
 POSES = "poses3d.jsonl"
 SMOOTHED = "poses3d_smoothed.jsonl"
 
@@ -108,6 +112,7 @@ class Node:
         self.output_error: str | None = None
         self.resumed: dict | None = None
         self.smoothing_ms = 0.0
+        self.not_smoothed = 0
         self._absent: set[str] = set()
         self._end_t: float | None = None
         self._t_start = time.monotonic()
@@ -142,17 +147,16 @@ class Node:
             return {c for c, s in self.intake.cameras.items() if c not in gone and s.state != "absent"}
         return {c for c, s in self.intake.cameras.items() if c not in gone and s.state in ("ready", "streaming")}
 
-    def _all_ended(self, n_read: int, now: float) -> bool:
-        """Every camera ended or died, at least one ended, and so for ``END_GRACE_S`` with nothing read.
+    def _all_ended(self, now: float) -> bool:
+        """Every camera ended or died, at least one ended, and so for ``END_GRACE_S``.
 
         The grace keeps a forged end-of-stream message from cutting a take: the camera's next real
-        frame makes it streaming again.
+        frame makes it streaming again. Refused messages do not count, so a sender cannot keep the
+        take from ending by flooding.
         """
         cams = self.intake.cameras
-        done = (
-            n_read == 0
-            and self.intake.gone() >= set(self.rig.names) - self._absent
-            and any(s.state == "ended" for s in cams.values())
+        done = self.intake.gone() >= set(self.rig.names) - self._absent and any(
+            s.state == "ended" for s in cams.values()
         )
         if not done:
             self._end_t = None
@@ -210,10 +214,15 @@ class Node:
                 from fusion.smoothing import SequenceFrame
 
                 t1 = time.thread_time()
-                done = self._smoother.push(
-                    frame.frame_idx,
-                    SequenceFrame(frame.stamp_ns, result.track_ids, result.poses, result.obs_px, result.obs_conf),
-                )
+                try:
+                    done = self._smoother.push(
+                        frame.frame_idx,
+                        SequenceFrame(frame.stamp_ns, result.track_ids, result.poses, result.obs_px, result.obs_conf),
+                    )
+                except ValueError as exc:  # a stamp that does not increase: the frame stays per-frame only
+                    self.not_smoothed += 1
+                    log.warning("frame %d left out of the smoothed output: %s", frame.frame_idx, exc)
+                    done = []
                 self.smoothing_ms += (time.thread_time() - t1) * 1e3
                 self._write_smoothed(done)
             elif self.trc is not None:
@@ -414,16 +423,20 @@ class Node:
         stop = stop or threading.Event()
         authenticated = security.input_secured
         try:
-            while not stop.is_set() and not self.output_error:
+
+            def read(limit: int) -> int:
                 n = 0
-                if sub.poll(50, zmq.POLLIN):
-                    while n < BATCH:
-                        try:
-                            frames = sub.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
-                        n += 1
-                        self.handle(frames, security.peer(frames), authenticated)
+                while n < limit:
+                    try:
+                        frames = sub.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    n += 1
+                    self.handle(frames, security.peer(frames), authenticated)
+                return n
+
+            while not stop.is_set() and not self.output_error:
+                if sub.poll(50, zmq.POLLIN) and read(BATCH):
                     last_msg = time.monotonic()
                 security.poll(self.intake)
                 now = time.monotonic()
@@ -432,7 +445,11 @@ class Node:
                 if self.cfg.node.status_every_s > 0 and now - self._status_t >= self.cfg.node.status_every_s:
                     self._status(now)
                 self.process_ready()
-                if until_all_ended and self._all_ended(n, now):
+                if until_all_ended and self._all_ended(now):
+                    # Count what is already queued (bounded: a flood cannot hold the take open).
+                    deadline = time.monotonic() + END_DRAIN_S
+                    while time.monotonic() < deadline and read(BATCH) == BATCH:
+                        pass
                     self.process_ready(flush=True)
                     break
                 if idle_timeout_s is not None and now - last_msg > idle_timeout_s:
@@ -441,6 +458,12 @@ class Node:
             if stop.is_set():
                 self.interrupted = True
                 log.info("node interrupted; writing outputs")
+                # Workers stopped by the same Ctrl-C send their end-of-stream figures (frames sent,
+                # skipped): take them for the summary, for at most STOP_DRAIN_S.
+                deadline = time.monotonic() + STOP_DRAIN_S
+                while time.monotonic() < deadline and not self.intake.gone() >= set(self.rig.names) - self._absent:
+                    if sub.poll(50, zmq.POLLIN):
+                        read(BATCH)
         finally:
             try:
                 self.process_ready(flush=True)
@@ -517,6 +540,7 @@ class Node:
                 "poses_smoothed": SMOOTHED if self._smoother is not None else None,
                 "trc": trc,
             },
+            "frames_not_smoothed": self.not_smoothed,
             "smoothing_cpu_ms_per_frame": (
                 round(self.smoothing_ms / max(self.frames, 1), 3) if self._smoother is not None else None
             ),

@@ -18,9 +18,16 @@ JOINTS = [7, 9, 10, 13, 16]
 L_ELBOW, L_WRIST, R_WRIST = 0, 1, 2
 CFG = SmoothingConfig(enabled=True)  # the defaults: 5 m/s^2, 8 px, gate 20 px, max gap 1 s
 TOL_M = 1e-3
-"""Largest streamed-vs-reference position difference at the default lag (module docstring of
-fusion.stream_smoothing: the fixed lag truncates the RTS pass, an error that shrinks geometrically
-with the lag; measured 0.3 mm at lag 15 on this take)."""
+"""Largest streamed-vs-reference 3D difference allowed at the default lag (20 observations, hop 5).
+
+A finite lag truncates the RTS pass (module docstring of fusion.stream_smoothing). The error
+shrinks geometrically with the lag and is largest just before a gap and in runs of single-view
+updates. Measured: 0.05 mm on this take, and at most 0.41 mm over 3 takes of 17 joints with every
+frame at the bare lag of 20 (hop 1). 1 mm leaves room for other seeds."""
+FULL_TOL_M = 1e-8
+"""The same with the whole take in the window. The difference is then only rounding: the reference's
+filterpy unscented RTS step, with sigma-point weights near -1e6 (alpha = 1e-3), against its closed
+form here; measured 0.9 nm."""
 
 
 def _pose(k: int, t: float) -> np.ndarray:
@@ -120,9 +127,9 @@ def test_stream_equals_reference_within_a_millimetre(take):
 
 @pytest.mark.parametrize("hop", [1, 7])
 def test_lag_longer_than_the_take_is_the_full_rts(take, hop):
-    """With the whole take inside the window the backward pass is the reference's, exactly."""
+    """With the whole take inside the window the backward pass is the reference's, up to rounding."""
     P, frames, ref = take
-    assert _compare(_stream(P, frames, lag_frames=len(frames), hop_frames=hop), frames, ref) < 1e-9
+    assert _compare(_stream(P, frames, lag_frames=len(frames), hop_frames=hop), frames, ref) < FULL_TOL_M
 
 
 def test_error_shrinks_with_the_lag(take):
@@ -135,7 +142,7 @@ def test_causal_filter_is_the_reference_without_rts(take):
     P, frames, _ = take
     cfg = dataclasses.replace(CFG, rts=False)
     ref = smooth_sequence(frames, P, cfg)
-    assert _compare(_stream(P, frames, cfg, lag_frames=4), frames, ref) < 1e-9
+    assert _compare(_stream(P, frames, cfg, lag_frames=4), frames, ref) == 0.0  # the same filterpy steps
 
 
 def test_frames_come_out_after_the_lag_in_hops():
@@ -164,11 +171,15 @@ def test_frames_wait_for_observations_across_a_gap():
 
 
 def test_memory_does_not_grow_with_the_take():
-    """1000 frames of two tracks with gaps: the smoother holds a bounded window, not the take."""
+    """1000 frames of two tracks with gaps: the smoother holds a bounded window, not the take.
+
+    The bound is max(lag, frames spanning max_gap_s) + hop frames (a frame waits at most max_gap_s
+    for a gap's outcome), and per frame one state per track and joint: 37 frames here, at 30 fps.
+    """
     rng = np.random.default_rng(1)
     P, frames = _take(rng, T=120)
-    T, lag, hop = 1000, 15, 15
-    sm = StreamSmoother(P, CFG, lag_frames=lag, hop_frames=hop)
+    T, lag, hop = 1000, 20, 5  # the defaults
+    sm = StreamSmoother(P, CFG)
     n_out, most_frames, most_states = 0, 0, 0
     for k in range(T):
         f = frames[k % 120]
