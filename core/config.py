@@ -156,9 +156,6 @@ class NodeConfig:
         start_timeout_s: the node starts its frame clock when every configured camera is ready
             (source and model open), or after this long, seconds, naming the cameras it started
             without.
-        max_frame_jump: a camera's frame may jump at most this many frames (or sync windows) ahead
-            of its own previous one, unless the rig is there too (a restarted camera catching up);
-            farther jumps are rejected and counted. 0 disables the check.
         max_ahead_frames: live runs: frames lying more than this many frames (or sync windows)
             ahead of the rig's clock (the low median of the cameras' latest frames) are rejected
             and counted. 0 disables the check.
@@ -181,7 +178,6 @@ class NodeConfig:
     status_every_s: float = 5.0
     lossless: bool = False
     start_timeout_s: float = 30.0
-    max_frame_jump: int = 30
     max_ahead_frames: int = 120
     max_people_per_view: int = 64
     curve_secret_key: str = ""

@@ -55,6 +55,19 @@ def _count(meta: dict, key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX_COUNT else None
 
 
+def _prev(meta: dict, dets: Detections2D) -> tuple[int, int] | None:
+    """The ``[frame_idx, stamp_ns]`` of the previous frame a worker declares; None if absent or absurd."""
+    prev = meta.get("prev")
+    if not (isinstance(prev, list) and len(prev) == 2 and all(type(v) is int for v in prev)):
+        return None
+    frame, stamp = prev
+    if frame == -1 and stamp == -1:
+        return -1, -1
+    if 0 <= frame < dets.frame_idx and 0 <= stamp < dets.stamp_ns:
+        return frame, stamp
+    return None
+
+
 def _worker_stats(meta: dict) -> dict[str, Any]:
     """The end-of-stream statistics a worker sent, keeping known keys with sane values only."""
     out: dict[str, Any] = {}
@@ -170,7 +183,9 @@ class Intake:
                 log.warning("camera %s is dead (silent for %.1f s); going on without it", cam, now - s.last_seen)
 
     # -- messages ----------------------------------------------------------------------------
-    def accept(self, frames: list, peer: str | None = None, authenticated: bool = False) -> Detections2D | None:
+    def accept(
+        self, frames: list, peer: str | None = None, authenticated: bool = False
+    ) -> tuple[Detections2D, tuple[int, int] | None] | None:
         """Decode one message; update the camera's state; return its detections, if any.
 
         Args:
@@ -179,8 +194,10 @@ class Intake:
             authenticated: the input is CURVE-secured: a message must come from its own camera's key.
 
         Returns:
-            The detections to file (people capped at ``max_people``), or None (control message,
-            or dropped and counted).
+            The detections to file (people capped at ``max_people``) and the ``(frame_idx,
+            stamp_ns)`` of the camera's previous sent frame if its worker declared it (``meta.prev``;
+            :meth:`capture.service.sync.FrameAssembler.add`); None for a control message or a
+            message dropped and counted.
         """
         self.received += 1
         try:
@@ -231,7 +248,7 @@ class Intake:
             )  # fmt: skip
             keep = np.sort(np.argsort(-dets.boxes[:, 4], kind="stable")[: self.max_people])
             dets = Detections2D(cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep])
-        return dets
+        return dets, _prev(msg.meta, dets)
 
     def filed(self, dets: Detections2D) -> None:
         """Note that a detection entered the assembler (its camera is streaming, again after an end)."""

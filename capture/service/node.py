@@ -94,7 +94,6 @@ class Node:
             offsets_ns={k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()},
             timeout_s=node.frame_timeout_s,
             lossless=node.lossless,
-            max_jump=node.max_frame_jump,
             max_ahead=node.max_ahead_frames,
         )
         self.frames = 0
@@ -125,10 +124,11 @@ class Node:
     # -- messages ----------------------------------------------------------------------------
     def handle(self, frames: list, peer: str | None = None, authenticated: bool = False) -> None:
         """Decode and file one received message; refused ones are dropped and counted, never raised."""
-        dets = self.intake.accept(frames, peer, authenticated)
-        if dets is None:
+        got = self.intake.accept(frames, peer, authenticated)
+        if got is None:
             return
-        verdict = self.assembler.add(dets, time.monotonic())
+        dets, prev = got
+        verdict = self.assembler.add(dets, time.monotonic(), prev)
         if verdict == ACCEPTED:
             self.intake.filed(dets)
         elif verdict == LATE:

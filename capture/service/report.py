@@ -67,7 +67,7 @@ def format_summary(summary: dict, out_dir: str | Path) -> str:
         for c in summary.get("cameras", [])
     )
     outputs = summary.get("outputs", {})
-    files = [outputs.get("poses"), outputs.get("poses_smoothed"), *outputs.get("trc", [])]
+    files = [outputs.get("poses"), outputs.get("poses_smoothed"), *outputs.get("trc", []), *outputs.get("overlays", [])]
     lines = [
         f"run summary ({out_dir}):",
         f"  frames: {summary.get('frames')} written, {summary.get('frames_missing_views')} missing a view;"

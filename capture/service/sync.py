@@ -10,22 +10,22 @@ Two modes:
   where ``t_anchor`` is the earliest detection not yet used. Cameras at different frame rates and
   dropped frames then fall out naturally: a camera with nothing in the window is simply missing.
 
-A frame is released as soon as every live camera has delivered into it or moved past it (its
-stream is time-ordered). In live runs it is also released when it has waited ``timeout_s``; in
-lossless runs (``lossless=True``: every source is a file) no clock decides: a frame waits until
-every camera has delivered it, moved past it, ended or died. A detection arriving after its frame
-was released is late: it is counted and dropped, never blocking the pipeline.
+A frame is released as soon as every live camera has delivered into it or *covered* it: a worker
+declares with each detection its previous sent frame (``prev``), so the frames in between are known
+to be skipped at the source and nobody waits for them; a camera's covered position only advances
+along that chain (or, undeclared, frame by frame), so a stray message far ahead does not make its
+camera look as if it had moved past frames it will still deliver. In live runs a frame is also
+released when it has waited ``timeout_s``; in lossless runs (``lossless=True``: every source is a
+file) no clock decides: a frame waits until every camera has delivered or covered it, ended or
+died. A detection arriving after its frame was released is late: it is counted and dropped, never
+blocking the pipeline.
 
-Plausibility (so that no single message moves the frame clock). Positions are frame indices, or
-corrected stamps in units of the window. The rig's reference is the low median of the cameras'
-latest accepted positions (a lying camera cannot move a median of honest ones; with two cameras it
-is the lower one; cameras silent for ``STALE_S`` do not count). A detection is rejected as
-implausible when it jumps more than ``max_jump`` ahead of its own camera's latest position *and* of
-the rig's reference, unless it is the ``RESYNC``-th of a run of increasing detections from there
-(a camera that stalled or restarted catches up; a stray index does not), or, in live runs, when it
-lies more than ``max_ahead`` ahead of the rig's reference. Pending frames that end up that far
-ahead of the reference (a stray message that came before any honest one) are purged at release
-time.
+Plausibility (so that no single message moves the frame clock), in live runs: positions are frame
+indices, or corrected stamps in units of the window; the rig's reference is the low median of the
+cameras' latest accepted positions (a lying camera cannot move a median of honest ones; with two
+cameras it is the lower one; cameras silent for ``STALE_S`` do not count). A detection more than
+``max_ahead`` ahead of the reference is rejected as implausible, and pending frames that end up
+that far ahead (a stray message that came before any honest one) are purged at release time.
 """
 
 from __future__ import annotations
@@ -43,9 +43,6 @@ __all__ = ["ACCEPTED", "IMPLAUSIBLE", "LATE", "AssembledFrame", "FrameAssembler"
 
 STALE_S = 2.0
 """A camera silent this long (seconds) no longer counts towards the rig's reference."""
-RESYNC = 3
-"""Increasing detections a camera must send from a far position before that position is taken."""
-
 ACCEPTED = "accepted"
 LATE = "late"
 IMPLAUSIBLE = "implausible"
@@ -78,8 +75,6 @@ class FrameAssembler:
         timeout_s: in live runs a frame waits at most this long (seconds, monotonic clock) for
             missing views; ignored when ``lossless``.
         lossless: release a frame only when every live camera delivered it or moved past it.
-        max_jump: frames (or windows) a camera may jump ahead of its own latest detection and of the
-            rig's reference; 0 disables the check.
         max_ahead: live runs only: frames (or windows) a detection may lie ahead of the rig's
             reference; 0 disables the check.
 
@@ -95,7 +90,6 @@ class FrameAssembler:
         offsets_ns: dict[str, int] | None = None,
         timeout_s: float = 2.0,
         lossless: bool = False,
-        max_jump: int = 0,
         max_ahead: int = 0,
     ):
         self.cameras = tuple(cameras)
@@ -103,15 +97,14 @@ class FrameAssembler:
         self.offsets_ns = {c: int((offsets_ns or {}).get(c, 0)) for c in self.cameras}
         self.timeout_s = timeout_s
         self.lossless = lossless
-        unit = max(self.window_ns, 1)
-        self._max_jump = int(max_jump) * unit
-        self._max_ahead = 0 if lossless else int(max_ahead) * unit
+        self._max_ahead = 0 if lossless else int(max_ahead) * max(self.window_ns, 1)
         self.late = 0
         self.implausible = 0
         self._next_idx = 0
         self._latest: dict[str, int] = {}  # per camera, latest accepted position (index or corrected ns)
         self._latest_t: dict[str, float] = {}  # per camera, when it was accepted (monotonic seconds)
-        self._candidate: dict[str, tuple[int, int]] = {}  # per camera, (last rejected jump, run length)
+        self._last_recv: dict[str, int] = {}  # per camera, position of its last detection received
+        self._covered: dict[str, int] = {}  # per camera: every position up to this was delivered or skipped
         # frame-index mode: views per pending frame, a heap of pending indices, arrival times
         self._pending: dict[int, dict[str, Detections2D]] = {}
         self._heap: list[int] = []
@@ -154,38 +147,48 @@ class FrameAssembler:
         values = sorted(fresh or self._latest.values())
         return values[(len(values) - 1) // 2]
 
-    def _plausible(self, cam: str, pos: int, now: float) -> bool:
+    def _plausible(self, pos: int, now: float) -> bool:
         ref = self.reference(now)
-        if ref is None:
-            return True
-        if self._max_ahead and pos > ref + self._max_ahead:
-            return False
-        own = self._latest.get(cam)
-        if self._max_jump and own is not None and pos > own + self._max_jump and pos > ref + self._max_jump:
-            # A camera that really moved on (a stall, a restart) sends a run of increasing positions
-            # from there: after RESYNC of them its new position is taken; a stray message is not.
-            last, n = self._candidate.get(cam, (None, 0))
-            n = n + 1 if last is not None and last < pos <= last + self._max_jump else 1
-            self._candidate[cam] = (pos, n)
-            return n >= RESYNC
-        self._candidate.pop(cam, None)
-        return True
+        return ref is None or not self._max_ahead or pos <= ref + self._max_ahead
 
-    def add(self, dets: Detections2D, now: float) -> str:
+    def _chain(self, cam: str, pos: int, prev: int | None) -> None:
+        """Advance the camera's covered position when this detection continues its chain."""
+        last = self._last_recv.get(cam)
+        chained = prev is not None and prev == (last if last is not None else -1)
+        consecutive = self.window_ns == 0 and pos == self._covered.get(cam, -1) + 1
+        if chained or consecutive:
+            self._covered[cam] = max(self._covered.get(cam, pos), pos)
+        self._last_recv[cam] = pos
+
+    def add(self, dets: Detections2D, now: float, prev: tuple[int, int] | None = None) -> str:
         """File a detection.
+
+        Args:
+            dets: one camera's detections of one frame.
+            now: monotonic arrival time, seconds.
+            prev: ``(frame_idx, stamp_ns)`` of the camera's previous sent frame, as its worker
+                declares it (``(-1, -1)`` for its first); frames between the two were skipped at
+                the source, so frames wait for this camera no longer. None: not declared.
 
         Returns:
             :data:`ACCEPTED`, :data:`LATE` (its frame already left) or :data:`IMPLAUSIBLE` (too far
-            ahead); the last two are counted and the detection is dropped.
+            ahead of the rig); the last two are counted and the detection is dropped.
         """
         cam = dets.camera
-        pos = dets.frame_idx if self.window_ns == 0 else self.corrected_ns(dets)
+        if self.window_ns == 0:
+            pos, prev_pos = dets.frame_idx, (None if prev is None else prev[0])
+        else:
+            offset = self.offsets_ns.get(cam, 0)
+            pos = self.corrected_ns(dets)
+            prev_pos = None if prev is None else (-1 if prev[1] < 0 else prev[1] - offset)
         if (self.window_ns == 0 and pos <= self._last_idx) or (self.window_ns and pos < self._released_until):
             self.late += 1
+            self._chain(cam, pos, prev_pos)
             return LATE
-        if not self._plausible(cam, pos, now):
+        if not self._plausible(pos, now):
             self.implausible += 1
             return IMPLAUSIBLE
+        self._chain(cam, pos, prev_pos)
         self._latest[cam] = max(self._latest.get(cam, pos), pos)
         self._latest_t[cam] = now
         if self.window_ns == 0:
@@ -223,6 +226,9 @@ class FrameAssembler:
         for cam, pos in list(self._latest.items()):
             if pos > limit:
                 self._latest[cam] = self._own_latest(cam, limit)
+        for cam, pos in list(self._covered.items()):
+            if pos > limit:
+                self._covered[cam] = self._own_latest(cam, limit)
 
     def _own_latest(self, cam: str, limit: int) -> int:
         if self.window_ns == 0:
@@ -245,7 +251,7 @@ class FrameAssembler:
             while self._heap:
                 f = self._heap[0]
                 have = self._pending[f]
-                complete = all(c in have or c not in live or self._latest.get(c, -1) > f for c in self.cameras)
+                complete = all(c in have or c not in live or self._covered.get(c, -1) >= f for c in self.cameras)
                 timed_out = not self.lossless and now - self._first_arrival[f] > self.timeout_s
                 if not (flush or complete or timed_out):
                     break
@@ -267,7 +273,7 @@ class FrameAssembler:
             complete = all(
                 (self._queues[c] and self._queues[c][0][0] < end)
                 or c not in live
-                or self._latest.get(c, -(2**62)) >= end
+                or self._covered.get(c, -(2**62)) >= end
                 for c in self.cameras
             )
             timed_out = not self.lossless and now - first > self.timeout_s

@@ -320,6 +320,7 @@ class Worker:
             hello = {"event": "hello", "source": self.source[-200:], "pid": os.getpid(), "host": socket.gethostname()}
             self._send(sock, self._control("heartbeat", hello), stop)
             last_beat = time.monotonic()
+            prev = [-1, -1]  # each detection declares the frame sent before it: skips are then known
             while True:
                 if stop.is_set() or self._stop.is_set():
                     interrupted = True
@@ -330,7 +331,9 @@ class Worker:
                 except queue.Empty:
                     item = None
                 if item is not None and item[0] == "dets":
-                    self._send(sock, wire.encode_detections(item[1]), stop)
+                    dets = item[1]
+                    self._send(sock, wire.encode_detections(dets, {"prev": prev}), stop)
+                    prev = [dets.frame_idx, dets.stamp_ns]
                     self.frames_sent += 1
                 elif item is not None and item[0] == "ready":
                     self.state = "ready"

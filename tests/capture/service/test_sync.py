@@ -102,24 +102,48 @@ def _d(cam: str, f: int) -> Detections2D:
     return Detections2D(cam, f, f * 33_333_333, np.zeros((0, 17, 3), np.float32), np.zeros((0, 5), np.float32))
 
 
-def test_stray_frame_ahead_is_rejected_and_a_camera_that_moved_on_is_not_locked_out():
+def test_a_stray_frame_ahead_neither_moves_the_clock_nor_makes_its_camera_look_past():
     cams = ("a", "b", "c")
-    asm = FrameAssembler(cams, timeout_s=1.0, max_jump=30, max_ahead=120)
+    asm = FrameAssembler(cams, timeout_s=1e9, max_ahead=120)
+    out = []
     for f in range(10):
         for c in cams:
-            assert asm.add(_d(c, f), 0.0) == "accepted"
-    assert asm.add(_d("a", 80), 0.0) == "implausible"  # one stray index 70 ahead of everyone
-    assert asm.add(_d("a", 80), 0.0) == "implausible"  # repeating it does not help
-    assert asm.add(_d("a", 400), 0.0) == "implausible"  # beyond max_ahead of the rig
-    # 'a' alone stalled for 40 frames: its first frames after the stall are refused, then it resyncs.
-    verdicts = [asm.add(_d("a", f), 0.0) for f in range(50, 56)]
-    assert verdicts == ["implausible", "implausible"] + ["accepted"] * 4
-    assert asm.implausible == 5
+            assert asm.add(_d(c, f), 0.0, (f - 1, (f - 1) * 33_333_333) if f else (-1, -1)) == "accepted"
+        out += asm.pop_ready(0.0, set(cams))
+    assert [fr.frame_idx for fr in out] == list(range(10))
+    assert asm.add(_d("a", 400), 0.0, (9, 9 * 33_333_333)) == "implausible"  # beyond max_ahead of the rig
+    assert asm.add(_d("a", 80), 0.0, (3, 1)) == "accepted"  # 70 ahead, with a prev that breaks a's chain
+    for c in ("b", "c"):
+        asm.add(_d(c, 10), 0.0, (9, 9 * 33_333_333))
+    assert asm.pop_ready(0.0, set(cams)) == []  # frame 10 still waits for a's real view
+    asm.add(_d("a", 10), 0.0, (9, 9 * 33_333_333))
+    assert [(fr.frame_idx, len(fr.views)) for fr in asm.pop_ready(0.0, set(cams))] == [(10, 3)]
+    assert asm.implausible == 1
+
+
+def test_declared_skips_release_frames_without_waiting():
+    cams = ("a", "b")
+    asm = FrameAssembler(cams, timeout_s=1e9, max_ahead=120)
+    for f in range(6):
+        asm.add(_d("b", f), 0.0, (f - 1, max(f - 1, 0) * 33_333_333) if f else (-1, -1))
+    asm.add(_d("a", 0), 0.0, (-1, -1))
+    asm.add(_d("a", 4), 0.0, (0, 0))  # a's worker was behind real time: it skipped 1, 2, 3
+    released = asm.pop_ready(0.0, set(cams))
+    assert [(fr.frame_idx, sorted(fr.views)) for fr in released] == [
+        (0, ["a", "b"]), (1, ["b"]), (2, ["b"]), (3, ["b"]), (4, ["a", "b"])
+    ]  # fmt: skip
+    # Without the declaration (a stream of unknown origin) a gap is waited for.
+    asm2 = FrameAssembler(cams, timeout_s=1e9)
+    for f in range(3):
+        asm2.add(_d("b", f), 0.0)
+    asm2.add(_d("a", 0), 0.0)
+    asm2.add(_d("a", 2), 0.0)
+    assert [fr.frame_idx for fr in asm2.pop_ready(0.0, set(cams))] == [0]
 
 
 def test_a_dead_camera_does_not_hold_the_reference_back():
     cams = ("a", "b", "c")
-    asm = FrameAssembler(cams, timeout_s=1.0, max_jump=30, max_ahead=120)
+    asm = FrameAssembler(cams, timeout_s=1.0, max_ahead=120)
     for c in cams:
         asm.add(_d(c, 0), 0.0)
     # 'b' and 'c' go silent; 'a' goes on for 10 s at 30 fps: it is never refused.
