@@ -122,6 +122,7 @@ def run_viewer(
 def main(argv: list[str] | None = None) -> int:
     """``mvcap view [--endpoint E] [--calibration FILE] [--save FILE.rrd]``."""
     from capture.service.proc import stop_on_signals
+    from capture.service.security import add_client_key_args, client_securer
     from core.logsetup import setup_logging
 
     p = argparse.ArgumentParser(prog="mvcap view", description="Show the node's 3D skeletons live (rerun).")
@@ -129,20 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", default=None, help="calibration, to draw the camera frusta")
     p.add_argument("--save", default=None, help="write a .rrd recording instead of spawning the viewer")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--curve-secret-key", default=None, help="this viewer's CURVE secret key file (mvcap keys)")
-    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
+    add_client_key_args(p, "viewer")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    secure = None
-    if args.curve_secret_key or args.curve_server_key:
-        if not (args.curve_secret_key and args.curve_server_key):
-            print("mvcap view: error: --curve-secret-key and --curve-server-key go together", file=sys.stderr)
-            return 2
-        from capture.service.security import secure_client
-
-        def secure(sock: zmq.Socket) -> None:
-            secure_client(sock, args.curve_secret_key, args.curve_server_key)
+    try:
+        secure = client_securer(args)
+    except CaptureError as exc:
+        print(f"mvcap view: error: {exc}", file=sys.stderr)
+        return 2
 
     try:
         import rerun as rr

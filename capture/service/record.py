@@ -23,6 +23,7 @@ import zmq
 from capture import wire
 from capture.outputs import PosesWriter, trc_from_jsonl
 from capture.service.proc import stop_on_signals
+from capture.service.security import add_client_key_args, client_securer
 from core.errors import CaptureError, InputError, MessageError, OutputError, ShapeError
 from core.skeleton import skeleton_by_name
 
@@ -121,24 +122,13 @@ def record_main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="take folder")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--no-fsync", action="store_true", help="flush per frame but do not fsync (not power-loss safe)")
-    p.add_argument("--curve-secret-key", default=None, help="this recorder's CURVE secret key file (mvcap keys)")
-    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
+    add_client_key_args(p, "recorder")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     stop = stop_on_signals()
-    secure = None
-    if args.curve_secret_key or args.curve_server_key:
-        if not (args.curve_secret_key and args.curve_server_key):
-            print("mvcap record: error: --curve-secret-key and --curve-server-key go together", file=sys.stderr)
-            return 2
-        from capture.service.security import secure_client
-
-        def secure(sock: zmq.Socket) -> None:
-            secure_client(sock, args.curve_secret_key, args.curve_server_key)
-
-    rec = Recorder(args.endpoint, args.out, fsync=not args.no_fsync, secure=secure)
     try:
+        rec = Recorder(args.endpoint, args.out, fsync=not args.no_fsync, secure=client_securer(args))
         n = rec.run(stop=stop, max_frames=args.max_frames)
     except InputError as exc:
         print(f"mvcap record: error: {exc}", file=sys.stderr)

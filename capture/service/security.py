@@ -62,6 +62,8 @@ __all__ = [
     "load_public_key",
     "load_public_keys",
     "NodeSecurity",
+    "add_client_key_args",
+    "client_securer",
     "peer_name",
     "valid_name",
     "secure_client",
@@ -460,3 +462,26 @@ class NodeSecurity:
         """Stop the ZAP handler (after the sockets are closed)."""
         if self.server is not None:
             self.server.close()
+
+
+def add_client_key_args(parser, who: str) -> None:  # noqa: ANN001 - argparse.ArgumentParser
+    """Add ``--curve-secret-key`` and ``--curve-server-key`` to a client command's parser."""
+    parser.add_argument("--curve-secret-key", default=None, help=f"this {who}'s CURVE secret key file (mvcap keys)")
+    parser.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
+
+
+def client_securer(args):  # noqa: ANN001, ANN201 - argparse.Namespace -> Callable[[zmq.Socket], None] | None
+    """The ``secure(socket)`` callable for a client's socket from its CLI arguments (None: plain).
+
+    Raises:
+        InputError: only one of the two key files given.
+    """
+    if not (args.curve_secret_key or args.curve_server_key):
+        return None
+    if not (args.curve_secret_key and args.curve_server_key):
+        raise InputError("--curve-secret-key and --curve-server-key go together")
+
+    def secure(sock: zmq.Socket) -> None:
+        secure_client(sock, args.curve_secret_key, args.curve_server_key)
+
+    return secure

@@ -36,6 +36,7 @@ import zmq
 
 from capture import wire
 from capture.service.proc import peak_rss_mb, stop_on_signals
+from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
 from core.config import DetectorConfig
 from core.errors import CaptureError, InputError
@@ -380,8 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime", action="store_true", help="pace file sources at their frame rate")
     p.add_argument("--ready-file", default=None, help="touched once source and model are open")
     p.add_argument("--epoch-file", default=None, help="realtime: wait for this file and take the epoch (ns) from it")
-    p.add_argument("--curve-secret-key", default=None, help="this camera's CURVE secret key file (mvcap keys)")
-    p.add_argument("--curve-server-key", default=None, help="the node's CURVE public key file")
+    add_client_key_args(p, "camera")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -391,15 +391,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_config(args.config) if args.config else Config()
         check_source(args.source)
-        secure = None
-        if args.curve_secret_key or args.curve_server_key:
-            if not (args.curve_secret_key and args.curve_server_key):
-                raise InputError("--curve-secret-key and --curve-server-key go together")
-            from capture.service.security import secure_client
-
-            def secure(sock: zmq.Socket) -> None:
-                secure_client(sock, args.curve_secret_key, args.curve_server_key)
-
+        secure = client_securer(args)
         model = args.model
         if model is None and not is_detection_file(args.source):
             from capture.assets import yolo_pose_onnx

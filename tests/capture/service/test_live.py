@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from procs import live_config, py, wait_for_text
 from synth import write_walking_scene
 
 from capture.outputs import read_poses_jsonl
-from capture.service.launcher import free_tcp_endpoint
 
 FPS = 30.0
 N_FRAMES = 240  # 8 s
 
 
-def _py(*args: str, log: Path) -> subprocess.Popen:
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
-
-
 @pytest.mark.slow
 def test_worker_killed_and_restarted_mid_take(tmp_path):
     calib, cams = write_walking_scene(tmp_path, N_FRAMES, FPS)
-    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg = tmp_path / "live.toml"
-    cfg.write_text(
-        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
-        "frame_timeout_s = 1.0\nheartbeat_timeout_s = 3.0\n"
-    )
+    cfg, node_in, node_out = live_config(tmp_path, calib)
     out, take = tmp_path / "run", tmp_path / "take"
-    node = _py("capture.service.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
-    recorder = _py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
-    deadline = time.monotonic() + 60  # a loaded machine starts Python processes slowly
-    while time.monotonic() < deadline and "listening to" not in (tmp_path / "rec.log").read_text():
-        time.sleep(0.05)
+    node = py("capture.service.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
+    recorder = py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
+    assert wait_for_text(tmp_path / "rec.log", "listening to")
     epoch = time.time_ns() + int(4e9)
 
     def worker(cam: str) -> subprocess.Popen:
@@ -55,7 +40,7 @@ def test_worker_killed_and_restarted_mid_take(tmp_path):
             str(epoch),
             "--realtime",
         ]
-        return _py("capture.service.worker", *args, log=tmp_path / f"w_{cam}.log")
+        return py("capture.service.worker", *args, log=tmp_path / f"w_{cam}.log")
 
     workers = {c: worker(c) for c in cams}
     victim = cams[2]

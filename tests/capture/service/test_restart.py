@@ -10,26 +10,18 @@ on both sides of the outage, and no track id of the first part is given to anyon
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from procs import live_config, py, wait_for_text
 from synth import write_walking_scene
 
 from capture.outputs import read_poses_jsonl
-from capture.service.launcher import free_tcp_endpoint
 
 FPS = 30.0
 N_FRAMES = 240  # 8 s
-
-
-def _py(*args: str, log: Path) -> subprocess.Popen:
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("a"), stderr=subprocess.STDOUT, env=env)
 
 
 def _lines(path: Path) -> int:
@@ -39,22 +31,15 @@ def _lines(path: Path) -> int:
 @pytest.mark.slow
 def test_node_killed_and_restarted_continues_the_take(tmp_path):
     calib, cams = write_walking_scene(tmp_path, N_FRAMES, FPS)
-    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg = tmp_path / "live.toml"
-    cfg.write_text(
-        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
-        "frame_timeout_s = 1.0\nheartbeat_timeout_s = 3.0\n"
-    )
+    cfg, node_in, node_out = live_config(tmp_path, calib)
     out, take = tmp_path / "run", tmp_path / "take"
     node_log = tmp_path / "node.log"
-    node = _py("capture.service.node", "--config", str(cfg), "--out", str(out), log=node_log)
-    recorder = _py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
-    deadline = time.monotonic() + 60  # a loaded machine starts Python processes slowly
-    while time.monotonic() < deadline and "listening to" not in (tmp_path / "rec.log").read_text():
-        time.sleep(0.05)
+    node = py("capture.service.node", "--config", str(cfg), "--out", str(out), log=node_log)
+    recorder = py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
+    assert wait_for_text(tmp_path / "rec.log", "listening to")
     epoch = time.time_ns() + int(4e9)
     workers = [
-        _py(
+        py(
             "capture.service.worker",
             "--camera",
             c,
@@ -78,7 +63,7 @@ def test_node_killed_and_restarted_continues_the_take(tmp_path):
         node.wait(10)
         _, before = read_poses_jsonl(node_file)
         time.sleep(0.5)
-        node = _py("capture.service.node", "--config", str(cfg), "--out", str(out), log=node_log)
+        node = py("capture.service.node", "--config", str(cfg), "--out", str(out), log=node_log)
         assert node.wait(90) == 0, node_log.read_text()[-3000:]
         time.sleep(0.5)
         recorder.send_signal(signal.SIGINT)
