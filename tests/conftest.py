@@ -27,6 +27,22 @@ def rig():
     return ring_rig()
 
 
+@pytest.fixture
+def cpu_hogs():
+    """Busy loops on every core for the duration of the test (killed afterwards): a loaded machine."""
+    import os
+    import subprocess
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdout=subprocess.DEVNULL)
+        for _ in range(os.cpu_count() or 2)
+    ]
+    yield procs
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -18,7 +18,10 @@ N_FRAMES = 240  # 8 s
 
 
 @pytest.mark.slow
-def test_worker_killed_and_restarted_mid_take(tmp_path):
+@pytest.mark.parametrize("load", ["idle", "cores busy"])
+def test_worker_killed_and_restarted_mid_take(tmp_path, request, load):
+    if load == "cores busy":
+        request.getfixturevalue("cpu_hogs")
     calib, cams = write_walking_scene(tmp_path, N_FRAMES, FPS)
     cfg, node_in, node_out = live_config(tmp_path, calib)
     out, take = tmp_path / "run", tmp_path / "take"

@@ -8,7 +8,6 @@ processes, loopback TCP) once on an idle machine and once with every core satura
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +18,6 @@ from capture.outputs import read_poses_jsonl
 
 DETS = Path(__file__).resolve().parents[2] / "data" / "demo_yolo11n"
 CAMS = ("cam01", "cam02", "cam03", "cam04")
-
-
-@pytest.fixture
-def cpu_hogs():
-    """Busy loops on every core for the duration of the test (killed afterwards)."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdout=subprocess.DEVNULL)
-        for _ in range(os.cpu_count() or 2)
-    ]
-    yield procs
-    for p in procs:
-        p.kill()
-        p.wait()
 
 
 def _config(tmp: Path, shared_data: Path) -> Path:
