@@ -29,17 +29,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import zmq
 
 from calibration.camera import CameraRig
 from capture import wire
-from capture.outputs import PosesWriter, TrcWriter, trc_from_jsonl
 from capture.reconstruct import FrameReconstructor
 from capture.service.intake import Intake
 from capture.service.proc import peak_rss_mb, stop_on_signals
-from capture.service.stats import RunningStats
+from capture.service.stats import FrameFigures
 from capture.service.sync import ACCEPTED, LATE, AssembledFrame, FrameAssembler
+from capture.service.take import POSES, SMOOTHED, TakeFiles
 from core.config import Config
 from core.errors import CaptureError, ConfigError, OutputError
 from core.skeleton import COCO17, Skeleton
@@ -59,8 +58,6 @@ END_DRAIN_S = 30.0
 """At the end of a take, messages already queued are still read (and counted) for at most this long."""
 STOP_DRAIN_S = 2.0
 """Interrupted, the node still reads the workers' end-of-stream messages for at most this long."""
-POSES = "poses3d.jsonl"
-SMOOTHED = "poses3d_smoothed.jsonl"
 
 
 class Node:
@@ -96,30 +93,16 @@ class Node:
             lossless=node.lossless,
             max_ahead=node.max_ahead_frames,
         )
-        self.frames = 0
-        self.frames_missing_views = 0
-        self.stage_ms = {k: RunningStats() for k in ("matching", "triangulation", "tracking", "total")}
-        self.wall_ms = RunningStats()
-        self.latency_ms = RunningStats()
-        self.capture_latency_ms = RunningStats()
-        self.reproj_px = RunningStats()
-        self.frame_step_ns = RunningStats()
-        self.spans: dict[int, list[int]] = {}  # track id -> [first frame, last frame, frames]
+        self.figures = FrameFigures()
         self.started = False
         self.started_without: list[str] = []
         self.interrupted = False
         self.output_error: str | None = None
-        self.resumed: dict | None = None
-        self.smoothing_ms = 0.0
-        self.not_smoothed = 0
         self._absent: set[str] = set()
         self._end_t: float | None = None
         self._t_start = time.monotonic()
-        self._last_stamp: int | None = None
         self._status_t = time.monotonic()
         self._status_frames: dict[str, int] = {}
-        self._smoother = None
-        self._writers: list = []
 
     # -- messages ----------------------------------------------------------------------------
     def handle(self, frames: list, peer: str | None = None, authenticated: bool = False) -> None:
@@ -195,66 +178,36 @@ class Node:
             if self.output_error:
                 return
 
+    @property
+    def frames(self) -> int:
+        """Frames published so far."""
+        return self.figures.frames
+
     def _process(self, frame: AssembledFrame) -> None:
         ordered = [frame.views.get(name) for name in self.rig.names]
-        if any(v is None for v in ordered):
-            self.frames_missing_views += 1
         t0, c0 = time.perf_counter(), time.thread_time()
         result = self.reconstructor.process(ordered, frame.stamp_ns)
         total, wall = (time.thread_time() - c0) * 1e3, (time.perf_counter() - t0) * 1e3
-        for k, v in result.stage_ms.items():
-            self.stage_ms[k].add(v)
-        self.stage_ms["total"].add(total)
-        self.wall_ms.add(wall)
-        self.reproj_px.extend(np.asarray(result.reproj_px, dtype=float).ravel())
         out = Poses3D(frame.frame_idx, frame.stamp_ns, result.track_ids, result.poses)
         try:
-            self.writer.write(out)
-            if self._smoother is not None:
-                from fusion.smoothing import SequenceFrame
-
-                t1 = time.thread_time()
-                try:
-                    done = self._smoother.push(
-                        frame.frame_idx,
-                        SequenceFrame(frame.stamp_ns, result.track_ids, result.poses, result.obs_px, result.obs_conf),
-                    )
-                except ValueError as exc:  # a stamp that does not increase: the frame stays per-frame only
-                    self.not_smoothed += 1
-                    log.warning("frame %d left out of the smoothed output: %s", frame.frame_idx, exc)
-                    done = []
-                self.smoothing_ms += (time.thread_time() - t1) * 1e3
-                self._write_smoothed(done)
-            elif self.trc is not None:
-                self.trc.write(out)
+            self.take.write(out, result.obs_px, result.obs_conf)
         except OutputError as exc:
             self._fail_output(exc)
             return
         self.pub.send_multipart(
             wire.encode_poses3d(out, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}), copy=False
         )
-        now = time.monotonic()
-        self.latency_ms.add((now - frame.arrival) * 1e3)
-        self.capture_latency_ms.add((time.time_ns() - frame.stamp_ns) * 1e-6)
-        if self._last_stamp is not None and frame.stamp_ns > self._last_stamp:
-            self.frame_step_ns.add(frame.stamp_ns - self._last_stamp)
-        self._last_stamp = frame.stamp_ns
-        for tid in result.track_ids.tolist():
-            span = self.spans.setdefault(tid, [frame.frame_idx, frame.frame_idx, 0])
-            span[1] = frame.frame_idx
-            span[2] += 1
-        self.frames += 1
-
-    def _write_smoothed(self, done: list) -> None:
-        for frame_idx, f in done:
-            out = Poses3D(frame_idx, f.stamp_ns, f.track_ids, f.poses)
-            self.smoothed_writer.write(out)
-            if self.trc is not None:
-                self.trc.write(out)
+        self.figures.add(
+            frame.frame_idx, frame.stamp_ns, result.track_ids.tolist(), {**result.stage_ms, "total": total}, wall,
+            result.reproj_px, (time.monotonic() - frame.arrival) * 1e3, any(v is None for v in ordered),
+        )  # fmt: skip
 
     def _fail_output(self, exc: OutputError) -> None:
-        self.output_error = str(exc)
-        log.error("%s; the node stops taking frames (what was written stays readable)", exc)
+        if self.output_error is None:  # the first failure is the one to report; the rest follow from it
+            self.output_error = str(exc)
+            log.error("%s; the node stops taking frames (what was written stays readable)", exc)
+        else:
+            log.debug("also: %s", exc)
 
     # -- status ------------------------------------------------------------------------------
     def status(self, now: float) -> dict:
@@ -272,7 +225,7 @@ class Node:
             "late": self.intake.dropped["late"],
             "refused": sum(self.intake.dropped.values()) - self.intake.dropped["late"],
             "dead": sorted(c for c, s in cams.items() if s.dead),
-            "latency_ms_median": self.latency_ms.summary()["median"] if self.latency_ms.count else None,
+            "latency_ms_median": self.figures.latency_ms.median if self.figures.latency_ms.count else None,
             "tracks": len(self.reconstructor.tracker.tracks),
             "frames": self.frames,
             "started": self.started,
@@ -294,67 +247,20 @@ class Node:
 
     # -- outputs -----------------------------------------------------------------------------
     def _open_outputs(self) -> None:
-        """Open (or continue) the poses files, the smoother and the TRC writer."""
-        path = self.out_dir / POSES
-        resume = path.exists() and path.stat().st_size > 0
-        self.writer = PosesWriter(path, self.skeleton, resume=resume)
-        self._writers = [self.writer]
-        if resume:
-            self.resumed = {
-                "frames_before": self.writer.resumed_frames,
-                "last_frame_before": self.writer.last_frame,
-                "max_track_id_before": self.writer.max_track_id,
-            }
-            self.reconstructor.tracker.continue_ids_above(max(self.writer.max_track_id, 0))
-            if self.writer.last_frame >= 0:
-                self.assembler.skip_until(self.writer.last_frame)
-            log.warning(
-                "continuing the take in %s: %d frames already written (last frame %d); new track ids above %d",
-                path, self.writer.resumed_frames, self.writer.last_frame, self.writer.max_track_id,
-            )  # fmt: skip
-        if self.cfg.smoothing.enabled:
-            from fusion.stream_smoothing import StreamSmoother
-
-            self._smoother = StreamSmoother(
-                self.rig.projections(), self.cfg.smoothing, self.cfg.triangulation.min_joint_conf
-            )
-            smoothed = self.out_dir / SMOOTHED
-            self.smoothed_writer = PosesWriter(
-                smoothed, self.skeleton, resume=smoothed.exists() and smoothed.stat().st_size > 0
-            )
-            self._writers.append(self.smoothed_writer)
-        # A continued take gets its TRC files from the whole poses file at the end instead.
-        self.trc = None if resume else TrcWriter(self.out_dir, list(self.skeleton.joints), rate_hz=0.0)
+        """Open (or continue) the take's files; a continued take keeps its frames and ids."""
+        self.take = TakeFiles(self.out_dir, self.skeleton, self.cfg, self.rig.projections())
+        if self.take.resumed:
+            self.reconstructor.tracker.continue_ids_above(max(self.take.resumed["max_track_id_before"], 0))
+            if self.take.resumed["last_frame_before"] >= 0:
+                self.assembler.skip_until(self.take.resumed["last_frame_before"])
 
     def _close_outputs(self) -> list[str]:
-        """Flush the smoother, close every writer; the TRC files written."""
-        trc: list[str] = []
+        """Flush the smoother, close every file; the TRC files written."""
         try:
-            if self._smoother is not None and not self.output_error:
-                t1 = time.thread_time()
-                done = self._smoother.flush()
-                self.smoothing_ms += (time.thread_time() - t1) * 1e3
-                self._write_smoothed(done)
-            if self.trc is not None:
-                self.trc.rate_hz = self.rate_hz()
-                trc = [p.name for p in self.trc.close()] if not self.output_error else []
-            elif not self.output_error:
-                source = SMOOTHED if self._smoother is not None else POSES
-                trc = [p.name for p in trc_from_jsonl(self.out_dir / source, self.out_dir).paths]
+            return self.take.close(self.figures.rate_hz(), complete_outputs=not self.output_error)
         except OutputError as exc:
             self._fail_output(exc)
-        finally:
-            for w in self._writers:
-                try:
-                    w.close()
-                except OutputError as exc:
-                    self._fail_output(exc)
-        return trc
-
-    def rate_hz(self) -> float:
-        """Frame rate of the output, Hz, from the median stamp step (0 when unknown)."""
-        step = self.frame_step_ns.summary()["median"] if self.frame_step_ns.count else 0.0
-        return round(1e9 / step, 3) if step > 0 else 0.0
+            return []
 
     # -- main loop ---------------------------------------------------------------------------
     def run(
@@ -492,30 +398,10 @@ class Node:
         cams = self.intake.cameras
         d = self.intake.dropped
         summary = {
-            "frames": self.frames,
-            "frames_missing_views": self.frames_missing_views,
-            "rate_hz": self.rate_hz(),
+            **self.figures.summary(),
             "cameras": list(self.rig.names),
             "lossless": self.cfg.node.lossless,
             "started_without": self.started_without,
-            "tracks": [
-                {"id": tid, "first_frame": s[0], "last_frame": s[1], "n_frames": s[2]}
-                for tid, s in sorted(self.spans.items())
-            ],
-            "reprojection_px": {
-                "median": self.reproj_px.summary()["median"] if self.reproj_px.count else None,
-                "p90": self.reproj_px.summary()["p90"] if self.reproj_px.count else None,
-                "n_observations": self.reproj_px.count,
-            },
-            "node_ms_per_frame": {k: v.summary() for k, v in self.stage_ms.items()},
-            "node_ms_per_frame_note": (
-                "CPU time of the node's one thread: matching (incl. undistortion) + triangulation + tracking;"
-                " detection excluded"
-            ),
-            "node_wall_ms_per_frame": self.wall_ms.summary(),
-            "latency_ms": self.latency_ms.summary(),
-            "latency_note": "last view's arrival at the node -> 3D pose published, wall clock",
-            "capture_latency_ms": self.capture_latency_ms.summary(),
             "skipped_at_source": {c: s.skipped for c, s in cams.items()},
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
             "frames_per_camera": {c: s.frames for c, s in cams.items()},
@@ -533,16 +419,16 @@ class Node:
             "camera_events": self.intake.events,
             "camera_events_not_kept": self.intake.events_not_kept,
             "interrupted": self.interrupted,
-            "resumed": self.resumed,
+            "resumed": self.take.resumed,
             "output_error": self.output_error,
             "outputs": {
                 "poses": POSES,
-                "poses_smoothed": SMOOTHED if self._smoother is not None else None,
+                "poses_smoothed": SMOOTHED if self.take.smoother is not None else None,
                 "trc": trc,
             },
-            "frames_not_smoothed": self.not_smoothed,
+            "frames_not_smoothed": self.take.not_smoothed,
             "smoothing_cpu_ms_per_frame": (
-                round(self.smoothing_ms / max(self.frames, 1), 3) if self._smoother is not None else None
+                round(self.take.smoothing_ms / max(self.frames, 1), 3) if self.take.smoother is not None else None
             ),
         }
         summary["complete"], summary["incomplete_because"] = completeness(summary)
