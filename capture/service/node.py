@@ -36,7 +36,7 @@ from capture import wire
 from capture.reconstruct import FrameReconstructor
 from capture.service.intake import Intake
 from capture.service.proc import peak_rss_mb, stop_on_signals
-from capture.service.stats import FrameFigures
+from capture.service.stats import WALL_CLOCK_NS, FrameFigures
 from capture.service.sync import ACCEPTED, LATE, AssembledFrame, FrameAssembler
 from capture.service.take import POSES, SMOOTHED, TakeFiles
 from core.config import Config
@@ -218,8 +218,12 @@ class Node:
         return {
             "fps": {c: round((s.frames - self._status_frames.get(c, 0)) / dt, 1) for c, s in cams.items()},
             "skipped_at_source": {c: s.skipped for c, s in cams.items()},
-            "capture_age_ms": {
-                c: (round((now_ns - s.latest_stamp_ns) * 1e-6, 1) if s.latest_stamp_ns is not None else None)
+            "capture_age_ms": {  # stamps on the wall clock only (live cameras, realtime replays)
+                c: (
+                    round((now_ns - s.latest_stamp_ns) * 1e-6, 1)
+                    if s.latest_stamp_ns is not None and abs(now_ns - s.latest_stamp_ns) < WALL_CLOCK_NS
+                    else None
+                )
                 for c, s in cams.items()
             },
             "late": self.intake.dropped["late"],

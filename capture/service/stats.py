@@ -15,7 +15,7 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["FrameFigures", "RunningStats"]
+__all__ = ["WALL_CLOCK_NS", "FrameFigures", "RunningStats"]
 
 LOW_MS: Final[float] = 1e-3  # lower edge of the first bin, ms (1 µs)
 HIGH_MS: Final[float] = 1e7  # upper edge of the last bin, ms (about 2.8 hours)
@@ -183,6 +183,10 @@ class RunningStats:
         }
 
 
+WALL_CLOCK_NS: Final = 86_400 * 10**9
+"""Stamps within a day of now are taken for wall-clock capture times (offline replays start at 0)."""
+
+
 class FrameFigures:
     """The node's running figures of a take, in constant memory (bar one span per track).
 
@@ -234,7 +238,9 @@ class FrameFigures:
         self.wall_ms.add(wall_ms)
         self.reproj_px.extend(np.asarray(reproj_px, dtype=float).ravel())
         self.latency_ms.add(latency_ms)
-        self.capture_latency_ms.add((time.time_ns() - stamp_ns) * 1e-6)
+        age_ns = time.time_ns() - stamp_ns
+        if abs(age_ns) < WALL_CLOCK_NS:  # capture stamps on the wall clock (live, realtime replay)
+            self.capture_latency_ms.add(age_ns * 1e-6)
         if self._last_stamp is not None and stamp_ns > self._last_stamp:
             self.frame_step_ns.add(stamp_ns - self._last_stamp)
         self._last_stamp = stamp_ns
