@@ -161,6 +161,9 @@ class NodeConfig:
             and counted. 0 disables the check.
         max_people_per_view: at most this many people of one view enter reconstruction (the most
             confident); the rest are dropped and counted, so work per frame stays bounded.
+        max_backlog_s: live runs: a frame captured more than this long ago (seconds, wall-clock
+            stamps) is skipped and counted when newer frames are ready too, so a node slower than
+            the stream stays current; 0 processes every frame.
         curve_secret_key: the node's CURVE secret key file (``mvcap keys``); set, the input accepts
             only the cameras whose public keys are in ``curve_clients_dir``, each for its own name.
         curve_clients_dir: folder of the cameras' public keys, ``<camera>.key``.
@@ -180,6 +183,7 @@ class NodeConfig:
     start_timeout_s: float = 30.0
     max_ahead_frames: int = 120
     max_people_per_view: int = 64
+    max_backlog_s: float = 2.0
     curve_secret_key: str = ""
     curve_clients_dir: str = ""
     curve_output_clients_dir: str = ""

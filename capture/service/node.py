@@ -94,6 +94,8 @@ class Node:
             max_ahead=node.max_ahead_frames,
         )
         self.figures = FrameFigures()
+        self.frames_skipped_behind = 0
+        self._behind_warn_t = 0.0
         self.started = False
         self.started_without: list[str] = []
         self.interrupted = False
@@ -173,10 +175,32 @@ class Node:
         """Process every complete frame, in order (everything pending if ``flush``)."""
         if not (self.started or flush) or self.output_error:
             return
-        for frame in self.assembler.pop_ready(time.monotonic(), self._live(), flush):
+        frames = self.assembler.pop_ready(time.monotonic(), self._live(), flush)
+        for k, frame in enumerate(frames):
+            if k < len(frames) - 1 and self._behind(frame):
+                continue
             self._process(frame)
             if self.output_error:
                 return
+
+    def _behind(self, frame: AssembledFrame) -> bool:
+        """Live runs: skip (and count) a frame captured more than ``max_backlog_s`` ago when newer
+        frames are ready too, so a node slower than the stream stays current (freshest data wins)."""
+        limit = self.cfg.node.max_backlog_s
+        if self.cfg.node.lossless or limit <= 0:
+            return False
+        age_ns = time.time_ns() - frame.stamp_ns
+        if not 1e9 * limit < age_ns < WALL_CLOCK_NS:  # only wall-clock stamps can be behind
+            return False
+        self.frames_skipped_behind += 1
+        now = time.monotonic()
+        if now - self._behind_warn_t >= 1.0:
+            log.warning(
+                "node %.1f s behind the stream: frame %d skipped (%d so far)", age_ns * 1e-9, frame.frame_idx,
+                self.frames_skipped_behind,
+            )  # fmt: skip
+            self._behind_warn_t = now
+        return True
 
     @property
     def frames(self) -> int:
@@ -227,6 +251,7 @@ class Node:
                 for c, s in cams.items()
             },
             "late": self.intake.dropped["late"],
+            "skipped_behind": self.frames_skipped_behind,
             "refused": sum(self.intake.dropped.values()) - self.intake.dropped["late"],
             "dead": sorted(c for c, s in cams.items() if s.dead),
             "latency_ms_median": self.figures.latency_ms.median if self.figures.latency_ms.count else None,
@@ -407,6 +432,7 @@ class Node:
             "lossless": self.cfg.node.lossless,
             "started_without": self.started_without,
             "skipped_at_source": {c: s.skipped for c, s in cams.items()},
+            "frames_skipped_behind": self.frames_skipped_behind,
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
             "frames_per_camera": {c: s.frames for c, s in cams.items()},
             "late_per_camera": {c: s.late for c, s in cams.items()},

@@ -70,7 +70,8 @@ def format_summary(summary: dict, out_dir: str | Path) -> str:
     files = [outputs.get("poses"), outputs.get("poses_smoothed"), *outputs.get("trc", []), *outputs.get("overlays", [])]
     lines = [
         f"run summary ({out_dir}):",
-        f"  frames: {summary.get('frames')} written, {summary.get('frames_missing_views')} missing a view;"
+        f"  frames: {summary.get('frames')} written, {summary.get('frames_missing_views')} missing a view,"
+        f" {summary.get('frames_skipped_behind', 0)} skipped by a node behind the stream;"
         f" tracks: {len(summary.get('tracks', []))}",
         f"  views filed/sent per camera: {per_cam}",
         f"  late: {msgs.get('late', 0)}; refused: "

@@ -80,8 +80,9 @@ def test_worker_killed_and_restarted_mid_take(tmp_path, request, load):
     _, rec_frames = read_poses_jsonl(rec_file)
     idx = [f.frame_idx for f in node_frames]
     assert [f.frame_idx for f in rec_frames] == idx == sorted(set(idx))  # the recording holds every output frame
-    # A frame absent from the output was skipped by every camera that was up.
-    assert N_FRAMES - len(idx) <= min(summary["skipped_at_source"][c] for c in others)
+    # A frame absent from the output was skipped by every camera that was up, or by a node behind.
+    behind = summary["frames_skipped_behind"]
+    assert N_FRAMES - len(idx) <= min(summary["skipped_at_source"][c] for c in others) + behind
     assert all(len(f.track_ids) == 2 for f in rec_frames[5:])
     ids = {tuple(sorted(f.track_ids.tolist())) for f in rec_frames[5:]}
     assert len(ids) == 1  # identities kept through the outage

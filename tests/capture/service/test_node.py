@@ -185,3 +185,28 @@ def test_camera_reported_dead_after_missed_heartbeats_and_alive_again(tmp_path):
     st = node.status(time.monotonic())
     assert st["dead"] == [] and set(st["fps"]) == set(rig.names)
     assert [e["event"] for e in node.intake.events] == ["dead", "alive"]
+
+
+def test_a_live_node_behind_the_stream_skips_stale_frames_and_counts_them(tmp_path):
+    import dataclasses as dc
+
+    from synth import ring_rig
+
+    from core.types import Detections2D
+
+    rig = ring_rig()
+    now = time.time_ns()
+    for lossless, expected in ((False, [7, 8, 9]), (True, list(range(10)))):
+        cfg = Config()
+        node = Node(rig, dc.replace(cfg, node=dc.replace(cfg.node, max_backlog_s=2.0, lossless=lossless)), tmp_path)
+        node.started = True
+        done: list[int] = []
+        node._process = lambda frame, done=done: done.append(frame.frame_idx)  # noqa: B023
+        empty = np.zeros((0, 17, 3), np.float32), np.zeros((0, 5), np.float32)
+        for f in range(10):  # frames 0-6 captured 5 s ago, 7-9 just now: all ready at once
+            stamp = now - (5_000_000_000 if f < 7 else 0) + f
+            for cam in rig.names:
+                node.assembler.add(Detections2D(cam, f, stamp, *empty), time.monotonic())
+        node.process_ready()
+        assert done == expected
+        assert node.frames_skipped_behind == (0 if lossless else 7)
