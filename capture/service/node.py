@@ -52,6 +52,8 @@ BATCH = 256
 """Messages read from the input before ready frames are processed."""
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest input message part accepted by libzmq (a 1,024-person pose2d is 200 kB)."""
+RESUME_SUBSCRIBER_WAIT_S = 3.0
+"""A node continuing a take waits this long (seconds) for a recorder or viewer to subscribe again."""
 END_GRACE_S = 0.3
 """Every camera must have ended for this long, with nothing received, before the node ends the take."""
 END_DRAIN_S = 30.0
@@ -102,6 +104,7 @@ class Node:
         self.output_error: str | None = None
         self._absent: set[str] = set()
         self._end_t: float | None = None
+        self._output_subscribed = False
         self._t_start = time.monotonic()
         self._status_t = time.monotonic()
         self._status_frames: dict[str, int] = {}
@@ -150,6 +153,16 @@ class Node:
             self._end_t = now
         return now - self._end_t >= END_GRACE_S
 
+    def _read_subscriptions(self) -> None:
+        """Take the output's subscription messages (XPUB), noting that someone subscribed."""
+        while True:
+            try:
+                event = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event[:1] == b"\x01":
+                self._output_subscribed = True
+
     def _maybe_start(self, now: float) -> None:
         if self.started:
             return
@@ -157,6 +170,8 @@ class Node:
         waited = now - self._t_start
         if ready != set(self.rig.names) and waited < self.cfg.node.start_timeout_s:
             return
+        if self.take.resumed and not self._output_subscribed and waited < RESUME_SUBSCRIBER_WAIT_S:
+            return  # a continued take: let the recorders that followed the old node subscribe first
         self.started = True
         self.started_without = [c for c in self.rig.names if c not in ready]
         self._absent = {c for c in self.started_without if self.intake.cameras[c].state == "absent"}
@@ -329,7 +344,9 @@ class Node:
         sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         for prefix in (wire.TOPIC_POSE2D, "ctrl."):
             sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        self.pub = ctx.socket(zmq.PUB)
+        # XPUB: a PUB that sees its subscribers' (re)subscriptions (a continued take waits for them).
+        self.pub = ctx.socket(zmq.XPUB)
+        self.pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.pub.setsockopt(zmq.LINGER, 2000)  # at the end, deliver the last frames to recorders (bounded)
         try:
             security.secure_input(sub)
@@ -374,6 +391,7 @@ class Node:
                 if sub.poll(50, zmq.POLLIN) and read(BATCH):
                     last_msg = time.monotonic()
                 security.poll(self.intake)
+                self._read_subscriptions()
                 now = time.monotonic()
                 self.intake.check_liveness(now)
                 self._maybe_start(now)
