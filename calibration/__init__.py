@@ -1,7 +1,7 @@
 """Camera model, calibration file formats, rig sanity checks and fundamental matrices."""
 
 from calibration.camera import Camera, CameraRig, fundamental_matrix
-from calibration.checks import check_rig
+from calibration.checks import check_rig, load_rig
 from calibration.io import (
     read_4da_json,
     read_calibration,
@@ -19,6 +19,7 @@ __all__ = [
     "CameraRig",
     "check_rig",
     "fundamental_matrix",
+    "load_rig",
     "read_4da_json",
     "read_calibration",
     "read_json",

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
 
 from calibration.camera import CameraRig
+from calibration.io import read_calibration
 from core.errors import CalibrationError
 
-__all__ = ["MIN_CAMERA_SEPARATION_M", "check_rig"]
+__all__ = ["MIN_CAMERA_SEPARATION_M", "check_rig", "load_rig"]
 
 MIN_CAMERA_SEPARATION_M: Final = 0.01
 
@@ -65,3 +67,28 @@ def check_rig(
         f"{dist[i, j] * 1e3:.1f} mm apart (centres must be at least {min_separation_m * 1e3:g} mm apart; "
         f"a copy-pasted camera?){more}"
     )
+
+
+def load_rig(
+    path: str | os.PathLike[str],
+    *,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+) -> CameraRig:
+    """The rig a run uses: :func:`~calibration.io.read_calibration`, then at least 2 cameras and
+    :func:`check_rig`.
+
+    Args:
+        path: calibration file.
+        sizes: (width, height) px by camera name for formats that store none (config ``image_size``).
+        names: cameras to read, in this order; None reads every camera.
+
+    Raises:
+        CalibrationError: an unreadable or inconsistent calibration, fewer than 2 cameras, or two
+            cameras less than ``MIN_CAMERA_SEPARATION_M`` apart; the message names the file.
+    """
+    rig = read_calibration(path, sizes=sizes, names=names)
+    if len(rig) < 2:
+        raise CalibrationError(f"{os.fspath(path)}: need at least 2 cameras; got {len(rig)}")
+    check_rig(rig, path)
+    return rig

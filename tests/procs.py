@@ -36,3 +36,37 @@ def live_config(folder: Path, calib: Path) -> tuple[Path, str, str]:
         "frame_timeout_s = 1.0\nheartbeat_timeout_s = 3.0\n"
     )
     return cfg, node_in, node_out
+
+
+def inproc_config(cfg=None):  # noqa: ANN001, ANN201 - core.config.Config
+    """``cfg`` (default: the defaults) with the node on fresh inproc endpoints."""
+    import dataclasses
+    import uuid
+
+    from core.config import Config
+
+    cfg = cfg or Config()
+    tag = uuid.uuid4().hex
+    node = dataclasses.replace(cfg.node, input_endpoint=f"inproc://in-{tag}", output_endpoint=f"inproc://out-{tag}")
+    return dataclasses.replace(cfg, node=node)
+
+
+def run_node_with_workers(node, workers, ctx, timeout_s: float = 60.0) -> dict:  # noqa: ANN001
+    """Run ``node`` and the ``workers`` in threads of this process on ``ctx``; the node's summary.
+
+    The node must end by itself (every worker ends); the context is terminated afterwards.
+    """
+    import threading
+
+    result: dict = {}
+    t_node = threading.Thread(target=lambda: result.update(node.run(ctx)))
+    t_node.start()
+    threads = [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout_s)
+    t_node.join(timeout_s)
+    assert not t_node.is_alive(), "node did not finish"
+    ctx.term()
+    return result

@@ -32,51 +32,83 @@ from capture.benchmarks.synthetic import ring_rig, walking_people
 from capture.service.launcher import free_tcp_endpoint
 from core.types import Detections2D
 
-__all__ = ["main", "run_case"]
+__all__ = ["camera_sockets", "main", "pose2d_messages", "run_case", "send_eos", "start_node"]
 
 
-def _messages(n_cams: int, n_people: int, n_frames: int, fps: float, rng: np.random.Generator) -> tuple[object, list]:
-    rig = ring_rig(n_cams, radius=5.0)
-    frames = []
-    for f in range(n_frames):
-        people = walking_people(n_people, f / fps)
-        per_cam = []
-        for cam in rig:
-            uv = [cam.project(X) + rng.normal(scale=2.0, size=(17, 2)) for X in people]
-            poses = np.concatenate([np.stack(uv), np.full((n_people, 17, 1), 0.9)], axis=2).astype(np.float32)
-            boxes = np.tile(np.float32([0, 0, 1, 1, 0.9]), (n_people, 1))
-            per_cam.append(
-                [bytes(b) for b in wire.encode_detections(Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes))]
-            )
-        frames.append(per_cam)
-    return rig, frames
+def pose2d_messages(rig, f: int, fps: float, n_people: int, rng: np.random.Generator) -> list[list[bytes]]:
+    """Frame ``f`` of ``n_people`` walking people, one encoded ``pose2d`` message per camera.
+
+    Projections with 2 px Gaussian noise, joint confidence and box score 0.9; stamps ``f / fps``
+    seconds (from 0, as offline replays have).
+    """
+    people = walking_people(n_people, f / fps)
+    out = []
+    for cam in rig:
+        uv = [cam.project(X) + rng.normal(scale=2.0, size=(17, 2)) for X in people]
+        poses = np.concatenate([np.stack(uv), np.full((n_people, 17, 1), 0.9)], axis=2).astype(np.float32)
+        boxes = np.tile(np.float32([0, 0, 1, 1, 0.9]), (n_people, 1))
+        dets = Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes)
+        out.append([bytes(b) for b in wire.encode_detections(dets)])
+    return out
+
+
+def start_node(rig, workdir: Path, tag: str, node_toml: str) -> tuple[subprocess.Popen, Path, str, str]:
+    """A node process on two free loopback ports for ``rig`` (written to ``workdir``).
+
+    Args:
+        rig: the cameras.
+        workdir: folder for the calibration, the config and the run folder ``tag``.
+        tag: name of this case's files.
+        node_toml: extra TOML lines of the ``[node]`` section (and sections after it).
+
+    Returns:
+        The process, its run folder, its input and output endpoints.
+    """
+    calib, cfg, out = workdir / f"{tag}.json", workdir / f"{tag}.toml", workdir / tag
+    write_json(rig, calib)
+    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
+    cfg.write_text(
+        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n' + node_toml
+    )
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "capture.service.node", "--config", str(cfg), "--out", str(out), "--log-level",
+           "WARNING"]  # fmt: skip
+    return subprocess.Popen(cmd, env=env), out, node_in, node_out
+
+
+def camera_sockets(ctx: zmq.Context, rig, endpoint: str, sndhwm: int = 0, nodrop: bool = False) -> list:
+    """One XPUB per simulated camera, as each worker has, connected and subscribed to by the node.
+
+    Raises:
+        RuntimeError: the node did not subscribe within 30 s.
+    """
+    pubs = []
+    for cam in rig:
+        pub = ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.SNDHWM, sndhwm)
+        if nodrop:
+            pub.setsockopt(zmq.XPUB_NODROP, 1)
+        pub.connect(endpoint)
+        pubs.append((cam.name, pub))
+        if not pub.poll(30000, zmq.POLLIN):
+            raise RuntimeError("node did not subscribe")
+        pub.recv()
+    return pubs
+
+
+def send_eos(pubs: list, last_frame: int) -> None:
+    """End-of-stream for every simulated camera."""
+    for name, pub in pubs:
+        pub.send_multipart(wire.encode(wire.Message("eos", name, last_frame, time.time_ns(), {}, {})))
 
 
 def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, workdir: Path) -> dict:
     """One node process fed ``n_frames`` frames of ``n_cams`` cameras; returns its figures."""
     rng = np.random.default_rng(n_cams)
-    rig, frames = _messages(n_cams, n_people, n_frames, 30.0, rng)
+    rig = ring_rig(n_cams, radius=5.0)
+    frames = [pose2d_messages(rig, f, 30.0, n_people, rng) for f in range(n_frames)]
     tag = f"{n_cams}cams_{'sat' if rate_hz is None else int(rate_hz)}"
-    calib, cfg, out = workdir / f"{tag}.json", workdir / f"{tag}.toml", workdir / tag
-    write_json(rig, calib)
-    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.write_text(
-        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
-        "rcvhwm = 1000000\nstatus_every_s = 0.0\n"
-    )
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "capture.service.node",
-        "--config",
-        str(cfg),
-        "--out",
-        str(out),
-        "--log-level",
-        "WARNING",
-    ]
-    node = subprocess.Popen(cmd, env=env)
+    node, out, node_in, node_out = start_node(rig, workdir, tag, "rcvhwm = 1000000\nstatus_every_s = 0.0\n")
     ctx = zmq.Context()
     pubs = []
     try:
@@ -84,14 +116,7 @@ def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, w
         sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.connect(node_out)
-        for cam in rig:  # one XPUB per simulated camera, as each worker has
-            pub = ctx.socket(zmq.XPUB)
-            pub.setsockopt(zmq.SNDHWM, 0)
-            pub.connect(node_in)
-            if not pub.poll(30000, zmq.POLLIN):
-                raise RuntimeError("node did not subscribe")
-            pub.recv()
-            pubs.append((cam.name, pub))
+        pubs = camera_sockets(ctx, rig, node_in)
         time.sleep(0.5)  # let the output subscription settle
         t0 = time.perf_counter()
         for f, per_cam in enumerate(frames):
@@ -101,8 +126,7 @@ def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, w
                     time.sleep(wait)
             for (_, pub), msg in zip(pubs, per_cam, strict=True):
                 pub.send_multipart(msg)
-        for name, pub in pubs:
-            pub.send_multipart(wire.encode(wire.Message("eos", name, n_frames - 1, time.time_ns(), {}, {})))
+        send_eos(pubs, n_frames - 1)
         stamps = []
         while len(stamps) < n_frames and sub.poll(30000, zmq.POLLIN):
             sub.recv_multipart()

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from calibration.io import write_json
 from capture import wire
-from capture.benchmarks.synthetic import ring_rig, walking_people
-from capture.service.launcher import free_tcp_endpoint
-from core.types import Detections2D
+from capture.benchmarks.live import camera_sockets, pose2d_messages, send_eos, start_node
+from capture.benchmarks.synthetic import ring_rig
+from capture.outputs import count_frames
 
 __all__ = ["main", "run_soak"]
 
@@ -44,76 +40,41 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _frame_messages(rig, f: int, fps: float, n_people: int, rng: np.random.Generator) -> list[list]:
-    people = walking_people(n_people, f / fps)
-    out = []
-    for cam in rig:
-        uv = [cam.project(X) + rng.normal(scale=2.0, size=(17, 2)) for X in people]
-        poses = np.concatenate([np.stack(uv), np.full((n_people, 17, 1), 0.9)], axis=2).astype(np.float32)
-        boxes = np.tile(np.float32([0, 0, 1, 1, 0.9]), (n_people, 1))
-        out.append(wire.encode_detections(Detections2D(cam.name, f, int(f / fps * 1e9), poses, boxes)))
-    return out
-
-
-def _lines(path: Path) -> int:
-    try:
-        with path.open("rb") as fh:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    except OSError:
-        return 0
-
-
 def run_soak(minutes: float, rate_hz: float, n_people: int, smoothing: bool, workdir: Path, fast: bool = False) -> dict:
     """One node process fed ``minutes`` of stream; its memory and end-of-take figures."""
     rng = np.random.default_rng(0)
     rig = ring_rig(4, radius=5.0)
     n_frames = int(minutes * 60 * rate_hz)
     tag = "smoothing" if smoothing else "plain"
-    calib, cfg, out = workdir / f"{tag}.json", workdir / f"{tag}.toml", workdir / tag
-    write_json(rig, calib)
-    node_in, node_out = free_tcp_endpoint(), free_tcp_endpoint()
-    cfg.write_text(
-        f'calibration = "{calib}"\n[node]\ninput_endpoint = "{node_in}"\noutput_endpoint = "{node_out}"\n'
-        f"status_every_s = 0.0\nlossless = true\n[smoothing]\nenabled = {'true' if smoothing else 'false'}\n"
-    )
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "capture.service.node", "--config", str(cfg), "--out", str(out), "--log-level",
-           "WARNING"]  # fmt: skip
-    node = subprocess.Popen(cmd, env=env)
+    node, out, node_in, _ = start_node(
+        rig, workdir, tag,
+        f"status_every_s = 0.0\nlossless = true\n[smoothing]\nenabled = {'true' if smoothing else 'false'}\n",
+    )  # fmt: skip
     ctx = zmq.Context()
     pubs = []
     warm = max(1, n_frames // 20)
     rss_start = rss_end = float("nan")
     t_send = time.perf_counter()
     try:
-        for cam in rig:  # one connection per simulated camera, as each worker has
-            pub = ctx.socket(zmq.XPUB)
-            pub.setsockopt(zmq.SNDHWM, 200)
-            pub.setsockopt(zmq.XPUB_NODROP, 1)
-            pub.connect(node_in)
-            if not pub.poll(30000, zmq.POLLIN):
-                raise RuntimeError("node did not subscribe")
-            pub.recv()
-            pub.send_multipart(
-                wire.encode(wire.Message("heartbeat", cam.name, -1, time.time_ns(), {}, {"event": "ready"}))
-            )
-            pubs.append((cam.name, pub))
+        # One connection per simulated camera that never drops: the node sets the pace.
+        pubs = camera_sockets(ctx, rig, node_in, sndhwm=200, nodrop=True)
+        for name, pub in pubs:
+            pub.send_multipart(wire.encode(wire.Message("heartbeat", name, -1, time.time_ns(), {}, {"event": "ready"})))
         t0 = time.perf_counter()
         for f in range(n_frames):
             if f == warm:
                 rss_start = rss_mb(node.pid)
-            msgs = _frame_messages(rig, f, rate_hz, n_people, rng)
+            msgs = pose2d_messages(rig, f, rate_hz, n_people, rng)
             if not fast:
                 time.sleep(max(0.0, t0 + f / rate_hz - time.perf_counter()))
             for (_, pub), msg in zip(pubs, msgs, strict=True):
                 pub.send_multipart(msg)  # blocks while the node is behind (no drop)
-        while _lines(out / "poses3d.jsonl") < n_frames + 1 and node.poll() is None:
+        while count_frames(out / "poses3d.jsonl") < n_frames and node.poll() is None:
             time.sleep(0.2)  # every frame written
         rss_end = rss_mb(node.pid)
         t_send = time.perf_counter() - t_send
         t_end = time.perf_counter()
-        for name, pub in pubs:
-            pub.send_multipart(wire.encode(wire.Message("eos", name, n_frames - 1, time.time_ns(), {}, {})))
+        send_eos(pubs, n_frames - 1)
         node.wait(3600)
         end_s = time.perf_counter() - t_end
     finally:

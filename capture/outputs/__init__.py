@@ -7,7 +7,7 @@ the streaming :class:`TrcWriter`, :func:`write_trc_files` and :func:`trc_from_js
 is full or the folder read-only.
 """
 
-from capture.outputs.jsonl import FORMAT, VERSION, PosesWriter, iter_poses_jsonl, read_poses_jsonl
+from capture.outputs.jsonl import FORMAT, VERSION, PosesWriter, count_frames, iter_poses_jsonl, read_poses_jsonl
 from capture.outputs.overlay import render_overlay
 from capture.outputs.trc import TrackSpan, TrcExport, TrcWriter, trc_from_jsonl, write_trc_files
 
@@ -18,6 +18,7 @@ __all__ = [
     "TrackSpan",
     "TrcExport",
     "TrcWriter",
+    "count_frames",
     "iter_poses_jsonl",
     "read_poses_jsonl",
     "render_overlay",

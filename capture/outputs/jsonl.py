@@ -38,7 +38,7 @@ from core.errors import InputError, OutputError, ShapeError
 from core.skeleton import Skeleton
 from core.types import Poses3D
 
-__all__ = ["FORMAT", "VERSION", "PosesWriter", "iter_poses_jsonl", "read_poses_jsonl"]
+__all__ = ["FORMAT", "VERSION", "PosesWriter", "count_frames", "iter_poses_jsonl", "read_poses_jsonl"]
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,19 @@ class PosesWriter:
                 os.close(fd)
             except OSError as exc:
                 raise _output_error(self.path, exc) from exc
+
+
+def count_frames(path: str | Path) -> int:
+    """Frame records completed so far in a ``poses3d.jsonl`` being written (0 if none or unreadable).
+
+    Counts newlines in 1 MiB chunks without parsing, so a progress bar can call it often.
+    """
+    try:
+        with Path(path).open("rb") as fh:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return 0
+    return max(lines - 1, 0)  # the header record
 
 
 def iter_poses_jsonl(path: str | Path) -> Iterator[dict[str, Any] | Poses3D]:

@@ -224,6 +224,9 @@ class Intake:
             return None
         cam, s = msg.camera, self.cameras[msg.camera]
         s.last_seen = time.monotonic()
+        skipped = _count(msg.meta, "skipped")  # a worker's figure, in heartbeats and end-of-stream
+        if skipped is not None and msg.schema != "pose2d":
+            s.skipped = skipped
         if s.dead:
             s.dead = False
             self.event(cam, "alive")
@@ -234,8 +237,6 @@ class Intake:
         if msg.schema == "eos":
             s.state = "ended"
             s.worker = _worker_stats(msg.meta)
-            if _count(msg.meta, "skipped") is not None:
-                s.skipped = msg.meta["skipped"]
             self.event(cam, "end", frames=s.worker.get("frames"))
             log.info("camera %s: end of stream after %s frames", cam, s.worker.get("frames"))
             if "error" in s.worker:
@@ -258,9 +259,6 @@ class Intake:
         s.latest_stamp_ns = dets.stamp_ns
 
     def _heartbeat(self, cam: str, s: CameraState, meta: dict) -> None:
-        skipped = _count(meta, "skipped")
-        if skipped is not None:
-            s.skipped = skipped
         event = meta.get("event")
         if event == "hello":
             s.hellos += 1

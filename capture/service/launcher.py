@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
-from capture.outputs import read_poses_jsonl, render_overlay
+from capture.outputs import count_frames, read_poses_jsonl, render_overlay
 from capture.service.worker import is_detection_file
 from core.config import Config
 from core.errors import CaptureError, InputError, OutputError
@@ -261,7 +261,7 @@ def _wait_for_node(node: subprocess.Popen, out_dir: Path, node_log: Path) -> Non
             if sizes != last_sizes:
                 last_sizes, last_change = sizes, time.monotonic()
                 if bar is not None:
-                    bar.n = _count_lines(out_dir / "poses3d.jsonl")
+                    bar.n = count_frames(out_dir / "poses3d.jsonl")
                     bar.refresh()
             elif time.monotonic() - last_change > NODE_STALL_S:
                 log.warning("node made no progress for %.0f s after the workers ended; asking it to stop", NODE_STALL_S)
@@ -272,11 +272,3 @@ def _wait_for_node(node: subprocess.Popen, out_dir: Path, node_log: Path) -> Non
     finally:
         if bar is not None:
             bar.close()
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as fh:
-            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - 1, 0)
-    except OSError:
-        return 0

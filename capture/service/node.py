@@ -135,6 +135,10 @@ class Node:
             return {c for c, s in self.intake.cameras.items() if c not in gone and s.state != "absent"}
         return {c for c, s in self.intake.cameras.items() if c not in gone and s.state in ("ready", "streaming")}
 
+    def _everyone_gone(self) -> bool:
+        """Every camera the take waits for has ended or died."""
+        return self.intake.gone() >= set(self.rig.names) - self._absent
+
     def _all_ended(self, now: float) -> bool:
         """Every camera ended or died, at least one ended, and so for ``END_GRACE_S``.
 
@@ -142,10 +146,7 @@ class Node:
         frame makes it streaming again. Refused messages do not count, so a sender cannot keep the
         take from ending by flooding.
         """
-        cams = self.intake.cameras
-        done = self.intake.gone() >= set(self.rig.names) - self._absent and any(
-            s.state == "ended" for s in cams.values()
-        )
+        done = self._everyone_gone() and any(s.state == "ended" for s in self.intake.cameras.values())
         if not done:
             self._end_t = None
             return False
@@ -354,17 +355,14 @@ class Node:
             sub.bind(self.cfg.node.input_endpoint)
             self.pub.bind(self.cfg.node.output_endpoint)
             self._open_outputs()
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, CaptureError) as exc:
             sub.close()
             self.pub.close()
             security.close()
-            raise CaptureError(
-                f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}"
-            ) from None
-        except CaptureError:
-            sub.close()
-            self.pub.close()
-            security.close()
+            if isinstance(exc, zmq.ZMQError):
+                raise CaptureError(
+                    f"cannot bind {self.cfg.node.input_endpoint} / {self.cfg.node.output_endpoint}: {exc}"
+                ) from None
             raise
         log.info(
             "node listening on %s, publishing on %s, cameras %s%s",
@@ -414,7 +412,7 @@ class Node:
                 # Workers stopped by the same Ctrl-C send their end-of-stream figures (frames sent,
                 # skipped): take them for the summary, for at most STOP_DRAIN_S.
                 deadline = time.monotonic() + STOP_DRAIN_S
-                while time.monotonic() < deadline and not self.intake.gone() >= set(self.rig.names) - self._absent:
+                while time.monotonic() < deadline and not self._everyone_gone():
                     if sub.poll(50, zmq.POLLIN):
                         read(BATCH)
         finally:
@@ -449,6 +447,8 @@ class Node:
             "cameras": list(self.rig.names),
             "lossless": self.cfg.node.lossless,
             "started_without": self.started_without,
+            "cameras_ended": sorted(c for c, s in cams.items() if s.state == "ended"),
+            "cameras_dead": sorted(c for c, s in cams.items() if s.dead),
             "skipped_at_source": {c: s.skipped for c, s in cams.items()},
             "frames_skipped_behind": self.frames_skipped_behind,
             "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
@@ -462,6 +462,7 @@ class Node:
                 "unknown_camera": d["unknown_camera"],
                 "late": d["late"],
                 "implausible": d["implausible"],
+                "purged_ahead": self.assembler.purged,
                 "refused_by_kind": dict(sorted(d.items())),
             },
             "camera_events": self.intake.events,
@@ -485,8 +486,7 @@ class Node:
 
 def main(argv: list[str] | None = None) -> int:
     """``mvcap node``: run the reconstruction node. Exit 0 ok, 1 runtime failure or data lost, 2 bad input."""
-    from calibration.checks import check_rig
-    from calibration.io import read_calibration
+    from calibration.checks import load_rig
     from capture.service.report import format_summary
     from core.config import load_config
     from core.errors import CalibrationError, InputError
@@ -509,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("no calibration given (--calibration or the config's calibration key)")
         names = args.cameras.split(",") if args.cameras else [c.name for c in cfg.cameras] or None
         sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
-        rig = read_calibration(calib, sizes=sizes, names=names)
-        if len(rig) < 2:
-            raise ConfigError(f"{calib}: need at least 2 cameras; got {len(rig)}")
-        check_rig(rig, str(calib))
+        rig = load_rig(calib, sizes=sizes, names=names)
         log.info("calibration %s, cameras %s", calib, ", ".join(rig.names))
         summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s, stop=stop)
     except (ConfigError, CalibrationError, InputError) as exc:

@@ -31,21 +31,17 @@ def completeness(summary: dict) -> tuple[bool, list[str]]:
     cams = summary.get("cameras", [])
     workers = summary.get("workers", {})
     filed = summary.get("frames_per_camera", {})
-    ended = {e["camera"] for e in summary.get("camera_events", []) if e.get("event") == "end"}
-    dead_now: dict[str, bool] = {}
-    for e in summary.get("camera_events", []):
-        if e.get("event") in ("dead", "alive", "end"):
-            dead_now[e["camera"]] = e["event"] == "dead"
+    ended, dead = set(summary.get("cameras_ended", [])), set(summary.get("cameras_dead", []))
     for cam in summary.get("started_without", []):
         why.append(f"{cam} was not ready when the frame clock started")
     for cam in cams:
         w = workers.get(cam, {})
         if "error" in w:
             why.append(f"{cam} ended with an error: {w['error']}")
-        if dead_now.get(cam):
+        if cam in dead:
             why.append(f"{cam} is dead (no end of stream)")
         if summary.get("lossless") and not summary.get("interrupted"):
-            if cam not in ended and not dead_now.get(cam):
+            if cam not in ended and cam not in dead:
                 why.append(f"{cam} sent no end of stream")
             sent = w.get("frames")
             if isinstance(sent, int) and filed.get(cam, 0) < sent:

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
-from calibration.checks import check_rig
-from calibration.io import read_calibration
+from calibration.checks import load_rig
 from capture.service.launcher import launch
 from capture.service.report import format_summary
-from capture.service.worker import is_detection_file
+from capture.service.worker import check_source, is_detection_file
 from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.logsetup import setup_logging
@@ -40,10 +39,10 @@ def prepare(cfg: Config) -> CameraRig:
         The configured cameras, in config order.
 
     Raises:
-        ConfigError: no calibration or cameras configured, or fewer than 2 cameras.
-        CalibrationError: unreadable calibration, a configured camera missing from it, a camera
-            without an image size (VoxelPose) or whose ``image_size`` contradicts the file, or two
-            cameras less than 1 cm apart.
+        ConfigError: no calibration or cameras configured.
+        CalibrationError: fewer than 2 cameras, an unreadable calibration, a configured camera
+            missing from it, a camera without an image size (VoxelPose) or whose ``image_size``
+            contradicts the file, or two cameras less than 1 cm apart.
         InputError: a source that cannot be opened, or whose frames differ in size from the
             calibration.
     """
@@ -52,16 +51,12 @@ def prepare(cfg: Config) -> CameraRig:
     if not cfg.cameras:
         raise ConfigError("the config lists no [[cameras]]")
     sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
-    rig = read_calibration(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras])
-    if len(rig) < 2:
-        raise ConfigError(f"need at least 2 cameras; the config lists {len(rig)} of calibration {cfg.calibration}")
-    check_rig(rig, cfg.calibration)
+    rig = load_rig(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras])
     from capture.sources import WebcamSource, open_source
 
     for cam in cfg.cameras:
         if is_detection_file(cam.source):
-            if not Path(cam.source).is_file():
-                raise InputError(f"{cam.source}: detections file not found (camera {cam.name})")
+            check_source(cam.source, cam.name)
             continue
         with open_source(cam.source) as src:
             if isinstance(src, WebcamSource):

@@ -74,13 +74,14 @@ class FrameAssembler:
         offsets_ns: per-camera clock offsets, nanoseconds (missing cameras: 0).
         timeout_s: in live runs a frame waits at most this long (seconds, monotonic clock) for
             missing views; ignored when ``lossless``.
-        lossless: release a frame only when every live camera delivered it or moved past it.
+        lossless: release a frame only when every live camera delivered or covered it.
         max_ahead: live runs only: frames (or windows) a detection may lie ahead of the rig's
             reference; 0 disables the check.
 
     Attributes:
-        late: detections dropped because their frame had left.
-        implausible: detections rejected (or purged) as implausibly far ahead.
+        implausible: detections rejected as implausibly far ahead of the rig.
+        purged: detections accepted, then dropped because they ended up that far ahead (a stray
+            message that came before any honest one).
     """
 
     def __init__(
@@ -98,8 +99,8 @@ class FrameAssembler:
         self.timeout_s = timeout_s
         self.lossless = lossless
         self._max_ahead = 0 if lossless else int(max_ahead) * max(self.window_ns, 1)
-        self.late = 0
         self.implausible = 0
+        self.purged = 0
         self._next_idx = 0
         self._latest: dict[str, int] = {}  # per camera, latest accepted position (index or corrected ns)
         self._latest_t: dict[str, float] = {}  # per camera, when it was accepted (monotonic seconds)
@@ -127,12 +128,6 @@ class FrameAssembler:
         """
         self._last_idx = max(self._last_idx, int(frame_idx))
         self._next_idx = max(self._next_idx, int(frame_idx) + 1)
-
-    def pending(self) -> int:
-        """Number of detections waiting in the assembler."""
-        if self.window_ns == 0:
-            return sum(len(v) for v in self._pending.values())
-        return sum(len(q) for q in self._queues.values())
 
     def reference(self, now: float | None = None) -> int | None:
         """The rig's reference position: low median of the cameras' latest accepted positions.
@@ -172,7 +167,7 @@ class FrameAssembler:
 
         Returns:
             :data:`ACCEPTED`, :data:`LATE` (its frame already left) or :data:`IMPLAUSIBLE` (too far
-            ahead of the rig); the last two are counted and the detection is dropped.
+            ahead of the rig, counted in ``implausible``); the last two are dropped.
         """
         cam = dets.camera
         if self.window_ns == 0:
@@ -182,7 +177,6 @@ class FrameAssembler:
             pos = self.corrected_ns(dets)
             prev_pos = None if prev is None else (-1 if prev[1] < 0 else prev[1] - offset)
         if (self.window_ns == 0 and pos <= self._last_idx) or (self.window_ns and pos < self._released_until):
-            self.late += 1
             self._chain(cam, pos, prev_pos)
             return LATE
         if not self._plausible(pos, now):
@@ -212,7 +206,7 @@ class FrameAssembler:
         if self.window_ns == 0:
             far = [f for f in self._pending if f > limit]
             for f in far:
-                self.implausible += len(self._pending.pop(f))
+                self.purged += len(self._pending.pop(f))
                 self._first_arrival.pop(f, None)
                 self._last_arrival.pop(f, None)
             if far:
@@ -222,7 +216,7 @@ class FrameAssembler:
             for q in self._queues.values():
                 while q and q[-1][0] > limit:
                     q.pop()
-                    self.implausible += 1
+                    self.purged += 1
         for cam, pos in list(self._latest.items()):
             if pos > limit:
                 self._latest[cam] = self._own_latest(cam, limit)

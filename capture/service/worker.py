@@ -58,15 +58,19 @@ def is_detection_file(source: str) -> bool:
     return source.endswith((".json", ".json.gz"))
 
 
-def check_source(source: str) -> None:
+def check_source(source: str, camera: str | None = None) -> None:
     """Open a camera source once and close it, so that a bad one fails before anything starts.
+
+    Args:
+        source: the camera's source (see :class:`Worker`).
+        camera: its name, for the message.
 
     Raises:
         InputError: a missing or unreadable video, image folder, webcam or detections file.
     """
     if is_detection_file(source):
         if not Path(source).is_file():
-            raise InputError(f"{source}: detections file not found")
+            raise InputError(f"{source}: detections file not found" + (f" (camera {camera})" if camera else ""))
         return
     from capture.sources import open_source
 
@@ -189,7 +193,7 @@ class Worker:
             threads=cfg.threads,
         )
         self._source = open_source(self.source, epoch_ns=0)
-        return ((i, s, img) for i, s, img in self._source)
+        return iter(self._source)
 
     def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
         if isinstance(payload, Detections2D):

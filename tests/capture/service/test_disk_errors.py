@@ -6,7 +6,6 @@ where ``chmod`` does not stop writes; the fixtures skip where mounting is not pe
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from procs import inproc_config, run_node_with_workers
 
 from calibration.io import read_calibration
 from capture import wire
@@ -24,7 +24,6 @@ from capture.service.launcher import free_tcp_endpoint
 from capture.service.node import Node
 from capture.service.record import Recorder
 from capture.service.worker import Worker
-from core.config import Config
 from core.errors import OutputError
 from core.types import Poses3D
 
@@ -35,26 +34,10 @@ CAMS = ("cam01", "cam02", "cam03", "cam04")
 def test_node_on_a_disk_that_fills_mid_take(shared_data, tmpfs, caplog):
     out = tmpfs(48) / "run"  # 48 KiB: the demo's 3 people fill it after about 20 frames
     rig = read_calibration(shared_data / "pose2sim_demo_multiperson/calibration/Calib.qca.txt")
-    tag = uuid.uuid4().hex
-    cfg = Config()
-    cfg = dataclasses.replace(
-        cfg,
-        node=dataclasses.replace(cfg.node, input_endpoint=f"inproc://in-{tag}", output_endpoint=f"inproc://o-{tag}"),
-    )
-    ctx = zmq.Context()
+    cfg = inproc_config()
     node = Node(rig, cfg, out)
-    result: dict = {}
-    t = threading.Thread(target=lambda: result.update(node.run(ctx)))
-    t.start()
     workers = [Worker(c, str(DETS / f"{c}.json.gz"), cfg.node.input_endpoint, subscribe_timeout_s=10) for c in CAMS]
-    threads = [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
-    t.join(60)
-    assert not t.is_alive()
-    ctx.term()
+    result = run_node_with_workers(node, workers, zmq.Context())
     assert result["output_error"] and "No space left on device" in result["output_error"]
     assert not result["complete"] and result["output_error"].startswith(str(out))  # names the file
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -67,7 +67,8 @@ def _summary(**changes) -> dict:
         "output_error": None,
         "workers": {c: {"frames": 100} for c in CAMS},
         "frames_per_camera": {c: 100 for c in CAMS},
-        "camera_events": [{"camera": c, "event": "end"} for c in CAMS],
+        "cameras_ended": list(CAMS),
+        "cameras_dead": [],
     }
     return base | changes
 
@@ -77,15 +78,15 @@ def test_verdict_rules():
     # Offline: a frame lost is a failure; a camera without end of stream too.
     ok, why = completeness(_summary(frames_per_camera={"cam01": 100, "cam02": 97}))
     assert not ok and why == ["cam02: 3 of 100 frames lost"]
-    ok, why = completeness(_summary(camera_events=[{"camera": "cam01", "event": "end"}]))
+    ok, why = completeness(_summary(cameras_ended=["cam01"]))
     assert not ok and why == ["cam02 sent no end of stream"]
     # Live: frames skipped or late are the price of keeping up...
     assert completeness(_summary(lossless=False, frames_per_camera={"cam01": 40, "cam02": 35}))[0]
     # ...but a camera dead at the end, one never ready, a worker error or an unwritten output are not.
-    dead = [{"camera": "cam02", "event": "dead"}]
-    assert not completeness(_summary(lossless=False, camera_events=dead))[0]
-    alive_again = [{"camera": "cam02", "event": "dead"}, {"camera": "cam02", "event": "alive"}]
-    assert completeness(_summary(lossless=False, camera_events=alive_again))[0]
+    dead = {"cameras_ended": ["cam01"], "cameras_dead": ["cam02"]}
+    assert not completeness(_summary(lossless=False, **dead))[0]
+    alive_again = {"cameras_ended": ["cam01"], "cameras_dead": []}  # dead once, then back and streaming
+    assert completeness(_summary(lossless=False, **alive_again))[0]
     assert not completeness(_summary(lossless=False, started_without=["cam01"]))[0]
     assert not completeness(_summary(workers={"cam01": {"frames": 100, "error": "decoder failed"}}))[0]
     assert completeness(_summary(output_error="x: cannot write (No space left on device)"))[1] == [

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from procs import live_config, py, wait_for_text
+from procs import inproc_config, live_config, py, run_node_with_workers, wait_for_text
 from synth import write_walking_scene
 
 from capture.outputs import read_poses_jsonl
@@ -105,40 +105,20 @@ class _SlowWorker:
 
 
 def test_live_worker_three_times_slower_than_real_time_keeps_publishing(tmp_path):
-    import dataclasses
-    import threading
-    import uuid
-
     import zmq
 
     from calibration.io import read_calibration
     from capture.service.node import Node
-    from core.config import Config
 
     n_frames = 90  # 3 s at 30 fps
     calib, cams = write_walking_scene(tmp_path, n_frames, FPS)
-    tag = uuid.uuid4().hex
-    cfg = Config()
-    cfg = dataclasses.replace(
-        cfg, node=dataclasses.replace(cfg.node, input_endpoint=f"inproc://i-{tag}", output_endpoint=f"inproc://o-{tag}")
-    )
-    ctx = zmq.Context()
+    cfg = inproc_config()
     node = Node(read_calibration(calib), cfg, tmp_path / "run")
-    result: dict = {}
-    t_node = threading.Thread(target=lambda: result.update(node.run(ctx)))
-    t_node.start()
     epoch = time.time_ns() + int(1e9)
     workers = [
         _SlowWorker.make(c, str(tmp_path / f"{c}.json.gz"), cfg.node.input_endpoint, epoch, 1 / FPS) for c in cams
     ]
-    threads = [threading.Thread(target=w.run, args=(ctx,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    t_node.join(60)
-    assert not t_node.is_alive()
-    ctx.term()
+    result = run_node_with_workers(node, workers, zmq.Context())
     # At least a quarter of the frames are published, to the end of the take; the rest are skipped
     # at the source and reported per camera, in summary.json and on the console.
     assert result["frames"] >= n_frames // 4

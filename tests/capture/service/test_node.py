@@ -6,11 +6,11 @@ import dataclasses
 import json
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import zmq
+from procs import inproc_config
 
 from calibration.io import read_calibration
 from capture import wire
@@ -28,10 +28,7 @@ def _run(
 ) -> dict:
     """Node + 4 worker threads over inproc; ``garbage`` is sent by a fifth publisher meanwhile."""
     rig = read_calibration(shared_data / "pose2sim_demo_multiperson/calibration/Calib.qca.txt")
-    tag = uuid.uuid4().hex
-    cfg = cfg or Config()
-    endpoints = {"input_endpoint": f"inproc://in-{tag}", "output_endpoint": f"inproc://out-{tag}"}
-    cfg = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, **endpoints))
+    cfg = inproc_config(cfg)
     ctx = zmq.Context()
     node = Node(rig, cfg, out)
     stop = threading.Event()
