@@ -1,4 +1,4 @@
-"""Camera model, calibration file formats, rig sanity checks and fundamental matrices."""
+"""Camera model, calibration file formats (read and write), rig sanity checks and fundamental matrices."""
 
 from calibration.camera import Camera, CameraRig, fundamental_matrix
 from calibration.checks import check_rig, load_rig
@@ -11,7 +11,14 @@ from calibration.io import (
     read_toml,
     read_tum_projections,
     read_voxelpose_json,
+    write_4da_json,
+    write_calibration,
     write_json,
+    write_panoptic_json,
+    write_qca,
+    write_toml,
+    write_tum_projections,
+    write_voxelpose_json,
 )
 
 __all__ = [
@@ -28,5 +35,12 @@ __all__ = [
     "read_toml",
     "read_tum_projections",
     "read_voxelpose_json",
+    "write_4da_json",
+    "write_calibration",
     "write_json",
+    "write_panoptic_json",
+    "write_qca",
+    "write_toml",
+    "write_tum_projections",
+    "write_voxelpose_json",
 ]
