@@ -24,6 +24,32 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "view": ("capture.view", "main"),
     "export": ("capture.service.record", "export_main"),
     "keys": ("capture.service.keys", "main"),
+    "calibrate": ("capture.cli", "calibrate_main"),
+    "stream": ("capture.service.stream", "main"),
+}
+_CALIBRATE: dict[str, tuple[str, str, str]] = {
+    "intrinsics": (
+        "capture.calibrate.intrinsics",
+        "main",
+        "lens and focal length per camera from a checkerboard or ChArUco board",
+    ),
+    "extrinsics": (
+        "capture.calibrate.extrinsics",
+        "main",
+        "camera poses from a board seen by overlapping cameras (pose graph + bundle adjustment)",
+    ),
+    "people": (
+        "capture.calibrate.people",
+        "main",
+        "refine or bootstrap camera poses from the people moving through the scene",
+    ),
+    "offsets": (
+        "capture.calibrate.offsets",
+        "main",
+        "clock offsets between cameras from keypoint motion (prints the TOML table)",
+    ),
+    "check": ("capture.calibrate.check", "main", "per-camera reprojection error of a take"),
+    "convert": ("capture.calibrate.convert", "main", "convert a calibration between file formats"),
 }
 _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
@@ -37,6 +63,8 @@ _HELP = {
     "view": "show the 3D skeletons and camera frusta live in rerun (optional extra: '.[view]')",
     "export": "export a take or run folder to TRC files",
     "keys": "make CURVE keypairs (node, cameras, viewers) to authenticate and encrypt multi-machine rigs",
+    "calibrate": "make and check calibrations: intrinsics, extrinsics, people, offsets, check, convert",
+    "stream": "relay the node's 3D stream to animation tools (VMC protocol over OSC)",
 }
 
 
@@ -46,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: mvcap <command> [options]\n\ncommands:")
         for name, text in _HELP.items():
-            print(f"  {name:<8} {text}")
+            print(f"  {name:<10} {text}")
         print("\n'mvcap <command> --help' shows a command's options.")
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
@@ -56,6 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     module, func = _COMMANDS[name]
     entry: Callable[[list[str]], int] = getattr(import_module(module), func)
     return entry(rest)
+
+
+def calibrate_main(argv: list[str]) -> int:
+    """Dispatch ``mvcap calibrate <step> [args]``."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: mvcap calibrate <step> [options]\n\nsteps:")
+        for name, (_, _, text) in _CALIBRATE.items():
+            print(f"  {name:<11} {text}")
+        print("\n'mvcap calibrate <step> --help' shows a step's options.")
+        return 0 if argv else 2
+    if argv[0] not in _CALIBRATE:
+        print(f"mvcap calibrate: unknown step {argv[0]!r}; steps: {', '.join(_CALIBRATE)}", file=sys.stderr)
+        return 2
+    module, func, _ = _CALIBRATE[argv[0]]
+    entry: Callable[[list[str]], int] = getattr(import_module(module), func)
+    return entry(argv[1:])
 
 
 if __name__ == "__main__":
