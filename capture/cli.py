@@ -22,7 +22,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("capture.bench", "main"),
     "record": ("capture.service.record", "record_main"),
     "view": ("capture.view", "main"),
-    "export": ("capture.service.record", "export_main"),
+    "export": ("capture.outputs.export", "main"),
     "keys": ("capture.service.keys", "main"),
     "calibrate": ("capture.cli", "calibrate_main"),
     "stream": ("capture.service.stream", "main"),
@@ -61,10 +61,10 @@ _HELP = {
     "bench": "benchmarks that print figures (node: reconstruction time per frame)",
     "record": "record the node's 3D stream into a take folder (flushed and fsync-ed per frame)",
     "view": "show the 3D skeletons and camera frusta live in rerun (optional extra: '.[view]')",
-    "export": "export a take or run folder to TRC files",
+    "export": "export a take or run folder to TRC, C3D, BVH and CSV",
     "keys": "make CURVE keypairs (node, cameras, viewers) to authenticate and encrypt multi-machine rigs",
     "calibrate": "make and check calibrations: intrinsics, extrinsics, people, offsets, check, convert",
-    "stream": "relay the node's 3D stream to animation tools (VMC protocol over OSC)",
+    "stream": "relay the node's 3D stream live to VMC (OSC) receivers: Unity, VSeeFace, Blender",
 }
 
 

@@ -1,18 +1,17 @@
-"""``mvcap record`` and ``mvcap export``: record a take from the node's 3D stream; convert it later.
+"""``mvcap record``: record a take from the node's 3D stream (``mvcap export`` converts it later).
 
 The recorder subscribes to the node's ``pose3d.`` messages and appends each frame to
 ``poses3d.jsonl`` (same format as offline runs), flushed and fsync-ed per frame: a take cut by
 SIGKILL or a power loss is readable up to its last frame. A recorder restarted on the same take
 folder continues the file (a torn last line is cut) and skips frames it already holds; a node
 restarted mid-take is followed (ZeroMQ reconnects). A full disk or a read-only folder ends the
-recording with one line naming the file; what was written stays readable. ``mvcap export`` turns a
-take (or any run folder) into TRC files with the same streaming exporter as offline runs.
+recording with one line naming the file; what was written stays readable. ``mvcap export``
+(:mod:`capture.outputs.export`) turns a take or run folder into TRC, C3D, BVH and CSV files.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
@@ -21,13 +20,13 @@ from pathlib import Path
 import zmq
 
 from capture import wire
-from capture.outputs import PosesWriter, trc_from_jsonl
+from capture.outputs import PosesWriter
 from capture.service.proc import stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from core.errors import CaptureError, InputError, MessageError, OutputError, ShapeError
 from core.skeleton import skeleton_by_name
 
-__all__ = ["Recorder", "export_main", "record_main"]
+__all__ = ["Recorder", "record_main"]
 
 log = logging.getLogger(__name__)
 
@@ -140,28 +139,6 @@ def record_main(argv: list[str] | None = None) -> int:
         "recorded %d frames (last frame %d, %d malformed dropped, %d already held)",
         n, rec.last_frame, rec.malformed, rec.repeated,
     )  # fmt: skip
-    return 0
-
-
-def export_main(argv: list[str] | None = None) -> int:
-    """``mvcap export --take DIR``: write ``person_<id>.trc`` from a take's ``poses3d.jsonl``."""
-    p = argparse.ArgumentParser(prog="mvcap export", description="Export a take or run folder to TRC files.")
-    p.add_argument("--take", required=True, help="take or run folder holding poses3d.jsonl")
-    p.add_argument("--out", default=None, help="output folder (default: the take folder)")
-    p.add_argument("--rate-hz", type=float, default=None, help="TRC frame rate (default: from the timestamps)")
-    args = p.parse_args(argv)
-    try:
-        out = Path(args.out or args.take)
-        exp = trc_from_jsonl(Path(args.take) / "poses3d.jsonl", out, args.rate_hz or None)
-        if exp.n_frames == 0:
-            raise InputError(f"{args.take}: the take holds no frame")
-    except OutputError as exc:
-        print(f"mvcap export: error: {exc}", file=sys.stderr)
-        return 1
-    except CaptureError as exc:
-        print(f"mvcap export: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"frames": exp.n_frames, "rate_hz": exp.rate_hz, "trc": [str(p) for p in exp.paths]}))
     return 0
 
 
