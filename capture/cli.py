@@ -55,7 +55,7 @@ _HELP = {
     "demo": "fetch the Pose2Sim multi-person demo (4 cameras) and run the whole pipeline on it",
     "run": "run workers + node locally on the cameras of a TOML config",
     "live": "the same, live: sources replayed at their frame rate, status line, late frames dropped",
-    "sync": "estimate per-camera clock offsets from recorded detections (prints the TOML table)",
+    "sync": "clock offsets by epipolar consistency (fallback; prefer 'mvcap calibrate offsets', from motion)",
     "node": "run the reconstruction node only (multi-machine rigs)",
     "worker": "run one camera's capture + 2D detection worker only",
     "bench": "benchmarks that print figures (node: reconstruction time per frame)",
