@@ -10,6 +10,7 @@ design of per-frame systems.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -70,21 +71,27 @@ def bench_node(calibration: Path, detections: Path, repeats: int) -> dict:
     n_frames = min(len(v) for v in per_cam.values())
     frames = [[per_cam[n][f] for n in rig.names] for f in range(n_frames)]
     cfg = Config()
-    ours, base, tracks = [], [], set()
-    for _ in range(repeats):
-        rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, cfg.fusion)
-        for views in frames:
-            c0 = time.thread_time()
-            res = rec.process(views, views[0].stamp_ns)
-            ours.append((time.thread_time() - c0) * 1e3)
-            tracks |= set(res.track_ids.tolist())
+    no_filter = dataclasses.replace(cfg.fusion, filter="none")
+    ours, unfiltered, base, tracks = [], [], [], set()
+    for _ in range(repeats):  # the configurations alternate, so that machine load hits them alike
+        for fusion, times in ((cfg.fusion, ours), (no_filter, unfiltered)):
+            rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, fusion)
+            for views in frames:
+                c0 = time.thread_time()
+                res = rec.process(views, views[0].stamp_ns)
+                times.append((time.thread_time() - c0) * 1e3)
+                if fusion is cfg.fusion:
+                    tracks |= set(res.track_ids.tolist())
         base += _baseline(rig, cfg, frames)
-    med, med_b = statistics.median(ours), statistics.median(base)
+    med, med_b, med_u = statistics.median(ours), statistics.median(base), statistics.median(unfiltered)
     return {
         "benchmark": "node reconstruction (matching + triangulation + tracking), CPU time, one thread",
         "frames": n_frames * repeats,
         "cameras": len(rig),
+        "filter": cfg.fusion.filter,
         "ms_per_frame": {"median": round(med, 3), "p90": round(float(np.percentile(ours, 90)), 3)},
+        "no_filter_ms_per_frame": {"median": round(med_u, 3), "p90": round(float(np.percentile(unfiltered, 90)), 3)},
+        "ratio_to_no_filter": round(med / med_u, 2),
         "baseline_epipolar_only_ms_per_frame": {
             "median": round(med_b, 3),
             "p90": round(float(np.percentile(base, 90)), 3),

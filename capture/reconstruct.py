@@ -2,7 +2,9 @@
 
 The only place where the three stages meet (STYLE §1). Detections arrive in distorted pixels; they are
 undistorted once per view, associated across views by epipolar geometry, triangulated by weighted DLT
-with per-joint view rejection, and given identities by the tracker.
+with per-joint view rejection, and given identities by the tracker. With ``[fusion] filter = "ukf"``
+the tracker is :class:`fusion.live.LiveTracker`: it filters every joint on the groups' 2D joints and
+the published poses are its filtered ones; with ``"none"`` they are the per-frame triangulations.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.config import FusionConfig, MatchingConfig, TriangulationConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
 from core.types import Detections2D
+from fusion.live import LiveTracker
 from fusion.tracking import Tracker, pose_distance_matrix
 from matching.epipolar import EpipolarMatcher
 from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d
@@ -37,9 +40,15 @@ class FrameResult:
         obs_px: (P, C, J, 2) each pose's 2D joints in each view of the rig, undistorted pixels (the
             measurements :mod:`fusion.smoothing` filters over time).
         obs_conf: (P, C, J) their confidences; 0 where the view has no detection in the pose's group.
+            With the live filter, left/right pairs the tracker swapped are swapped here too.
         stage_ms: CPU time of this thread per stage, milliseconds: matching (with undistortion),
             triangulation, tracking. CPU time, not wall time, so that other processes sharing the
             cores (the detection workers) do not inflate it.
+        std_m: (P, J) with the live filter, each published joint's RMS position standard deviation
+            per axis, metres (0 where conf is 0; see :func:`fusion.live_tracks.confidence_from_std` for the
+            confidence derived from it); None without it.
+        raw_poses: (P, J, 4) with the live filter, the frame's own triangulations of the same people
+            (conf 0 for a person seen by one view); None without it (``poses`` are then those).
     """
 
     track_ids: np.ndarray
@@ -49,6 +58,8 @@ class FrameResult:
     obs_px: np.ndarray
     obs_conf: np.ndarray
     stage_ms: dict[str, float] = field(default_factory=dict)
+    std_m: np.ndarray | None = None
+    raw_poses: np.ndarray | None = None
 
 
 class FrameReconstructor:
@@ -78,11 +89,16 @@ class FrameReconstructor:
         self.matcher = EpipolarMatcher(
             rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px
         )
-        self.tracker = Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
-        self.fill_missing_s = fcfg.fill_missing_s
         self._P = rig.projections()
+        self.live = fcfg.filter == "ukf"
+        self.tracker: LiveTracker | Tracker = (
+            LiveTracker(self._P, skeleton, fcfg, self.tcfg.min_joint_conf)
+            if self.live
+            else Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
+        )
+        self.fill_missing_s = fcfg.fill_missing_s
         self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
-        self.n_unflipped = 0  # left/right joint pairs swapped back, for the run summary
+        self.n_unflipped = 0  # left/right joint pairs swapped back (in 2D, and by the live tracker)
 
     def _prepare(self, dets: Detections2D | None, cam_idx: int) -> tuple[np.ndarray, np.ndarray]:
         J = self.n_joints
@@ -265,6 +281,62 @@ class FrameReconstructor:
         idx = [g for g in range(len(groups)) if alive[g]]
         return [groups[g] for g in idx], [hints[g] for g in idx], merged
 
+    def _observations(
+        self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(G, C, J, 2) undistorted pixels and (G, C, J) confidences of each group's detections."""
+        obs_px = np.zeros((len(groups), len(self.rig), self.n_joints, 2))
+        obs_conf = np.zeros((len(groups), len(self.rig), self.n_joints))
+        for p, members in enumerate(groups):
+            for c, i in members:
+                obs_px[p, c], obs_conf[p, c] = pts[c][i], conf[c][i]
+        return obs_px, obs_conf
+
+    def _process_live(
+        self,
+        groups: list[tuple[tuple[int, int], ...]],
+        hints: list[int],
+        singles: list[tuple[int, np.ndarray, int, int]],
+        poses: np.ndarray,
+        tri_used: np.ndarray,
+        pts: list[np.ndarray],
+        conf: list[np.ndarray],
+        stamp_ns: int,
+        t0: float,
+        t1: float,
+    ) -> FrameResult:
+        """The tracking stage with the live UKF tracker: it filters the groups' 2D joints, and the
+        published poses are its; a track claimed in one view only is updated by that view alone."""
+        t2 = time.thread_time()
+        if singles and self.mcfg.single_view_updates:
+            groups = groups + [((c, i),) for _, _, c, i in singles]
+            hints = hints + [tid for tid, _, _, _ in singles]
+            poses = np.concatenate([poses.reshape(-1, self.n_joints, 4), np.zeros((len(singles), self.n_joints, 4))])
+            tri_used = np.concatenate([tri_used, np.zeros((len(singles),) + tri_used.shape[1:], bool)])
+        obs_px, obs_conf = self._observations(groups, pts, conf)
+        poses = poses.reshape(-1, self.n_joints, 4)
+        upd = self.tracker.update(poses, obs_px, obs_conf, stamp_ns, np.array(hints, dtype=np.int64), tri_used)
+        self.n_unflipped += upd.n_swapped
+        keep = upd.track_ids > 0
+        out = upd.poses[keep]
+        # Reprojection error of the published poses in the observations the filter used.
+        seen = upd.used[keep] & (out[:, None, :, 3] > 0)  # (P, C, J)
+        q = np.einsum("cij,pnj->pcni", self._P[:, :, :3], out[..., :3]) + self._P[:, :, 3][None, :, None]
+        uv = q[..., :2] / np.where(np.abs(q[..., 2:]) > 1e-9, q[..., 2:], 1e-9)
+        reproj = np.linalg.norm(uv - upd.obs_px[keep], axis=-1)[seen]
+        t3 = time.thread_time()
+        return FrameResult(
+            track_ids=upd.track_ids[keep],
+            poses=out,
+            groups=[g for g, k in zip(groups, keep, strict=True) if k],
+            reproj_px=reproj,
+            obs_px=upd.obs_px[keep],
+            obs_conf=upd.obs_conf[keep],
+            stage_ms={"matching": (t1 - t0) * 1e3, "triangulation": (t2 - t1) * 1e3, "tracking": (t3 - t2) * 1e3},
+            std_m=upd.std_m[keep],
+            raw_poses=poses[keep],
+        )
+
     def process(self, views: list[Detections2D | None], stamp_ns: int) -> FrameResult:
         """Reconstruct one frame.
 
@@ -291,6 +363,9 @@ class FrameReconstructor:
         if merged:
             tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
+        if self.live:
+            used = tri.used.reshape(len(self.rig), len(groups), self.n_joints).transpose(1, 0, 2)
+            return self._process_live(groups, hints, singles, poses, used, pts, conf, stamp_ns, t0, t1)
         if singles and self.mcfg.single_view_updates:
             single_poses = np.stack(
                 [self._single_view_pose(pred, c, pts[c][i], conf[c][i]) for _, pred, c, i in singles]
@@ -307,11 +382,7 @@ class FrameReconstructor:
                 poses[p] = self.tracker.filled(int(ids[p]), poses[p], stamp_ns, self.fill_missing_s)
         t3 = time.thread_time()
         kept = [g for g, k in zip(groups, keep, strict=True) if k]
-        obs_px = np.zeros((len(kept), len(self.rig), self.n_joints, 2))
-        obs_conf = np.zeros((len(kept), len(self.rig), self.n_joints))
-        for p, members in enumerate(kept):
-            for c, i in members:
-                obs_px[p, c], obs_conf[p, c] = pts[c][i], conf[c][i]
+        obs_px, obs_conf = self._observations(kept, pts, conf)
         return FrameResult(
             track_ids=ids[keep],
             poses=poses[keep],

@@ -17,6 +17,7 @@ from core.errors import ConfigError
 __all__ = [
     "CameraSource",
     "Config",
+    "FILTERS",
     "DetectorConfig",
     "FusionConfig",
     "MatchingConfig",
@@ -90,22 +91,65 @@ class TriangulationConfig:
     min_views: int = 2
 
 
+FILTERS: tuple[str, ...] = ("ukf", "none")
+"""Valid values of ``FusionConfig.filter``."""
+
+
 @dataclass(frozen=True, slots=True)
 class FusionConfig:
-    """Identity tracking over frames.
+    """Identity tracking over frames, and the live filter of each person's joints.
 
     Attributes:
-        gate_m: largest median joint distance (metres) between a track's prediction and a new pose.
-        max_missed_s: a track unseen for longer (seconds) is ended.
+        filter: ``"ukf"``: the live multi-person tracker of :mod:`fusion.live` (every joint's
+            position and velocity filtered by an unscented Kalman filter on the views' 2D joints,
+            Mahalanobis-gated association, tentative/confirmed/lost/deleted tracks, bone lengths,
+            left/right consistency); the node publishes its filtered poses. ``"none"``: constant
+            velocity prediction and a 3D distance gate (:mod:`fusion.tracking`); the node publishes
+            the per-frame triangulations.
+        gate_m: ``"none"``: largest median joint distance (metres) between a track's prediction
+            and a new pose. ``"ukf"``: a group that no track's Mahalanobis gate admits still goes to
+            a free track within this median joint distance (metres; its disagreeing joints
+            restart), and a Mahalanobis match farther than this plus three times the track's
+            position standard deviation is refused.
+        max_missed_s: a track unseen for longer (seconds) is ended (``"ukf"``: a lost track is
+            deleted; one seen again within this time keeps its id).
         min_joints: poses with fewer valid joints start no track.
-        fill_missing_s: a joint missing in a frame is reported from its track (predicted position,
-            decayed confidence) if observed within this many seconds; 0 reports it missing.
+        fill_missing_s: a joint missing in a frame is reported from its track if observed within
+            this many seconds (``"none"``: predicted position, decayed confidence; ``"ukf"``: the
+            filter's position, confidence from its covariance); 0 reports it missing.
+        confirm_after: ``"ukf"``: a tentative track is confirmed after this many frames with a
+            detection (OpenPTrack's ``detections_to_validate``, 3).
+        max_tentative_s: ``"ukf"``: a track not confirmed within this many seconds of its first
+            detection is deleted (OpenPTrack's ``sec_before_fake``).
+        accel_noise_mps2: ``"ukf"``: standard deviation of a joint's white-noise acceleration,
+            metres/second^2 (larger follows fast motion sooner, smooths less).
+        pixel_noise_px: ``"ukf"``: standard deviation of a 2D joint of confidence 1, pixels (a joint
+            of confidence c gets pixel_noise_px / c); it also sets the Mahalanobis gate's width.
+        bone_std_m: ``"ukf"``: standard deviation of the bone-length pseudo-measurement, metres
+            (smaller is stiffer); 0 turns the bone constraint off.
     """
 
+    filter: str = "ukf"
     gate_m: float = 0.5
     max_missed_s: float = 1.0
     min_joints: int = 8
     fill_missing_s: float = 0.0
+    confirm_after: int = 3
+    max_tentative_s: float = 1.0
+    accel_noise_mps2: float = 20.0
+    pixel_noise_px: float = 6.0
+    bone_std_m: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.filter not in FILTERS:
+            raise ConfigError(f"fusion.filter must be one of {list(FILTERS)}; got {self.filter!r}")
+        for name in ("accel_noise_mps2", "pixel_noise_px"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"fusion.{name} must be positive; got {getattr(self, name)!r}")
+        if self.confirm_after < 1 or self.bone_std_m < 0:
+            raise ConfigError(
+                f"fusion.confirm_after must be >= 1 and bone_std_m >= 0; got {self.confirm_after}, {self.bone_std_m}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ Cholesky factor of ``(n + lambda) P``); pixels are undistorted (``Camera.undisto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,19 @@ class SigmaWeights:
     alpha: float = 0.5
     beta: float = 2.0
     kappa: float = 0.0
+    _wm: np.ndarray = field(init=False, repr=False, compare=False)
+    _wc: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lam = self.alpha**2 * (self.n + self.kappa) - self.n
+        wm = np.full(2 * self.n + 1, 0.5 / (self.n + lam))
+        wm[0] = lam / (self.n + lam)
+        wc = wm.copy()
+        wc[0] += 1.0 - self.alpha**2 + self.beta
+        wm.setflags(write=False)
+        wc.setflags(write=False)
+        object.__setattr__(self, "_wm", wm)
+        object.__setattr__(self, "_wc", wc)
 
     @property
     def lam(self) -> float:
@@ -64,17 +77,13 @@ class SigmaWeights:
 
     @property
     def Wm(self) -> np.ndarray:
-        """(2n+1,) weights of the mean."""
-        w = np.full(2 * self.n + 1, 0.5 / (self.n + self.lam))
-        w[0] = self.lam / (self.n + self.lam)
-        return w
+        """(2n+1,) weights of the mean (read-only)."""
+        return self._wm
 
     @property
     def Wc(self) -> np.ndarray:
-        """(2n+1,) weights of the covariance."""
-        w = self.Wm
-        w[0] += 1.0 - self.alpha**2 + self.beta
-        return w
+        """(2n+1,) weights of the covariance (read-only)."""
+        return self._wc
 
     def points(self, x: np.ndarray, P: np.ndarray) -> np.ndarray:
         """Sigma points of B Gaussians.
@@ -118,9 +127,9 @@ def constant_velocity_noise(dt_s: np.ndarray, accel_std_mps2: float) -> np.ndarr
 
 def _unscented_transform(sigmas: np.ndarray, w: SigmaWeights) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean (B, d) and covariance (B, d, d) of (B, 2n+1, d) transformed sigma points."""
-    mean = np.einsum("s,bsd->bd", w.Wm, sigmas)
+    mean = w.Wm @ sigmas
     dev = sigmas - mean[:, None, :]
-    cov = np.einsum("s,bsd,bse->bde", w.Wc, dev, dev)
+    cov = np.swapaxes(dev, 1, 2) @ (w.Wc[:, None] * dev)
     return mean, cov
 
 
@@ -231,7 +240,7 @@ def update(
     S = S + R[:, :, None] * np.eye(2 * C)
     dev_x = sigmas_f - x[:, None, :]
     dev_z = sigmas_h - zp[:, None, :]
-    Pxz = np.einsum("s,bsi,bsj->bij", w.Wc, dev_x, dev_z)
+    Pxz = np.swapaxes(dev_x, 1, 2) @ (w.Wc[:, None] * dev_z)
     y = np.where(seen2, z_px.reshape(B, 2 * C) - zp, 0.0)
     K = np.swapaxes(np.linalg.solve(S, np.swapaxes(Pxz, 1, 2)), 1, 2)  # Pxz S^-1 (S symmetric)
     x_new = x + np.einsum("bij,bj->bi", K, y)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from synth import person, project_people
 
 from capture.reconstruct import FrameReconstructor
+from core.config import FusionConfig
 from core.skeleton import COCO17
 from core.types import Detections2D
 
@@ -32,8 +34,9 @@ def _views(rig, people, rng, noise_px=1.0, flip: tuple[int, int] | None = None):
     return out
 
 
-def test_identities_accuracy_and_flip_correction(rig, rng):
-    rec = FrameReconstructor(rig, COCO17)
+@pytest.mark.parametrize("filt", ["ukf", "none"])
+def test_identities_accuracy_and_flip_correction(rig, rng, filt):
+    rec = FrameReconstructor(rig, COCO17, fusion=FusionConfig(filter=filt))
     first: dict[int, int] = {}
     errors = []
     for f in range(60):
@@ -54,8 +57,9 @@ def test_identities_accuracy_and_flip_correction(rig, rng):
     assert rec.n_unflipped > 0  # the injected left/right swaps were undone
 
 
-def test_missing_view_and_empty_frame(rig, rng):
-    rec = FrameReconstructor(rig, COCO17)
+@pytest.mark.parametrize("filt", ["ukf", "none"])
+def test_missing_view_and_empty_frame(rig, rng, filt):
+    rec = FrameReconstructor(rig, COCO17, fusion=FusionConfig(filter=filt))
     views = _views(rig, _people(0), rng)
     res = rec.process([views[0], None, views[2], views[3]], 0)
     assert len(res.track_ids) == 3
@@ -72,3 +76,44 @@ def test_missing_view_and_empty_frame(rig, rng):
     empty = [Detections2D(c.name, 1, 1, np.zeros((0, 17, 3)), np.zeros((0, 5))) for c in rig]
     res = rec.process(empty, DT_NS)
     assert res.poses.shape == (0, 17, 4) and res.reproj_px.size == 0
+
+
+def test_live_filter_is_smoother_and_more_accurate_than_per_frame_triangulation(rig):
+    """4 px 2D noise and, in 1 of 10 joint-views, a 40 px outlier: the live UKF's output against the
+    per-frame triangulations of the same run (filter "none"): lower error, far less jitter (mean
+    joint acceleration) and steadier forearms; it also hands out the per-joint std and raw poses."""
+    L_e, L_w = COCO17.index("left_elbow"), COCO17.index("left_wrist")
+    figures = {}
+    for filt in ("none", "ukf"):
+        rng = np.random.default_rng(5)
+        rec = FrameReconstructor(rig, COCO17, fusion=FusionConfig(filter=filt))
+        err, tracks = [], {}
+        for f in range(90):
+            people = _people(f)
+            views = _views(rig, people, rng, noise_px=4.0)
+            for d in views:
+                out = rng.random(d.poses.shape[:2]) < 0.1
+                d.poses.setflags(write=True)
+                d.poses[out, :2] += rng.normal(0, 40.0, (int(out.sum()), 2)).astype(np.float32)
+            res = rec.process(views, f * DT_NS)
+            assert (
+                (res.std_m is None and res.raw_poses is None)
+                if filt == "none"
+                else (res.std_m.shape == res.poses.shape[:2] and res.raw_poses.shape == res.poses.shape)
+            )
+            for tid, pose in zip(res.track_ids.tolist(), res.poses, strict=True):
+                hips = pose[[11, 12], :2].mean(axis=0)
+                truth = people[int(np.argmin([np.linalg.norm(p[[11, 12], :2].mean(axis=0) - hips) for p in people]))]
+                ok = pose[:, 3] > 0
+                err.append(np.linalg.norm(pose[ok, :3] - truth[ok], axis=1))
+                tracks.setdefault(tid, []).append(np.where(ok[:, None], pose[:, :3], np.nan))
+        assert len(tracks) == 3, f"{filt}: {sorted(tracks)}"
+        accel = np.concatenate([np.abs(np.diff(np.array(t), 2, axis=0)).ravel() for t in tracks.values()])
+        forearm = [
+            np.nanstd(np.linalg.norm(np.array(t)[:, L_w] - np.array(t)[:, L_e], axis=1)) for t in tracks.values()
+        ]
+        figures[filt] = (np.median(np.concatenate(err)), np.nanmean(accel), max(forearm))
+    (e0, a0, b0), (e1, a1, b1) = figures["none"], figures["ukf"]  # seed 5: 17.8 vs 10.7 mm, 41 vs 7.7 mm, 57 vs 7 mm
+    assert e1 < 0.8 * e0, figures
+    assert a1 < 0.3 * a0, figures
+    assert b1 < 0.5 * b0 and b1 < 0.01, figures

@@ -1,0 +1,225 @@
+"""Association of a frame's reconstructed people with live tracks, gated on Mahalanobis distance.
+
+The tracks' joints are Gaussian in 3D (a filter each, :mod:`fusion.live`); a frame's group is a
+person's 2D joints in the views that saw it, with the triangulated pose when two views agree. Each
+observation (track, group, joint, view) is compared in the image: its squared Mahalanobis distance
+``d2 = y^T S^-1 y``, where ``y`` is the pixel innovation and ``S`` the covariance of the joint's
+predicted pixel (unscented transform of its 3D position marginal; Julier & Uhlmann 1997) plus the
+measurement noise. It is an inlier when ``d2`` is within the chi-square 99% quantile for its 2
+degrees of freedom (9.21, ``scipy.stats.chi2.ppf``; Bar-Shalom, Li & Kirubarajan 2001, §7.3
+"validation gate"). A (track, group) pair is compatible when at least half of the observations
+they share, and at least 3, are inliers: the median observation passes its gate, so a few wrong
+joints (a swapped arm, a misplaced wrist) do not reject a person's own track. Its cost is the mean
+over the shared observations of ``d2``, an outlier counting as the gate (a truncated Mahalanobis
+distance). Groups built for a track (hints) take it when compatible; the rest are assigned by the
+Hungarian method (Kuhn 1955; ``scipy.optimize.linear_sum_assignment``) among compatible pairs; a
+group still unassigned then goes to a free track whose joints lie within ``gate_m`` (3D median
+joint distance) of its triangulation, by the Hungarian method on that distance (the fallback that
+keeps a person's identity when its filter diverged or its 2D joints are worse than the noise model).
+A compatible pair whose 3D median distance exceeds ``gate_m`` plus three times the track's RMS
+joint position standard deviation is rejected (a sanity gate, e.g. on a far person that happens to
+project onto another).
+
+Left/right consistency: for each view and left/right joint pair, when the group's swapped pair fits
+the track's predicted pair with less than a quarter of the squared distance of the unswapped one,
+the pair is marked swapped (2D detectors confuse the sides of people seen from behind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
+
+from core.numeric import masked_median
+from fusion.ukf import SigmaWeights
+
+__all__ = ["GATE_D2", "Gating", "assign_groups", "gate_groups", "mahalanobis2", "predicted_pixels"]
+
+GATE_D2: Final = float(chi2.ppf(0.99, 2))
+"""Squared Mahalanobis gate of one 2D observation: chi-square 99% quantile, 2 degrees of freedom."""
+_SWAP_RATIO: Final = 0.25
+_MIN_INLIERS: Final = 3
+_BIG: Final = 1e9
+_W3: Final = SigmaWeights(3)
+_W3_MEAN: Final = _W3.Wm  # (7,) computed once (the properties build new arrays on every access)
+_W3_COV: Final = _W3.Wc
+
+
+def predicted_pixels(
+    pos: np.ndarray, cov: np.ndarray, projections: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted pixels of Gaussian 3D points in every view (unscented transform, alpha 0.5).
+
+    Args:
+        pos: (B, 3) means, metres, world frame.
+        cov: (B, 3, 3) covariances, metres^2.
+        projections: (C, 3, 4) matrices, world metres to undistorted pixels.
+
+    Returns:
+        zp: (B, C, 2) mean pixels; Sh: (B, C, 3) their covariances [uu, uv, vv], pixels^2;
+        front: (B, C) bool, every sigma point in front of the camera.
+
+    Example:
+        >>> P = np.array([[[1000.0, 0, 500, 0], [0, 1000, 500, 0], [0, 0, 1, 0]]])
+        >>> zp, Sh, front = predicted_pixels(np.array([[0.0, 0, 4]]), np.eye(3)[None] * 1e-4, P)
+        >>> zp.round(3).tolist(), Sh.round(2).tolist(), front.tolist()
+        ([[[500.0, 500.0]]], [[[6.25, 0.0, 6.25]]], [[True]])
+    """
+    B, C = pos.shape[0], projections.shape[0]
+    sig = _W3.points(pos, cov)  # (B, 7, 3)
+    M, m = projections[:, :, :3].reshape(-1, 3).T, projections[:, :, 3].reshape(-1)
+    q = (sig.reshape(-1, 3) @ M + m).reshape(B, sig.shape[1], C, 3)
+    front = (q[..., 2] > 1e-3).all(axis=1)
+    h = q[..., :2] / np.where(q[..., 2:] > 1e-3, q[..., 2:], 1e-3)
+    zp = np.einsum("s,bsci->bci", _W3_MEAN, h)
+    dev = h - zp[:, None]
+    wdev = _W3_COV[:, None, None] * dev
+    Sh = np.stack(
+        [(wdev[..., 0] * dev[..., 0]).sum(1), (wdev[..., 0] * dev[..., 1]).sum(1), (wdev[..., 1] * dev[..., 1]).sum(1)],
+        axis=-1,
+    )
+    return zp, Sh, front
+
+
+def mahalanobis2(y: np.ndarray, Sh: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distances of 2D innovations.
+
+    Args:
+        y: (..., 2) innovations, pixels.
+        Sh: (..., 3) covariances [uu, uv, vv] of the predicted pixels, pixels^2.
+        var: (...) measurement noise variance per coordinate, pixels^2 (added to the diagonal).
+
+    Returns:
+        (...) squared distances.
+
+    Example:
+        >>> float(mahalanobis2(np.array([3.0, 4.0]), np.array([0.0, 0.0, 0.0]), np.array(1.0)))
+        25.0
+    """
+    a, b, c = Sh[..., 0] + var, Sh[..., 1], Sh[..., 2] + var
+    det = np.maximum(a * c - b * b, 1e-12)
+    return (c * y[..., 0] ** 2 - 2 * b * y[..., 0] * y[..., 1] + a * y[..., 1] ** 2) / det
+
+
+@dataclass(frozen=True, slots=True)
+class Gating:
+    """The gate's verdict on every (track, group) pair.
+
+    Attributes:
+        swap: (T, G, J, C) bool, the group's joint in that view is swapped with its left/right
+            partner to match the track.
+        inlier: (T, G, J, C) bool, observations within their gate (after swaps).
+        cost: (T, G) truncated mean squared Mahalanobis distance.
+        ok: (T, G) bool, compatible pairs.
+        dist_m: (T, G) 3D median joint distance, metres (inf with fewer than 3 common joints).
+    """
+
+    swap: np.ndarray
+    inlier: np.ndarray
+    cost: np.ndarray
+    ok: np.ndarray
+    dist_m: np.ndarray
+
+
+def gate_groups(
+    pos: np.ndarray,
+    cov: np.ndarray,
+    active: np.ndarray,
+    z: np.ndarray,
+    var: np.ndarray,
+    meas: np.ndarray,
+    poses: np.ndarray,
+    projections: np.ndarray,
+    mirror: np.ndarray,
+    gate_m: float,
+) -> Gating:
+    """Gate every group against every track (see the module docstring).
+
+    Args:
+        pos: (T, J, 3) tracks' predicted joint positions, metres.
+        cov: (T, J, 3, 3) their covariances, metres^2.
+        active: (T, J) bool, joints the tracks know.
+        z: (G, J, C, 2) groups' 2D joints, undistorted pixels.
+        var: (G, J, C) their noise variance per coordinate, pixels^2.
+        meas: (G, J, C) bool, observations that may be used.
+        poses: (G, J, 4) groups' triangulated poses, metres; conf 0 = missing.
+        projections: (C, 3, 4) camera matrices.
+        mirror: (J,) int, each joint's left/right partner (itself for central joints).
+        gate_m: 3D distance gate, metres.
+
+    Returns:
+        :class:`Gating`.
+    """
+    T, J = active.shape
+    C = projections.shape[0]
+    zp, Sh, front = predicted_pixels(pos.reshape(-1, 3), cov.reshape(-1, 3, 3), projections)
+    zp, Sh, front = zp.reshape(T, J, C, 2), Sh.reshape(T, J, C, 3), front.reshape(T, J, C)
+    d2 = mahalanobis2(z[None] - zp[:, None], Sh[:, None], var[None])  # (T, G, J, C)
+    d2m = mahalanobis2(z[None, :, mirror] - zp[:, None], Sh[:, None], var[None, :, mirror])
+    usable = meas[None] & active[:, None, :, None] & front[:, None]
+    left = np.nonzero(mirror > np.arange(J))[0]
+    right = mirror[left]
+    swap = np.zeros(d2.shape, bool)
+    if left.size:
+        both = usable[:, :, left] & usable[:, :, right]
+        flip = both & (d2m[:, :, left] + d2m[:, :, right] < _SWAP_RATIO * (d2[:, :, left] + d2[:, :, right]))
+        swap[:, :, left] = swap[:, :, right] = flip
+    d2 = np.where(swap, d2m, d2)
+    inlier = usable & (d2 <= GATE_D2)
+    n_common = usable.sum(axis=(2, 3))
+    n_in = inlier.sum(axis=(2, 3))
+    cost = (np.where(inlier, d2, 0.0).sum(axis=(2, 3)) + GATE_D2 * (n_common - n_in)) / np.maximum(n_common, 1)
+    ok = (2 * n_in >= n_common) & (n_in >= _MIN_INLIERS)
+    common = active[:, None] & (poses[None, :, :, 3] > 0)
+    dist = masked_median(np.linalg.norm(pos[:, None] - poses[None, :, :, :3], axis=-1), common, 3)
+    var_m2 = (np.trace(cov, axis1=-2, axis2=-1) * active).sum(axis=1) / (3.0 * np.maximum(active.sum(axis=1), 1))
+    spread = 3.0 * np.sqrt(np.maximum(var_m2, 0.0))  # (T,) three RMS joint position std, metres
+    ok &= ~(np.isfinite(dist) & (dist > gate_m + spread[:, None]))
+    return Gating(swap, inlier, cost, ok, dist)
+
+
+def assign_groups(
+    gating: Gating, track_ids: np.ndarray, hint_ids: np.ndarray, gate_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assign groups to tracks: hints, Mahalanobis Hungarian, then the 3D fallback.
+
+    Args:
+        gating: :func:`gate_groups`' verdict.
+        track_ids: (T,) int track ids.
+        hint_ids: (G,) int track id each group was built for (0: none).
+        gate_m: 3D fallback gate, metres.
+
+    Returns:
+        assign: (G,) int64 track index per group (-1: none).
+        fallback: (G,) bool, assigned by the 3D fallback.
+
+    Example:
+        >>> g = Gating(None, None, np.array([[1.0, 9.0]]), np.array([[True, False]]), np.array([[0.1, 0.3]]))
+        >>> [a.tolist() for a in assign_groups(g, np.array([7]), np.array([0, 7]), 0.5)]
+        [[0, -1], [False, False]]
+    """
+    cost, ok, dist = gating.cost, gating.ok, gating.dist_m
+    T, G = cost.shape
+    assign = np.full(G, -1, np.int64)
+    free = np.ones(T, bool)
+    index = {int(i): k for k, i in enumerate(np.asarray(track_ids).tolist())}
+    for g, h in enumerate(np.asarray(hint_ids).tolist()):
+        k = index.get(h)
+        if k is not None and free[k] and ok[k, g]:
+            assign[g], free[k] = k, False
+    fallback = np.zeros(G, bool)
+    for stage, matrix in enumerate((np.where(ok, cost, _BIG), np.where(dist <= gate_m, dist, _BIG))):
+        rows, cols = np.nonzero(free)[0], np.nonzero(assign < 0)[0]
+        if not (rows.size and cols.size):
+            break
+        sub = matrix[np.ix_(rows, cols)]
+        r, c = linear_sum_assignment(sub)
+        good = sub[r, c] < _BIG
+        assign[cols[c[good]]] = rows[r[good]]
+        free[rows[r[good]]] = False
+        fallback[cols[c[good]]] = stage == 1
+    return assign, fallback

@@ -1,0 +1,388 @@
+"""The live multi-person tracker: every joint of every person filtered by an unscented Kalman filter.
+
+Per tracked person the state is each joint's position and velocity (metres, metres/second, world
+frame), predicted at constant velocity with white-noise acceleration (``accel_noise_mps2``) and
+updated every frame, in one batch for all joints of all people (:mod:`fusion.ukf`), by the unscented
+Kalman filter (Julier & Uhlmann 1997; Wan & van der Merwe 2000) on the measurement the views
+actually make: each view's 2D joint through that camera's projection, noise ``pixel_noise_px /
+conf`` pixels per coordinate. A person seen by a single view still updates (along the two
+directions that view observes). A frame's groups are associated with the tracks by
+:mod:`fusion.association` (Mahalanobis gate, chi-square 99%, Hungarian method, left/right swaps);
+for a triangulated joint only the views its robust triangulation kept are candidates, and only the
+candidates within the gate enter the update.
+
+Track states, as in OpenPTrack (Munaro & Menegatti 2014, *Fast RGB-D people tracking for service
+robots*, Autonomous Robots 37(3); Carraro et al. 2016/2017, OpenPTrack's ``tracker``, which
+validates a track after ``detections_to_validate`` = 3 detections, discards it if not validated
+within ``sec_before_fake``, and deletes it after ``sec_before_old`` unseen): TENTATIVE when created,
+CONFIRMED after ``confirm_after`` frames with a detection, LOST in a frame without one, deleted when
+unseen for more than ``max_missed_s`` or still tentative ``max_tentative_s`` after its first
+detection. A lost track seen again is CONFIRMED again and keeps its id. Every live track (lost ones
+included) is predicted, so the node's 2D association can claim detections for it.
+
+Once a track is confirmed, its bone lengths are estimated from the frames' triangulations (running
+median, :mod:`fusion.bones`) and enter its joints' filters as soft length pseudo-measurements
+(``bone_std_m``).
+
+Divergence: a triangulated joint whose candidate views have mostly rejected the filter for 0.1 s
+(or at once, for a track given its group by the 3D fallback) restarts from the triangulation.
+Motion while unseen: a joint not measured by two views in a frame has its velocity relax towards
+the person's mean joint velocity (time constant 0.1 s): an occluded hand moves on with the body, a
+single-view joint does not drift along the ray, and a lost person moves on as a whole.
+
+Published pose (per assigned group): each joint measured in the frame (or, with ``fill_missing_s``,
+measured at most that long ago) at the filter's position, with confidence
+``1 / (1 + (std / 0.05 m)^2)`` where ``std = sqrt(trace(P_pos) / 3)`` is the joint's RMS position
+standard deviation per axis (metres): a joint known to 5 cm has confidence 0.5, to 1 cm 0.96, and
+the confidence falls as the covariance grows while a joint is bridged. Other joints have
+confidence 0 (and std 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.config import FusionConfig
+from core.errors import ShapeError
+from core.skeleton import Skeleton
+from fusion.association import assign_groups, gate_groups
+from fusion.bones import BoneModel
+from fusion.live_tracks import (
+    INIT_POS_STD_M,
+    INIT_VEL_STD_MPS,
+    LiveTrack,
+    LiveUpdate,
+    TrackArrays,
+    TrackState,
+    confidence_from_std,
+    position_std,
+    predict_linear,
+)
+from fusion.ukf import SigmaWeights, update
+
+__all__ = ["LiveTracker"]
+
+_NS = 1e-9
+_VEL_RELAX_S = 0.1
+_BONE_WINDOW = 120
+_BONE_MIN_SAMPLES = 10
+_BONE_REFRESH = 4
+_RESTART_AFTER_S = 0.1
+
+
+class LiveTracker:
+    """Causal multi-person tracker with a batched UKF per joint (see the module docstring).
+
+    Args:
+        projections: (C, 3, 4) camera matrices mapping world metres to undistorted pixels, in the
+            order of the views of ``obs_px``.
+        skeleton: joints (J), limbs (bone lengths) and left/right pairs.
+        cfg: the ``[fusion]`` settings (``confirm_after``, ``max_missed_s``, ``max_tentative_s``,
+            ``accel_noise_mps2``, ``pixel_noise_px``, ``bone_std_m``, ``min_joints``, ``gate_m``,
+            ``fill_missing_s``).
+        min_joint_conf: 2D joints below this confidence are not measurements.
+
+    Raises:
+        ShapeError: ``projections`` is not (C, 3, 4).
+    """
+
+    def __init__(
+        self, projections: np.ndarray, skeleton: Skeleton, cfg: FusionConfig | None = None, min_joint_conf: float = 0.3
+    ):
+        projections = np.asarray(projections, dtype=np.float64)
+        if projections.ndim != 3 or projections.shape[1:] != (3, 4):
+            raise ShapeError(f"projections must be (C, 3, 4); got {projections.shape}")
+        self.cfg = cfg or FusionConfig()
+        self.projections = projections
+        self.n_joints = skeleton.n_joints
+        self.min_joint_conf = float(min_joint_conf)
+        self.bones = BoneModel(np.array(skeleton.limbs, dtype=np.int64).reshape(-1, 2), _BONE_WINDOW,
+                               _BONE_MIN_SAMPLES, self.cfg.bone_std_m)  # fmt: skip
+        self._mirror = np.arange(self.n_joints)
+        for left, right in skeleton.left_right:
+            self._mirror[left], self._mirror[right] = right, left
+        self._pairs = np.array(skeleton.left_right, dtype=np.int64).reshape(-1, 2)
+        self._w = SigmaWeights(6)
+        self._t = TrackArrays.empty(0, self.n_joints, self.bones)
+        self._next_id = 1
+        self._updates = 0
+        self.n_swapped = 0
+
+    def continue_ids_above(self, track_id: int) -> None:
+        """Give new tracks ids above ``track_id`` (a take continued after a restart reuses no id)."""
+        self._next_id = max(self._next_id, int(track_id) + 1)
+
+    @property
+    def tracks(self) -> tuple[LiveTrack, ...]:
+        """Snapshots of the live (not deleted) tracks."""
+        t = self._t
+        std = position_std(t.P)
+        lengths = self.bones.lengths(t.bone_buf, t.bone_n)  # fresh, not the cached ones
+        return tuple(
+            LiveTrack(
+                int(t.ids[k]),
+                TrackState(int(t.state[k])),
+                self._pose(t.x[k], std[k], t.active[k]),
+                np.where(t.active[k], std[k], 0.0),
+                t.x[k, :, 3:].copy(),
+                lengths[k],
+                int(t.stamp_ns[k]),
+                int(t.last_ns[k]),
+                int(t.hits[k]),
+            )  # fmt: skip
+            for k in range(len(t.ids))
+        )
+
+    @staticmethod
+    def _pose(x: np.ndarray, std: np.ndarray, publish: np.ndarray) -> np.ndarray:
+        """(J, 4) or (T, J, 4) poses: positions where ``publish``, confidence from ``std``, else 0."""
+        out = np.concatenate([x[..., :3], confidence_from_std(std)[..., None]], axis=-1)
+        out[~publish] = 0.0
+        return out
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _advance(self, stamp_ns: int) -> None:
+        """Delete expired tracks, then predict the rest to ``stamp_ns`` (velocity relaxation included)."""
+        t = self._t
+        unseen_s = (stamp_ns - t.last_ns) * _NS
+        expired = (unseen_s > self.cfg.max_missed_s) | (
+            (t.state == TrackState.TENTATIVE) & ((stamp_ns - t.first_ns) * _NS > self.cfg.max_tentative_s)
+        )
+        if expired.any():
+            t = self._t = t.take(~expired)
+        dt = np.maximum((stamp_ns - t.stamp_ns) * _NS, 0.0)  # (T,)
+        if not (dt > 0).any():
+            return
+        T, J = t.x.shape[:2]
+        # Joints not observed by two views in the last frame (their velocity is unobservable, along
+        # the ray at least) relax towards the person's mean joint velocity.
+        stale = t.active & (t.views < 2)
+        if stale.any():
+            n_act = np.maximum(t.active.sum(axis=1), 1)
+            v_mean = (t.x[..., 3:] * t.active[..., None]).sum(axis=1)[:, None] / n_act[:, None, None]  # (T, 1, 3)
+            f = np.exp(-dt / _VEL_RELAX_S)[:, None, None]
+            t.x[..., 3:] = np.where(stale[..., None], v_mean + f * (t.x[..., 3:] - v_mean), t.x[..., 3:])
+        dts = np.repeat(dt, J)
+        x, P = predict_linear(t.x.reshape(-1, 6), t.P.reshape(-1, 6, 6), dts, self.cfg.accel_noise_mps2)
+        t.x, t.P = x.reshape(T, J, 6), P.reshape(T, J, 6, 6)
+        t.stamp_ns = np.maximum(t.stamp_ns, stamp_ns)
+        t.views[:] = 0
+
+    def predictions(self, stamp_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Live tracks' ids and poses predicted to ``stamp_ns`` (expired tracks are deleted first).
+
+        Args:
+            stamp_ns: frame time, nanoseconds (non-decreasing over calls).
+
+        Returns:
+            ids: (T,) int64 track ids (tentative, confirmed and lost tracks).
+            poses: (T, J, 4) predicted poses [x, y, z, conf], metres; conf 0 for joints never
+                observed.
+        """
+        self._advance(stamp_ns)
+        t = self._t
+        return t.ids.copy(), self._pose(t.x, position_std(t.P), t.active)
+
+    # -- update --------------------------------------------------------------------------------
+    def update(
+        self,
+        poses: np.ndarray,
+        obs_px: np.ndarray,
+        obs_conf: np.ndarray,
+        stamp_ns: int,
+        hint_ids: np.ndarray | None = None,
+        tri_used: np.ndarray | None = None,
+    ) -> LiveUpdate:
+        """Associate the groups of one frame with the tracks, filter, and manage the tracks.
+
+        Args:
+            poses: (G, J, 4) triangulated poses [x, y, z, conf], metres; conf 0 = missing (a group
+                seen by one view has none). They start tracks, restart diverged joints, give the
+                bone lengths and the 3D pre-gate.
+            obs_px: (G, C, J, 2) each group's 2D joints per view, undistorted pixels.
+            obs_conf: (G, C, J) their confidences; 0 where the view is not in the group.
+            stamp_ns: frame time, nanoseconds (non-decreasing).
+            hint_ids: (G,) optional track id each group was built for (0: none).
+            tri_used: (G, C, J) optional bool, views the robust triangulation kept for each joint;
+                for a triangulated joint (``poses[..., 3] > 0``) only these may enter the filter
+                (a view inconsistent with the others is an outlier even when the prediction,
+                lagging or uncertain, would admit it).
+
+        Returns:
+            :class:`LiveUpdate`.
+
+        Raises:
+            ShapeError: inconsistent shapes.
+        """
+        G, J, C = poses.shape[0], self.n_joints, self.projections.shape[0]
+        if poses.shape != (G, J, 4) or obs_px.shape != (G, C, J, 2) or obs_conf.shape != (G, C, J):
+            raise ShapeError(
+                f"update needs poses (G, {J}, 4), obs_px (G, {C}, {J}, 2), obs_conf (G, {C}, {J}); got "
+                f"{poses.shape}, {obs_px.shape}, {obs_conf.shape}"
+            )
+        hints = np.zeros(G, np.int64) if hint_ids is None else np.asarray(hint_ids, dtype=np.int64)
+        if hints.shape != (G,):
+            raise ShapeError(f"hint_ids must be ({G},); got {hints.shape}")
+        self._advance(stamp_ns)
+        z = obs_px.transpose(0, 2, 1, 3).astype(np.float64)  # (G, J, C, 2)
+        conf = obs_conf.transpose(0, 2, 1).astype(np.float64)  # (G, J, C)
+        meas = conf >= self.min_joint_conf
+        if tri_used is not None:
+            if tri_used.shape != obs_conf.shape:
+                raise ShapeError(f"tri_used must be (G, {C}, {J}); got {tri_used.shape}")
+            meas &= (poses[..., 3] <= 0)[..., None] | tri_used.transpose(0, 2, 1)
+        var = np.where(meas, (self.cfg.pixel_noise_px / np.maximum(conf, 1e-6)) ** 2, 1.0)
+        T = len(self._t.ids)
+        assign = np.full(G, -1, np.int64)  # track index per group
+        fallback = np.zeros(G, bool)
+        swap = np.zeros((G, J, C), bool)
+        inlier = np.zeros((max(T, 1), G, J, C), bool)
+        if T and G:
+            t = self._t
+            gating = gate_groups(t.x[..., :3], t.P[..., :3, :3], t.active, z, var, meas, poses, self.projections,
+                                 self._mirror, self.cfg.gate_m)  # fmt: skip
+            inlier = gating.inlier
+            assign, fallback = assign_groups(gating, t.ids, hints, self.cfg.gate_m)
+            g = np.nonzero(assign >= 0)[0]
+            swap[g] = gating.swap[assign[g], g]
+        used = np.zeros((G, J, C), bool)
+        g_idx = np.nonzero(assign >= 0)[0]
+        n_swapped = int(swap[g_idx].sum()) // 2
+        self.n_swapped += n_swapped
+        z_eff, var_eff, conf_eff, meas_eff = z, var, conf, meas
+        if n_swapped:
+            m = self._mirror
+            z_eff = np.where(swap[..., None], z[:, m], z)
+            var_eff, conf_eff, meas_eff = (np.where(swap, a[:, m], a) for a in (var, conf, meas))
+            poses = self._swap_triangulated(poses, swap, meas)
+        updated = np.zeros((len(self._t.ids), J), bool)
+        if g_idx.size:
+            k_idx = assign[g_idx]
+            used[g_idx] = inlier[k_idx, g_idx]
+            updated[k_idx] = self._filter(
+                k_idx, z_eff[g_idx], used[g_idx], meas_eff[g_idx], var_eff[g_idx], poses[g_idx], fallback[g_idx],
+                stamp_ns,
+            )  # fmt: skip
+        self._states(assign, stamp_ns)
+        new = np.nonzero((assign < 0) & ((poses[..., 3] > 0).sum(axis=1) >= self.cfg.min_joints))[0]
+        if new.size:
+            self._start(poses[new], stamp_ns)
+            assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
+            updated = np.concatenate([updated, poses[new, :, 3] > 0])
+        return self._output(assign, updated, z_eff, conf_eff, used, stamp_ns, n_swapped)
+
+    def _swap_triangulated(self, poses: np.ndarray, swap: np.ndarray, meas: np.ndarray) -> np.ndarray:
+        """Triangulated poses (G, J, 4) with a left/right pair swapped where every view measuring it was
+        swapped, and dropped (conf 0) where only some were (the triangulation mixed the two sides)."""
+        L, R = self._pairs[:, 0], self._pairs[:, 1]
+        n_sw = swap[:, L].sum(axis=-1)  # (G, pairs)
+        n_meas = (meas[:, L] & meas[:, R]).sum(axis=-1)
+        out = poses.copy()
+        full = (n_sw > 0) & (n_sw >= n_meas)
+        g, k = np.nonzero(full)
+        out[g, L[k]], out[g, R[k]] = poses[g, R[k]], poses[g, L[k]]
+        g, k = np.nonzero((n_sw > 0) & ~full)
+        out[g, L[k], 3] = out[g, R[k], 3] = 0.0
+        return out
+
+    def _filter(
+        self, k: np.ndarray, z: np.ndarray, mask: np.ndarray, cand: np.ndarray, var: np.ndarray, poses: np.ndarray,
+        force: np.ndarray, stamp_ns: int,
+    ) -> np.ndarray:  # fmt: skip
+        """UKF update of tracks ``k`` (A,) with their groups; returns (A, J) joints updated or (re)started.
+
+        Args: z (A, J, C, 2) pixels, mask (A, J, C) inliers, cand (A, J, C) candidate observations (for
+        a triangulated joint: the views its triangulation kept), var (A, J, C), poses (A, J, 4), force (A,)
+        bool: restart at once the joints the candidates mostly reject (assigned by the 3D fallback).
+        """
+        t, (A, J, C) = self._t, mask.shape
+        x, P = t.x[k], t.P[k]
+        res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z.reshape(-1, C, 2), mask.reshape(-1, C),
+                     var.reshape(-1, C), self.projections, self._w)  # fmt: skip
+        x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
+        P = 0.5 * (P + np.swapaxes(P, -1, -2))
+        n_views = res.n_views.reshape(A, J)
+        seen = n_views > 0
+        tri = poses[..., 3] > 0
+        # A joint never initialised restarts from its triangulation, and so does one whose filter the
+        # views that agree with each other (the triangulation's) have mostly rejected for a while.
+        n_cand = cand.sum(axis=-1)
+        accepted = seen & (2 * n_views >= n_cand)
+        agree = np.where(accepted, stamp_ns, t.agree_ns[k])
+        diverged = ((stamp_ns - agree) * _NS > _RESTART_AFTER_S) | (force[:, None] & ~accepted)
+        restart = tri & (~t.active[k] | diverged)
+        if restart.any():
+            x[restart] = np.concatenate([poses[..., :3], np.zeros((A, J, 3))], axis=-1)[restart]
+            P[restart] = np.diag([INIT_POS_STD_M**2] * 3 + [INIT_VEL_STD_MPS**2] * 3)
+        active = t.active[k] | restart
+        if not active.all():  # never-observed joints stay untouched
+            x[~active], P[~active] = t.x[k][~active], t.P[k][~active]
+        c = np.nonzero(t.state[k] != TrackState.TENTATIVE)[0]  # bones: confirmed tracks only
+        if c.size:
+            lengths, ok = self.bones.measure(poses[c, :, :3], tri[c])
+            buf, cnt = t.bone_buf[k[c]], t.bone_n[k[c]]
+            self.bones.push(buf, cnt, lengths, ok)
+            t.bone_buf[k[c]], t.bone_n[k[c]] = buf, cnt
+            # The medians move by one sample a frame: refreshed every few frames, or while some are missing.
+            self._updates += 1
+            if self._updates % _BONE_REFRESH == 0 or np.isnan(t.bone_len[k[c]]).any():
+                t.bone_len[k[c]] = self.bones.lengths(buf, cnt)
+            xc, Pc = (x, P) if c.size == A else (x[c], P[c])  # constrained in place
+            self.bones.constrain(xc, Pc, t.bone_len[k[c]], active[c])
+            if c.size < A:
+                x[c], P[c] = xc, Pc
+        t.x[k], t.P[k], t.active[k] = x, P, active
+        fresh = seen | restart
+        t.seen_ns[k] = np.where(fresh, stamp_ns, t.seen_ns[k])
+        t.views[k] = np.where(restart, n_cand, n_views)
+        t.agree_ns[k] = np.where(restart, stamp_ns, agree)
+        return fresh
+
+    def _states(self, assign: np.ndarray, stamp_ns: int) -> None:
+        """Hits and state transitions of the existing tracks after the frame's assignment."""
+        t = self._t
+        hit = np.zeros(len(t.ids), bool)
+        hit[assign[assign >= 0]] = True
+        t.hits[hit] += 1
+        t.last_ns[hit] = stamp_ns
+        t.state[hit & (t.state == TrackState.LOST)] = TrackState.CONFIRMED
+        t.state[hit & (t.state == TrackState.TENTATIVE) & (t.hits >= self.cfg.confirm_after)] = TrackState.CONFIRMED
+        t.state[~hit & (t.state == TrackState.CONFIRMED)] = TrackState.LOST
+
+    def _start(self, poses: np.ndarray, stamp_ns: int) -> None:
+        """Start tentative tracks at the triangulated poses (N, J, 4), at rest."""
+        n = poses.shape[0]
+        new = TrackArrays.empty(n, self.n_joints, self.bones)
+        new.ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        self._next_id += n
+        new.hits[:] = 1
+        new.first_ns[:] = new.last_ns[:] = new.stamp_ns[:] = stamp_ns
+        new.active = poses[..., 3] > 0
+        new.x[..., :3] = np.where(new.active[..., None], poses[..., :3], 0.0)
+        new.seen_ns = np.where(new.active, stamp_ns, -1)
+        new.views = np.where(new.active, 2, 0)
+        new.agree_ns = new.seen_ns.copy()
+        new.state[:] = TrackState.CONFIRMED if self.cfg.confirm_after <= 1 else TrackState.TENTATIVE
+        self._t = self._t.extend(new)
+
+    def _output(
+        self, assign: np.ndarray, updated: np.ndarray, z: np.ndarray, conf: np.ndarray, used: np.ndarray,
+        stamp_ns: int, n_swapped: int,
+    ) -> LiveUpdate:  # fmt: skip
+        G, J = assign.shape[0], self.n_joints
+        t = self._t
+        poses, std = np.zeros((G, J, 4)), np.zeros((G, J))
+        ids = np.zeros(G, np.int64)
+        g = np.nonzero(assign >= 0)[0]
+        if g.size:
+            k = assign[g]
+            publish = updated[k] | (
+                t.active[k] & ((stamp_ns - t.seen_ns[k]) * _NS <= self.cfg.fill_missing_s) & (t.seen_ns[k] >= 0)
+            )
+            s = position_std(t.P[k])
+            poses[g] = self._pose(t.x[k], s, publish)
+            std[g] = np.where(publish, s, 0.0)
+            ids[g] = t.ids[k]
+        return LiveUpdate(
+            ids, poses, std, z.transpose(0, 2, 1, 3), conf.transpose(0, 2, 1), used.transpose(0, 2, 1), n_swapped
+        )

@@ -1,0 +1,213 @@
+"""The live tracker's tracks: life-cycle states, batched state arrays, snapshots, and the
+constant-velocity prediction of their joints (see :mod:`fusion.live`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from fusion.bones import BoneModel
+
+__all__ = [
+    "INIT_POS_STD_M",
+    "INIT_VEL_STD_MPS",
+    "LiveTrack",
+    "LiveUpdate",
+    "TrackArrays",
+    "TrackState",
+    "confidence_from_std",
+    "position_std",
+    "predict_linear",
+]
+
+INIT_POS_STD_M: Final = 0.03
+"""Prior standard deviation of a new joint filter's position around its triangulation, metres."""
+INIT_VEL_STD_MPS: Final = 1.0
+"""Prior standard deviation of a new joint filter's velocity (it starts at rest), metres/second."""
+_CONF_STD_M: Final = 0.05
+_AXES: Final = np.arange(3)
+
+
+class TrackState(enum.IntEnum):
+    """Life cycle of a track (OpenPTrack's NEW/NORMAL and visibility, made explicit)."""
+
+    TENTATIVE = 0
+    CONFIRMED = 1
+    LOST = 2
+
+
+def confidence_from_std(std_m: np.ndarray) -> np.ndarray:
+    """Published confidence of joints from their RMS position standard deviation.
+
+    Args:
+        std_m: (...) standard deviations, metres.
+
+    Returns:
+        (...) confidences in (0, 1]: ``1 / (1 + (std_m / 0.05)^2)``.
+
+    Example:
+        >>> confidence_from_std(np.array([0.0, 0.05, 0.01])).round(3).tolist()
+        [1.0, 0.5, 0.962]
+    """
+    return 1.0 / (1.0 + (np.asarray(std_m) / _CONF_STD_M) ** 2)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTrack:
+    """A snapshot of one track (for status lines, tests and outputs).
+
+    Attributes:
+        track_id: identity, unique within a run.
+        state: :class:`TrackState`.
+        pose: (J, 4) [x, y, z, conf] filtered positions, metres; conf from the covariance, 0 for
+            joints never observed.
+        std_m: (J,) RMS position standard deviation per axis, metres (0 where conf is 0).
+        velocity: (J, 3) joint velocities, metres/second.
+        bone_lengths_m: (L,) estimated length of each skeleton limb, metres (NaN until estimated).
+        stamp_ns: time of the state, nanoseconds.
+        last_seen_ns: time of the last detection, nanoseconds.
+        hits: frames with a detection.
+    """
+
+    track_id: int
+    state: TrackState
+    pose: np.ndarray
+    std_m: np.ndarray
+    velocity: np.ndarray
+    bone_lengths_m: np.ndarray
+    stamp_ns: int
+    last_seen_ns: int
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """The tracker's answer for the groups of one frame.
+
+    Attributes:
+        track_ids: (G,) int64 identity of each group; 0 when it neither matched a track nor
+            started one.
+        poses: (G, J, 4) filtered poses [x, y, z, conf], metres (see the module's confidence).
+        std_m: (G, J) RMS position standard deviation per axis, metres; 0 where conf is 0.
+        obs_px: (G, C, J, 2) the groups' 2D joints after left/right swaps, undistorted pixels.
+        obs_conf: (G, C, J) their confidences (swapped alike).
+        used: (G, C, J) bool, observations that entered the filter (inliers of the gate).
+        n_swapped: left/right joint pairs swapped in a view in this frame.
+    """
+
+    track_ids: np.ndarray
+    poses: np.ndarray
+    std_m: np.ndarray
+    obs_px: np.ndarray
+    obs_conf: np.ndarray
+    used: np.ndarray
+    n_swapped: int
+
+
+@dataclass(slots=True)
+class TrackArrays:
+    """The state of T tracks as arrays (tracks first), so that every step is a batch over all of them.
+
+    Attributes (T tracks, J joints, L limbs, W bone samples):
+        ids, state (:class:`TrackState`), hits: (T,) int64.
+        first_ns, last_ns: (T,) int64 first and last detection, nanoseconds.
+        stamp_ns: (T,) int64 time of ``x`` and ``P``, nanoseconds.
+        x: (T, J, 6) joint states [x, y, z, vx, vy, vz], metres and metres/second, world frame.
+        P: (T, J, 6, 6) their covariances.
+        active: (T, J) bool, joints whose filter is initialised.
+        seen_ns: (T, J) int64 last update of each joint, nanoseconds (-1: never).
+        views: (T, J) int64 views in each joint's update of the last frame (0: none).
+        agree_ns: (T, J) int64 last update whose candidate views mostly accepted the joint.
+        bone_buf: (T, L, W) bone-length samples, metres; bone_n: (T, L) int64 samples written;
+            bone_len: (T, L) their running median, metres (NaN until ``BoneModel.min_samples``).
+    """
+
+    ids: np.ndarray  # (T,) int64
+    state: np.ndarray  # (T,) int64 TrackState
+    hits: np.ndarray  # (T,) int64
+    first_ns: np.ndarray  # (T,) int64 first detection
+    last_ns: np.ndarray  # (T,) int64 last detection
+    stamp_ns: np.ndarray  # (T,) int64 time of x, P
+    x: np.ndarray  # (T, J, 6)
+    P: np.ndarray  # (T, J, 6, 6)
+    active: np.ndarray  # (T, J) bool: filter initialised
+    seen_ns: np.ndarray  # (T, J) int64 last update of the joint, -1 never
+    views: np.ndarray  # (T, J) int64 views in the joint's update of the last frame (0: none)
+    agree_ns: np.ndarray  # (T, J) int64 last update the joint's candidate views mostly accepted
+    bone_buf: np.ndarray  # (T, L, W)
+    bone_n: np.ndarray  # (T, L) int64
+    bone_len: np.ndarray  # (T, L) estimated lengths (NaN until estimated)
+
+    @classmethod
+    def empty(cls, n: int, n_joints: int, bones: BoneModel) -> TrackArrays:
+        """``n`` new tracks: no joint active, each joint's prior covariance set, times 0."""
+        P0 = np.diag([INIT_POS_STD_M**2] * 3 + [INIT_VEL_STD_MPS**2] * 3)
+        buf, count = bones.empty(n)
+        z, J = np.zeros(n, dtype=np.int64), n_joints
+        never = np.full((n, J), -1, np.int64)
+        return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), np.zeros((n, J, 6)),
+                   np.tile(P0, (n, J, 1, 1)), np.zeros((n, J), bool), never, np.zeros((n, J), np.int64),
+                   never.copy(), buf, count, np.full(count.shape, np.nan))  # fmt: skip
+
+    def take(self, idx: np.ndarray) -> TrackArrays:
+        """The tracks selected by ``idx`` (boolean mask or indices), as copies."""
+        return TrackArrays(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
+
+    def extend(self, other: TrackArrays) -> TrackArrays:
+        """These tracks followed by ``other``'s."""
+        return TrackArrays(
+            *(np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in dataclasses.fields(self))
+        )
+
+
+def predict_linear(
+    x: np.ndarray, P: np.ndarray, dt_s: np.ndarray, accel_std_mps2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-velocity prediction of B joint filters in closed form.
+
+    The motion model is linear, and the unscented transform of a linear map is exact (Julier &
+    Uhlmann 1997), so this equals :func:`fusion.ukf.predict` with
+    :func:`fusion.ukf.constant_velocity_noise` (to rounding; tested) without the sigma points:
+    ``x' = F x``, ``P' = F P F^T + Q`` with ``F = [[I, dt I], [0, I]]``.
+
+    Args:
+        x: (B, 6) states [x, y, z, vx, vy, vz], metres and metres/second.
+        P: (B, 6, 6) covariances.
+        dt_s: (B,) time steps, seconds.
+        accel_std_mps2: white-noise acceleration standard deviation, metres/second^2.
+
+    Returns:
+        x (B, 6) and P (B, 6, 6) predicted.
+    """
+    dt = np.asarray(dt_s, dtype=np.float64)
+    F = np.tile(np.eye(6), (dt.shape[0], 1, 1))
+    F[:, _AXES, _AXES + 3] = dt[:, None]
+    x_new = x.copy()
+    x_new[:, :3] += dt[:, None] * x[:, 3:]
+    # Q of constant_velocity_noise (white-noise acceleration, Bar-Shalom et al. 2001, 6.2.2), by blocks.
+    var = accel_std_mps2**2
+    Q = np.zeros_like(P)
+    Q[:, _AXES, _AXES] = (0.25 * var * dt**4)[:, None]
+    Q[:, _AXES, _AXES + 3] = Q[:, _AXES + 3, _AXES] = (0.5 * var * dt**3)[:, None]
+    Q[:, _AXES + 3, _AXES + 3] = (var * dt**2)[:, None]
+    return x_new, F @ P @ np.swapaxes(F, 1, 2) + Q
+
+
+def position_std(P: np.ndarray) -> np.ndarray:
+    """RMS position standard deviation per axis of joint filters, ``sqrt(trace(P_pos) / 3)``.
+
+    Args:
+        P: (..., 6, 6) covariances of states [x, y, z, vx, vy, vz].
+
+    Returns:
+        (...) standard deviations, metres.
+
+    Example:
+        >>> float(position_std(np.diag([4e-4, 4e-4, 4e-4, 1.0, 1.0, 1.0])))
+        0.02
+    """
+    return np.sqrt(np.maximum(np.trace(P[..., :3, :3], axis1=-2, axis2=-1), 0.0) / 3.0)
