@@ -1,8 +1,10 @@
 """Camera model, calibration file formats (read and write), boards, intrinsics, rig checks, fundamental matrices."""
 
 from calibration.board import Board, BoardView, detect_board, parse_board
+from calibration.bundle import BundleProblem, ExtraResiduals, Observations, Refine, bundle_adjust
 from calibration.camera import Camera, CameraRig, fundamental_matrix
 from calibration.checks import check_rig, load_rig
+from calibration.extrinsics import ExtrinsicsResult, calibrate_extrinsics
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
 from calibration.io import (
     read_4da_json,
@@ -26,9 +28,16 @@ from calibration.io import (
 __all__ = [
     "Board",
     "BoardView",
+    "BundleProblem",
     "Camera",
     "CameraRig",
+    "ExtraResiduals",
+    "ExtrinsicsResult",
     "IntrinsicsResult",
+    "Observations",
+    "Refine",
+    "bundle_adjust",
+    "calibrate_extrinsics",
     "calibrate_intrinsics",
     "check_rig",
     "detect_board",
