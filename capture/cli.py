@@ -41,7 +41,7 @@ _CALIBRATE: dict[str, tuple[str, str, str]] = {
     "people": (
         "capture.calibrate.people",
         "main",
-        "refine or bootstrap camera poses from the people moving through the scene",
+        "refine camera poses from the people moving through the scene",
     ),
     "offsets": (
         "capture.calibrate.offsets",
