@@ -146,6 +146,14 @@ def _dataset_main(name: str, argv: list[str]) -> int:
             for row in res.get("smoothing_sweep", []):
                 a, px, avg = row["accel_noise_mps2"], row["pixel_noise_px"], row["average"]
                 print(f"sweep: accel. noise {a:g} m/s^2, 2D noise {px:g} px: {avg:.2f}")
+            for filt, row in res["live"].items():
+                m = row["identity"]
+                print(
+                    f"live, filter {filt}: PCP per frame {row['pcp_per_frame']['average_actors_1_3']:.2f}, "
+                    f"MOTA {m['mota']:.3f}, IDF1 {m['idf1']:.3f}, ID switches {m['id_switches']}, "
+                    f"ids per actor {m['ids_per_actor']}, jitter {row['jitter']['mean_mps2']:.1f} m/s^2, "
+                    f"node {row['node_cpu_ms_per_frame']['median']:.2f} ms/frame"
+                )
         elif name == "campus":
             from capture.benchmarks.campus import run_campus
 

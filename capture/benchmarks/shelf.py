@@ -5,7 +5,9 @@ scores (Cao et al. 2017 greedy parsing, :mod:`capture.benchmarks.body25`), mappe
 reconstructed and tracked by the node's pipeline, mapped to the Shelf-14 evaluation skeleton
 (VoxelPose's Shelf head convention) and scored against ``actorsGT.mat`` with the VoxelPose PCP
 protocol (frames 300-600). 4D Association's own output on the same detections (``skel.txt``) is
-scored by the same evaluator beside ours.
+scored by the same evaluator beside ours. The live node runs twice, with the UKF tracker
+(``[fusion] filter = "ukf"``) and without (``"none"``), and each run's identities (MOTA, IDF1, ID
+switches, ids per actor) and jitter are reported beside its per-frame PCP.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from calibration.io import read_4da_json
 from capture.benchmarks.body25 import (
     BODY25_JOINTS,
     SHELF_FIRST_FRAME,
+    SHELF_FPS,
     SHELF_IMAGE_SIZE,
     read_4da_detections,
     shelf_detections,
@@ -40,17 +43,25 @@ from capture.benchmarks.datasets import (
     read_shelf_gt,
     skel19_to_shelf14,
 )
-from capture.benchmarks.evaluate import PART_NAMES, SHELF_FRAMES, PCPResult, pcp_voxelpose
+from capture.benchmarks.evaluate import (
+    PART_NAMES,
+    SHELF_FRAMES,
+    PCPResult,
+    pcp_voxelpose,
+)
+from capture.benchmarks.tracking_eval import tracking_metrics, tracking_table
 from core.config import Config
 from fusion.smoothing import smooth_sequence
 from triangulation.dlt import triangulate_dlt
 
 __all__ = [
     "CEILING_GATE_PX",
+    "LIVE_LABELS",
     "PUBLISHED_SHELF",
     "SWEEP_ACCEL_MPS2",
     "SWEEP_PIXEL_PX",
     "candidate_ceiling",
+    "live_filter_variant",
     "run_shelf",
 ]
 
@@ -175,13 +186,51 @@ def candidate_ceiling(data: Path, gate_px: float = CEILING_GATE_PX) -> PCPResult
     )
 
 
+LIVE_LABELS: dict[str, str] = {"ukf": "UKF tracker (`ukf`)", "none": "constant velocity, raw poses (`none`)"}
+"""Row labels of the live tracking table, per ``[fusion] filter``."""
+
+
+def live_filter_variant(cfg: Config) -> Config:
+    """``cfg`` with the other live filter (``ukf`` <-> ``none``) and no offline smoothing."""
+    other = "none" if cfg.fusion.filter == "ukf" else "ukf"
+    return dataclasses.replace(
+        cfg,
+        fusion=dataclasses.replace(cfg.fusion, filter=other),
+        smoothing=dataclasses.replace(cfg.smoothing, enabled=False),
+    )
+
+
+def _live_lines(live: dict, offline_jitter: dict | None) -> list[str]:
+    rows = [(LIVE_LABELS[k], v["pcp_per_frame"]["average_actors_1_3"], v, v["node_cpu_ms_per_frame"]["median"])
+            for k, v in live.items()]  # fmt: skip
+    ukf = live.get("ukf", next(iter(live.values())))
+    ign = ", ".join(f"{k} {v['identity']['ignored_predictions']}" for k, v in live.items())
+    off = f", offline (UKF + RTS) {offline_jitter['mean_mps2']:.1f}" if offline_jitter else ""
+    return [
+        "Live tracking, both filters in the same run (identities by py-motmetrics: a prediction matches an "
+        "actor when the mean distance of its 12 limb joints is at most 0.5 m; ids per actor: actors 1-4):",
+        "",
+        *tracking_table(rows),
+        "",
+        "Shelf's ground truth leaves visible people unannotated (4D Association reconstructs up to 5 people "
+        "where at most 3 are annotated), so predictions farther than 0.5 m from every annotated actor are "
+        f"not scored ({ign}): false positives are duplicates only. Jitter = mean joint acceleration "
+        f"(m/s^2, second differences at {SHELF_FPS:g} fps, every published track); ground truth's own "
+        f"{ukf['ground_truth_jitter']['mean_mps2']:.1f}{off}.",
+    ]
+
+
 def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = False) -> dict:
     """Run and score the Shelf benchmark; writes ``shelf.json`` and ``shelf.md`` into ``out_dir``.
 
     With ``sweep`` (and smoothing enabled in ``configs/shelf.toml``) the offline result is also
     computed over :data:`SWEEP_ACCEL_MPS2` x :data:`SWEEP_PIXEL_PX` filter settings, to show how
     much the figure depends on them. With ``ceiling`` the :func:`candidate_ceiling` diagnostic is
-    added, labelled as such.
+    added, labelled as such. The live node also runs with the other ``[fusion] filter``
+    (:func:`live_filter_variant`); ``result["live"]`` holds, per filter, the per-frame PCP, the
+    identity metrics and jitter (:func:`~capture.benchmarks.evaluate.tracking_metrics`; predictions far
+    from every annotated actor are not scored, as Shelf leaves visible people unannotated) and the
+    node's CPU time.
     """
     shelf = data / "shelf"
     rig = read_4da_json(shelf / "4d_association" / "calibration.json")
@@ -191,6 +240,8 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
     n = min(len(v) for v in dets.values())
     frames = [[dets[c][k] for c in rig.names] for k in range(n)]
     run = reconstruct_sequence(rig, frames, cfg)
+    other = live_filter_variant(cfg)
+    runs = {cfg.fusion.filter: run, other.fusion.filter: reconstruct_sequence(rig, frames, other)}
     head = HeadConvention.VOXELPOSE_SHELF
 
     def score(poses: dict[int, np.ndarray]) -> PCPResult:
@@ -203,6 +254,15 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         for f, p in peer_raw.items()
     }
     theirs = pcp_voxelpose(gt, peer, SHELF_FRAMES, n_actors=3)
+    # Shelf's ground truth leaves visible people unannotated, and its gaps are unannotated frames.
+    live = {
+        name: {
+            "pcp_per_frame": _pcp_dict(score(r.frame_poses)),
+            **tracking_metrics(gt, r.frame_poses, r.ids, SHELF_FRAMES, SHELF_FPS, ignore_unmatched=True),
+            "node_cpu_ms_per_frame": timing(r.cpu_ms),
+        }
+        for name, r in sorted(runs.items(), key=lambda kv: kv[0] != "ukf")
+    }
     sm = cfg.smoothing
     result = {
         "benchmark": "shelf",
@@ -218,6 +278,10 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         "4d_association_same_detections": _pcp_dict(theirs),
         "node_cpu_ms_per_frame": timing(run.cpu_ms),
         "smoothing_cpu_ms_per_frame": None if run.smoothing_cpu_ms is None else round(run.smoothing_cpu_ms, 3),
+        "live": live,
+        "offline_jitter": tracking_metrics(gt, run.poses, run.ids, SHELF_FRAMES, SHELF_FPS)["jitter"]
+        if sm.enabled
+        else None,
         "published": [{"method": m, "pcp": v, "source": s} for m, v, s in PUBLISHED_SHELF],
     }
     if sweep and sm.enabled:
@@ -260,6 +324,7 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         f"Node CPU time {result['node_cpu_ms_per_frame']['median']:.2f} ms/frame median "
         f"(5 views, one thread).{smooth_note}",
     ]
+    lines += ["", *_live_lines(live, result["offline_jitter"])]
     if ceiling:
         c = result["diagnostic_candidate_ceiling"]
         lines += [
