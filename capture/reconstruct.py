@@ -5,6 +5,14 @@ undistorted once per view, associated across views by epipolar geometry, triangu
 with per-joint view rejection, and given identities by the tracker. With ``[fusion] filter = "ukf"``
 the tracker is :class:`fusion.live.LiveTracker`: it filters every joint on the groups' 2D joints and
 the published poses are its filtered ones; with ``"none"`` they are the per-frame triangulations.
+
+RGB-D cameras (:class:`fusion.rgbd.RGBDDetections`: detections with their joints lifted to 3D by
+the worker) take part in 2D matching and triangulation as any view. In addition their lifted
+joints go to the live tracker (each group's views' lifted joints, :meth:`LiveTracker.update`'s
+``obs_3d``), and a person seen by an RGB-D camera and no other view is a group of its own whose
+pose is its lifted joints: it starts a track, or updates the track that claimed it (also with
+``single_view_updates`` off, since its depth is measured, not predicted). With ``"none"`` such a
+group's lifted joints are its pose.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from core.errors import ShapeError
 from core.skeleton import Skeleton
 from core.types import Detections2D
 from fusion.live import LiveTracker
+from fusion.rgbd import RGBDDetections
 from fusion.tracking import Tracker, pose_distance_matrix
 from matching.epipolar import EpipolarMatcher
 from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d
@@ -100,10 +109,14 @@ class FrameReconstructor:
         self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
         self.n_unflipped = 0  # left/right joint pairs swapped back (in 2D, and by the live tracker)
 
-    def _prepare(self, dets: Detections2D | None, cam_idx: int) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(
+        self, dets: Detections2D | None, cam_idx: int
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Kept detections of one view: (P, J, 2) undistorted pixels, (P, J) confidences, and for an
+        RGB-D view its lifted joints (P, J, 4) and covariances (P, J, 3, 3) (None otherwise)."""
         J = self.n_joints
         if dets is None or dets.n_people == 0:
-            return np.zeros((0, J, 2)), np.zeros((0, J))
+            return np.zeros((0, J, 2)), np.zeros((0, J)), None
         if dets.poses.shape[1] != J:
             raise ShapeError(f"camera {dets.camera}: poses must have {J} joints; got {dets.poses.shape[1]}")
         conf = dets.poses[..., 2].astype(np.float64)
@@ -112,18 +125,24 @@ class FrameReconstructor:
         )
         pts = dets.poses[keep, :, :2].astype(np.float64)
         und = self.rig[cam_idx].undistort_px(pts.reshape(-1, 2)).reshape(pts.shape)
-        return und, conf[keep]
+        lifted = None
+        if isinstance(dets, RGBDDetections):
+            lifted = (dets.joints3d[keep].astype(np.float64), dets.joints3d_cov[keep].astype(np.float64))
+        return und, conf[keep], lifted
 
     def _associate(
-        self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int
+        self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int, lifted: list | None = None
     ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, np.ndarray, int, int]]]:
         """Groups of (view, detection) per person, the track id each group was built for (0: new),
         and the (track id, predicted (J, 4) pose, view, detection) of tracks claimed in one view only.
 
         Live tracks are projected into every view and claim detections there first (per-view
         Hungarian, gated); a track claimed in fewer than 2 views releases its detection. The
-        remaining detections are grouped across views by epipolar geometry.
+        remaining detections are grouped across views by epipolar geometry. A detection of an
+        RGB-D view (``lifted[c]`` not None) left in no group and claimed by no track is a group of
+        its own.
         """
+        lifted = lifted or [None] * len(pts)
         C, m = len(self.rig), self.mcfg
         claimed = [np.full(p.shape[0], -1, dtype=np.int64) for p in pts]
         track_ids, preds = self.tracker.predictions(stamp_ns)
@@ -147,7 +166,7 @@ class FrameReconstructor:
                     uv_all[c], valid_all[c], pts[c], conf[c], m.min_joint_conf, m.min_common_joints
                 )
                 claimed[c] = assign_detections_to_tracks(cost, gates[c])
-                self._unflip(pts[c], conf[c], claimed[c], uv_all[c], valid_all[c])
+                self._unflip(pts[c], conf[c], claimed[c], uv_all[c], valid_all[c], lifted[c])
             members: list[list[tuple[int, int]]] = [[] for _ in range(len(track_ids))]
             for c, cl in enumerate(claimed):
                 for i, t in enumerate(cl.tolist()):
@@ -171,10 +190,23 @@ class FrameReconstructor:
                     groups.append(tuple((c, int(pool[c][i])) for c, i in g))
                     hints.append(0)
         used = {m for g in groups for m in g}
-        return groups, hints, [s for s in singles if (s[2], s[3]) not in used]
+        singles = [s for s in singles if (s[2], s[3]) not in used]
+        taken = used | {(c, i) for _, _, c, i in singles}
+        for c, lift in enumerate(lifted):
+            if lift is not None:
+                alone = [((c, i),) for i in range(pts[c].shape[0]) if (c, i) not in taken]
+                groups += alone
+                hints += [0] * len(alone)
+        return groups, hints, singles
 
     def _unflip(
-        self, pts: np.ndarray, conf: np.ndarray, claimed: np.ndarray, uv: np.ndarray, valid: np.ndarray
+        self,
+        pts: np.ndarray,
+        conf: np.ndarray,
+        claimed: np.ndarray,
+        uv: np.ndarray,
+        valid: np.ndarray,
+        lifted: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Undo left/right swaps of 2D detections claimed by a track, in place.
 
@@ -189,6 +221,7 @@ class FrameReconstructor:
             claimed: (P,) track index of each detection, -1 for none.
             uv: (T, J, 2) tracks projected into the view, pixels.
             valid: (T, J) projected joints that are known.
+            lifted: an RGB-D view's lifted joints (P, J, 4) and covariances (P, J, 3, 3) (swapped alike).
         """
         det = np.nonzero(claimed >= 0)[0]
         if det.size == 0 or self._left.size == 0:
@@ -207,6 +240,8 @@ class FrameReconstructor:
             p, li, ri = det[k], L[pair], R[pair]
             pts[p, li], pts[p, ri] = pts[p, ri], pts[p, li]  # fancy indexing copies the right side
             conf[p, li], conf[p, ri] = conf[p, ri], conf[p, li]
+            for arr in lifted or ():
+                arr[p, li], arr[p, ri] = arr[p, ri], arr[p, li]
             self.n_unflipped += int(k.size)
 
     def _single_view_pose(self, pred: np.ndarray, c: int, uv: np.ndarray, conf: np.ndarray) -> np.ndarray:
@@ -250,6 +285,10 @@ class FrameReconstructor:
         tri = triangulate_robust(self._P, obs, w, t.min_joint_conf, t.max_reproj_px, t.min_views)
         return tri, np.concatenate([tri.points, tri.conf[:, None]], axis=1).reshape(G, J, 4)
 
+    def _tri_used(self, tri: TriangulationResult, groups: list) -> np.ndarray:
+        """(G, C, J) bool views the robust triangulation kept for each group's joints."""
+        return tri.used.reshape(len(self.rig), len(groups), self.n_joints).transpose(1, 0, 2)
+
     def _merge_duplicates(
         self, groups: list[tuple[tuple[int, int], ...]], hints: list[int], poses: np.ndarray
     ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], bool]:
@@ -292,6 +331,40 @@ class FrameReconstructor:
                 obs_px[p, c], obs_conf[p, c] = pts[c][i], conf[c][i]
         return obs_px, obs_conf
 
+    def _lift_singles(
+        self, groups: list[tuple[tuple[int, int], ...]], poses: np.ndarray, tri_used: np.ndarray, lifted: list
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Poses (G, J, 4) and ``tri_used`` (G, C, J) with every one-view group of an RGB-D view given
+        its lifted joints (those of 2D confidence >= ``min_joint_conf``) as its pose."""
+        poses, tri_used = poses.copy(), tri_used.copy()
+        for g, members in enumerate(groups):
+            if len(members) == 1 and lifted[members[0][0]] is not None:
+                c, i = members[0]
+                poses[g] = self._lifted_pose(lifted, c, i)
+                tri_used[g] = False
+                tri_used[g, c] = poses[g, :, 3] > 0
+        return poses, tri_used
+
+    def _lifted_pose(self, lifted: list, c: int, i: int) -> np.ndarray:
+        """(J, 4) lifted joints of detection ``i`` of RGB-D view ``c`` (conf < ``min_joint_conf``: 0)."""
+        pose = lifted[c][0][i].copy()
+        pose[pose[:, 3] < self.tcfg.min_joint_conf] = 0.0
+        return pose
+
+    def _observations_3d(
+        self, groups: list[tuple[tuple[int, int], ...]], lifted: list
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(G, C, J, 4) lifted joints and (G, C, J, 3, 3) covariances of each group's RGB-D views;
+        None when no group has an RGB-D view."""
+        members = [(g, c, i) for g, mem in enumerate(groups) for c, i in mem if lifted[c] is not None]
+        if not members:
+            return None
+        G, C, J = len(groups), len(self.rig), self.n_joints
+        obs, cov = np.zeros((G, C, J, 4)), np.zeros((G, C, J, 3, 3))
+        for g, c, i in members:
+            obs[g, c], cov[g, c] = lifted[c][0][i], lifted[c][1][i]
+        return obs, cov
+
     def _process_live(
         self,
         groups: list[tuple[tuple[int, int], ...]],
@@ -301,21 +374,30 @@ class FrameReconstructor:
         tri_used: np.ndarray,
         pts: list[np.ndarray],
         conf: list[np.ndarray],
+        lifted: list,
         stamp_ns: int,
         t0: float,
         t1: float,
     ) -> FrameResult:
-        """The tracking stage with the live UKF tracker: it filters the groups' 2D joints, and the
-        published poses are its; a track claimed in one view only is updated by that view alone."""
+        """The tracking stage with the live UKF tracker: it filters the groups' 2D joints (and lifted
+        3D joints), and the published poses are its; a track claimed in one view only is updated by
+        that view alone."""
         t2 = time.thread_time()
-        if singles and self.mcfg.single_view_updates:
+        singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
+        if singles:
             groups = groups + [((c, i),) for _, _, c, i in singles]
             hints = hints + [tid for tid, _, _, _ in singles]
             poses = np.concatenate([poses.reshape(-1, self.n_joints, 4), np.zeros((len(singles), self.n_joints, 4))])
             tri_used = np.concatenate([tri_used, np.zeros((len(singles),) + tri_used.shape[1:], bool)])
         obs_px, obs_conf = self._observations(groups, pts, conf)
         poses = poses.reshape(-1, self.n_joints, 4)
-        upd = self.tracker.update(poses, obs_px, obs_conf, stamp_ns, np.array(hints, dtype=np.int64), tri_used)
+        obs3 = self._observations_3d(groups, lifted)
+        if obs3 is not None:
+            poses, tri_used = self._lift_singles(groups, poses, tri_used, lifted)
+        upd = self.tracker.update(
+            poses, obs_px, obs_conf, stamp_ns, np.array(hints, dtype=np.int64), tri_used,
+            *(obs3 if obs3 is not None else (None, None)),
+        )  # fmt: skip
         self.n_unflipped += upd.n_swapped
         keep = upd.track_ids > 0
         out = upd.poses[keep]
@@ -354,21 +436,35 @@ class FrameReconstructor:
             raise ShapeError(f"expected {len(self.rig)} views; got {len(views)}")
         t0 = time.thread_time()
         prepared = [self._prepare(d, c) for c, d in enumerate(views)]
-        pts = [p for p, _ in prepared]
-        conf = [c for _, c in prepared]
-        groups, hints, singles = self._associate(pts, conf, stamp_ns)
+        pts = [p for p, _, _ in prepared]
+        conf = [c for _, c, _ in prepared]
+        lifted = [m for _, _, m in prepared]
+        rgbd = any(m is not None for m in lifted)
+        groups, hints, singles = self._associate(pts, conf, stamp_ns, lifted)
         t1 = time.thread_time()
         tri, poses = self._triangulate(groups, pts, conf)
+        if rgbd:  # a lone RGB-D detection's pose is its lifted joints, also for merging
+            poses = self._lift_singles(
+                groups, poses.reshape(-1, self.n_joints, 4), self._tri_used(tri, groups), lifted
+            )[0]
         groups, hints, merged = self._merge_duplicates(groups, hints, poses)
         if merged:
             tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
+        used = self._tri_used(tri, groups)
+        if rgbd:
+            poses, used = self._lift_singles(groups, poses.reshape(-1, self.n_joints, 4), used, lifted)
         if self.live:
-            used = tri.used.reshape(len(self.rig), len(groups), self.n_joints).transpose(1, 0, 2)
-            return self._process_live(groups, hints, singles, poses, used, pts, conf, stamp_ns, t0, t1)
-        if singles and self.mcfg.single_view_updates:
+            return self._process_live(groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1)
+        singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
+        if singles:
             single_poses = np.stack(
-                [self._single_view_pose(pred, c, pts[c][i], conf[c][i]) for _, pred, c, i in singles]
+                [
+                    self._lifted_pose(lifted, c, i)
+                    if lifted[c] is not None
+                    else self._single_view_pose(pred, c, pts[c][i], conf[c][i])
+                    for _, pred, c, i in singles
+                ]
             )
             poses = np.concatenate([poses, single_poses]) if len(poses) else single_poses
             groups = groups + [((c, i),) for _, _, c, i in singles]

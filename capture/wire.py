@@ -10,6 +10,13 @@ A message is the multipart ``[topic, header, *buffers]``:
 Never pickle. :func:`decode` checks the version, the schema, the dtypes (an allow-list), the shapes
 (bounded) and the byte counts, and raises :class:`MessageError` on any mismatch so that the receiver
 drops and counts the message.
+
+A ``pose2d`` message carries ``poses`` (P, J, 3) and ``boxes`` (P, 5) float32; an RGB-D camera's
+adds ``joints3d`` (P, J, 4) float32 [x, y, z, conf] (world metres; its lifted joints) and
+``joints3d_cov`` (P, J, 3, 3) float32 (metres^2), decoded into :class:`fusion.rgbd.RGBDDetections`.
+Those two come together or not at all; their shapes, confidences, coordinate range and covariances
+(symmetric, positive definite where conf > 0) are checked, and a malformed pair makes the message
+malformed (``exc.kind == "joints3d"``: dropped and counted, like any other defect).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 
 from core.errors import MessageError
 from core.types import Detections2D, Poses3D
+from fusion.rgbd import RGBDDetections
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -71,6 +79,12 @@ MAX_STAMP_NS: Final = 2**62
 """Largest time stamp accepted, nanoseconds (year 2116 on the Unix clock)."""
 MAX_PEOPLE: Final = 1024
 """Hard wire limit of people in one ``pose2d`` message (the node's configurable cap is lower)."""
+MAX_COORD_M: Final = 1e4
+"""Largest absolute world coordinate of a lifted joint, metres."""
+MAX_STD_M: Final = 100.0
+"""Largest standard deviation along any axis of a lifted joint's covariance, metres."""
+_POSE2D: Final = frozenset({"poses", "boxes"})
+_POSE2D_RGBD: Final = frozenset({"poses", "boxes", "joints3d", "joints3d_cov"})
 
 
 def topic_for(prefix: str, camera: str = "") -> str:
@@ -265,26 +279,50 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
 
 
 def encode_detections(dets: Detections2D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:
-    """Frames of a ``pose2d`` message carrying one camera frame's :class:`Detections2D`."""
-    return encode(
-        Message(
-            "pose2d",
-            dets.camera,
-            dets.frame_idx,
-            dets.stamp_ns,
-            {"poses": dets.poses, "boxes": dets.boxes},
-            meta or {},
+    """Frames of a ``pose2d`` message carrying one camera frame's :class:`Detections2D` (with the
+    lifted joints of an :class:`~fusion.rgbd.RGBDDetections`)."""
+    arrays = {"poses": dets.poses, "boxes": dets.boxes}
+    if isinstance(dets, RGBDDetections):
+        arrays |= {"joints3d": dets.joints3d, "joints3d_cov": dets.joints3d_cov}
+    return encode(Message("pose2d", dets.camera, dets.frame_idx, dets.stamp_ns, arrays, meta or {}))
+
+
+def _check_lifted(joints: np.ndarray, cov: np.ndarray, n_people: int, n_joints: int) -> None:
+    """Validate a ``pose2d`` message's ``joints3d`` and ``joints3d_cov`` (finite already)."""
+    if joints.dtype != np.float32 or cov.dtype != np.float32:
+        raise _bad("joints3d", f"joints3d and joints3d_cov must be float32; got {joints.dtype}, {cov.dtype}")
+    if joints.shape != (n_people, n_joints, 4) or cov.shape != (n_people, n_joints, 3, 3):
+        raise _bad(
+            "joints3d",
+            f"joints3d must be ({n_people}, {n_joints}, 4) and joints3d_cov ({n_people}, {n_joints}, 3, 3); got "
+            f"{joints.shape}, {cov.shape}",
         )
-    )
+    conf = joints[..., 3]
+    if ((conf < 0) | (conf > 1)).any() or (np.abs(joints[..., :3]) > MAX_COORD_M).any():
+        raise _bad("joints3d", f"joints3d: conf must lie in [0, 1] and coordinates within {MAX_COORD_M:g} m")
+    c = cov[conf > 0].astype(np.float64)  # (N, 3, 3)
+    if not c.size:
+        return
+    scale = np.abs(c).max(axis=(1, 2), keepdims=True)
+    if (np.abs(c - np.swapaxes(c, 1, 2)) > 1e-5 * scale).any():
+        raise _bad("joints3d", "joints3d_cov must be symmetric")
+    eig = np.linalg.eigvalsh(0.5 * (c + np.swapaxes(c, 1, 2)))
+    if (eig[:, 0] <= 0).any() or (eig[:, -1] > MAX_STD_M**2).any():
+        raise _bad("joints3d", f"joints3d_cov must be positive definite with std <= {MAX_STD_M:g} m where conf > 0")
 
 
 def decode_detections(msg: Message) -> Detections2D:
-    """The :class:`Detections2D` of a decoded ``pose2d`` message.
+    """The :class:`Detections2D` of a decoded ``pose2d`` message (an
+    :class:`~fusion.rgbd.RGBDDetections` when it carries lifted joints).
 
     Raises:
-        MessageError: wrong schema, missing arrays, or inconsistent shapes.
+        MessageError: wrong schema, missing arrays, or inconsistent shapes; ``kind == "joints3d"``
+            for malformed lifted joints (see the module docstring).
     """
-    if msg.schema != "pose2d" or set(msg.arrays) != {"poses", "boxes"}:
+    names = set(msg.arrays)
+    if msg.schema != "pose2d" or names not in (_POSE2D, _POSE2D_RGBD):
+        if msg.schema == "pose2d" and _POSE2D < names:
+            raise _bad("joints3d", f"pose2d arrays must be {sorted(_POSE2D)} or {sorted(_POSE2D_RGBD)}")
         raise _bad("pose2d", f"not a pose2d message with poses and boxes (schema {msg.schema!r})")
     poses, boxes = msg.arrays["poses"], msg.arrays["boxes"]
     if poses.dtype != np.float32 or boxes.dtype != np.float32 or poses.ndim != 3 or poses.shape[2] != 3:
@@ -293,7 +331,11 @@ def decode_detections(msg: Message) -> Detections2D:
         raise _bad("pose2d", f"boxes must be ({poses.shape[0]}, 5); got {boxes.shape}")
     if poses.shape[0] > MAX_PEOPLE:
         raise _bad("people", f"{poses.shape[0]} people in one view; at most {MAX_PEOPLE}")
-    return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes)
+    if names == _POSE2D:
+        return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes)
+    joints, cov = msg.arrays["joints3d"], msg.arrays["joints3d_cov"]
+    _check_lifted(joints, cov, *poses.shape[:2])
+    return RGBDDetections(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes, joints, cov)
 
 
 def encode_poses3d(frame: Poses3D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:

@@ -22,6 +22,7 @@ __all__ = [
     "FusionConfig",
     "MatchingConfig",
     "NodeConfig",
+    "RGBDConfig",
     "SmoothingConfig",
     "TriangulationConfig",
     "load_config",
@@ -153,6 +154,61 @@ class FusionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RGBDConfig:
+    """Lifting of an RGB-D camera's 2D joints to 3D with its registered depth image (:mod:`fusion.rgbd`).
+
+    Used only for cameras with a ``depth`` source. The depth image is registered to the colour
+    image (same pixel grid, or the same field of view at another resolution), uint16 millimetres,
+    0 = no reading; a reading is the z coordinate in the camera frame, not the range.
+
+    Attributes:
+        window_px: side of the square window sampled around each keypoint, pixels (odd).
+        depth_noise_a_per_m: axial noise model ``sigma_z = a * z^2`` (metres, ``z`` in metres) of a
+            structured-light or time-of-flight sensor (Khoshelham & Elberink 2012 measure about
+            4 cm at 5 m for the Kinect, a = 1.6e-3 per metre; Nguyen et al. 2012: 1.2e-3 + 1.9e-3
+            (z - 0.4)^2). ToF sensors (Kinect v2, Azure Kinect) do better: a smaller ``a``.
+        edge_tol_m: samples within this depth of the window's foreground surface (plus three times
+            the sensor noise at that depth) belong to it, metres; farther ones (background, flying
+            pixels at silhouettes) are rejected.
+        min_valid_frac: a keypoint is lifted only if at least this fraction of its window lies on
+            the foreground surface (holes and other surfaces excluded), in (0, 1].
+        max_body_depth_m: a keypoint whose sample lies farther than this in depth from its
+            person's median sample (e.g. the wall behind an ear at the head's silhouette) is
+            sampled again on its window's surface nearest that median, and not lifted if still
+            farther, metres.
+        min_depth_m: readings nearer than this are invalid, metres.
+        max_depth_m: readings farther than this are invalid, metres.
+        joint_offset_m: the joint centre lies this far behind the visible body surface along the
+            viewing ray, metres: about a limb's radius (3-5 cm for arms, 5-7 cm for legs, more for
+            hips and shoulders inside the torso; Shotton et al. 2011 push surface modes back by a
+            learned 0.039 m).
+        joint_offset_std_m: standard deviation of that offset over joints and people, metres (added
+            to the axial uncertainty).
+    """
+
+    window_px: int = 5
+    depth_noise_a_per_m: float = 0.0015
+    edge_tol_m: float = 0.05
+    min_valid_frac: float = 0.3
+    max_body_depth_m: float = 1.0
+    min_depth_m: float = 0.3
+    max_depth_m: float = 10.0
+    joint_offset_m: float = 0.05
+    joint_offset_std_m: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.window_px < 1 or self.window_px % 2 == 0 or self.window_px > 31:
+            raise ConfigError(f"rgbd.window_px must be an odd number of pixels in [1, 31]; got {self.window_px}")
+        if not 0 < self.min_valid_frac <= 1:
+            raise ConfigError(f"rgbd.min_valid_frac must lie in (0, 1]; got {self.min_valid_frac}")
+        if not 0 <= self.min_depth_m < self.max_depth_m:
+            raise ConfigError(f"rgbd: need 0 <= min_depth_m < max_depth_m; got {self.min_depth_m}, {self.max_depth_m}")
+        for name in ("depth_noise_a_per_m", "edge_tol_m", "joint_offset_std_m", "max_body_depth_m"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"rgbd.{name} must be >= 0; got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class SmoothingConfig:
     """Temporal fusion of each track's joints by an unscented Kalman filter (:mod:`fusion.smoothing`).
 
@@ -242,11 +298,16 @@ class CameraSource:
         source: video file, image folder, webcam index, or a detections file (``*.json[.gz]``).
         image_size: (width, height) of its images, pixels, for calibrations that store none
             (VoxelPose); None takes the calibration's. Where both exist they must agree.
+        depth: an RGB-D camera's depth source, registered to its colour frames: a folder of 16-bit
+            PNG images (uint16 millimetres, 0 = no reading) numbered as the colour frames, or a
+            ``.npy`` (T, H, W) uint16 recording; "" for a colour-only camera. Its worker lifts the
+            2D joints to 3D (``[rgbd]``).
     """
 
     name: str
     source: str
     image_size: tuple[int, int] | None = None
+    depth: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +322,7 @@ class Config:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
+    rgbd: RGBDConfig = field(default_factory=RGBDConfig)
 
 
 _SECTIONS: dict[str, type] = {
@@ -270,7 +332,9 @@ _SECTIONS: dict[str, type] = {
     "fusion": FusionConfig,
     "smoothing": SmoothingConfig,
     "node": NodeConfig,
+    "rgbd": RGBDConfig,
 }
+_CAMERA_KEYS = {"name", "source", "image_size", "depth"}
 
 
 def _section(cls: type, values: Any, where: str) -> Any:
@@ -320,14 +384,21 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         raise ConfigError(f"{where}: calibration must be a path string")
     cams = data.get("cameras", [])
     if not isinstance(cams, list) or not all(
-        isinstance(c, dict) and {"name", "source"} <= set(c) <= {"name", "source", "image_size"} for c in cams
+        isinstance(c, dict) and {"name", "source"} <= set(c) <= _CAMERA_KEYS for c in cams
     ):
         raise ConfigError(
-            f"{where}: cameras must be a list of {{name = ..., source = ..., image_size = [w, h] (optional)}} tables"
+            f"{where}: cameras must be a list of {{name = ..., source = ..., image_size = [w, h] (optional), "
+            "depth = ... (optional)}} tables"
         )
+    for c in cams:
+        if not isinstance(c.get("depth", ""), str):
+            raise ConfigError(f"{where}: [[cameras]] {c['name']}: depth must be a path string; got {c['depth']!r}")
     cameras = tuple(
         CameraSource(
-            str(c["name"]), str(c["source"]), _image_size(c.get("image_size"), f"{where} [[cameras]] {c['name']}")
+            str(c["name"]),
+            str(c["source"]),
+            _image_size(c.get("image_size"), f"{where} [[cameras]] {c['name']}"),
+            c.get("depth", ""),
         )
         for c in cams
     )
@@ -355,5 +426,5 @@ def load_config(path: str | Path) -> Config:
     return dataclasses.replace(
         cfg,
         calibration=resolve(cfg.calibration),
-        cameras=tuple(dataclasses.replace(c, source=resolve(c.source)) for c in cfg.cameras),
+        cameras=tuple(dataclasses.replace(c, source=resolve(c.source), depth=resolve(c.depth)) for c in cfg.cameras),
     )

@@ -30,6 +30,17 @@ Motion while unseen: a joint not measured by two views in a frame has its veloci
 the person's mean joint velocity (time constant 0.1 s): an occluded hand moves on with the body, a
 single-view joint does not drift along the ray, and a lost person moves on as a whole.
 
+RGB-D cameras (:mod:`fusion.rgbd`): a view may also give a joint's lifted 3D position with its
+covariance. It enters by a linear Kalman update (``H = [I 0]``,
+:func:`fusion.live_tracks.update_position`) *instead of* that view's pixels (the lifted point
+carries the pixel's lateral information, so using both would count it twice), beside the other
+views' pixels; it is gated on its own squared Mahalanobis distance (chi-square 99%, 3 degrees of
+freedom: 11.34; a self-occluded joint lifted onto its occluder fails it), and a view whose 3D
+measurement fails the gate falls back to its pixels. A lifted joint observes the whole position,
+so it counts as two views for the velocity rule below, and a person seen by one RGB-D camera alone
+is a group whose ``poses`` are its lifted joints: it starts, restarts and keeps a track as a
+triangulated one does.
+
 Published pose (per assigned group): each joint measured in the frame (or, with ``fill_missing_s``,
 measured at most that long ago) at the filter's position, with confidence
 ``1 / (1 + (std / 0.05 m)^2)`` where ``std = sqrt(trace(P_pos) / 3)`` is the joint's RMS position
@@ -41,6 +52,7 @@ confidence 0 (and std 0).
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
 
 from core.config import FusionConfig
 from core.errors import ShapeError
@@ -57,10 +69,11 @@ from fusion.live_tracks import (
     confidence_from_std,
     position_std,
     predict_linear,
+    update_position,
 )
 from fusion.ukf import SigmaWeights, update
 
-__all__ = ["LiveTracker"]
+__all__ = ["GATE_D2_3D", "LiveTracker"]
 
 _NS = 1e-9
 _VEL_RELAX_S = 0.1
@@ -68,6 +81,8 @@ _BONE_WINDOW = 120
 _BONE_MIN_SAMPLES = 10
 _BONE_REFRESH = 4
 _RESTART_AFTER_S = 0.1
+GATE_D2_3D = float(chi2.ppf(0.99, 3))
+"""Squared Mahalanobis gate of a lifted 3D joint: chi-square 99% quantile, 3 degrees of freedom."""
 
 
 class LiveTracker:
@@ -192,6 +207,8 @@ class LiveTracker:
         stamp_ns: int,
         hint_ids: np.ndarray | None = None,
         tri_used: np.ndarray | None = None,
+        obs_3d: np.ndarray | None = None,
+        obs_3d_cov: np.ndarray | None = None,
     ) -> LiveUpdate:
         """Associate the groups of one frame with the tracks, filter, and manage the tracks.
 
@@ -207,6 +224,10 @@ class LiveTracker:
                 for a triangulated joint (``poses[..., 3] > 0``) only these may enter the filter
                 (a view inconsistent with the others is an outlier even when the prediction,
                 lagging or uncertain, would admit it).
+            obs_3d: (G, C, J, 4) optional lifted joints of RGB-D views [x, y, z, conf], world
+                metres; conf 0 where the view gives none. Used where the view's 2D joint is a
+                measurement too (confidence, ``tri_used``).
+            obs_3d_cov: (G, C, J, 3, 3) their covariances, metres^2 (needed with ``obs_3d``).
 
         Returns:
             :class:`LiveUpdate`.
@@ -232,6 +253,16 @@ class LiveTracker:
                 raise ShapeError(f"tri_used must be (G, {C}, {J}); got {tri_used.shape}")
             meas &= (poses[..., 3] <= 0)[..., None] | tri_used.transpose(0, 2, 1)
         var = np.where(meas, (self.cfg.pixel_noise_px / np.maximum(conf, 1e-6)) ** 2, 1.0)
+        z3 = has3 = cov3 = None
+        if obs_3d is not None:
+            if obs_3d.shape != (G, C, J, 4) or obs_3d_cov is None or obs_3d_cov.shape != (G, C, J, 3, 3):
+                raise ShapeError(
+                    f"obs_3d must be (G, {C}, {J}, 4) with obs_3d_cov (G, {C}, {J}, 3, 3); got {obs_3d.shape}, "
+                    f"{None if obs_3d_cov is None else obs_3d_cov.shape}"
+                )
+            z3 = obs_3d[..., :3].transpose(0, 2, 1, 3).astype(np.float64)  # (G, J, C, 3)
+            cov3 = obs_3d_cov.transpose(0, 2, 1, 3, 4).astype(np.float64)  # (G, J, C, 3, 3)
+            has3 = meas & (obs_3d[..., 3] > 0).transpose(0, 2, 1)
         T = len(self._t.ids)
         assign = np.full(G, -1, np.int64)  # track index per group
         fallback = np.zeros(G, bool)
@@ -255,14 +286,20 @@ class LiveTracker:
             z_eff = np.where(swap[..., None], z[:, m], z)
             var_eff, conf_eff, meas_eff = (np.where(swap, a[:, m], a) for a in (var, conf, meas))
             poses = self._swap_triangulated(poses, swap, meas)
+            if has3 is not None:
+                z3 = np.where(swap[..., None], z3[:, m], z3)
+                cov3 = np.where(swap[..., None, None], cov3[:, m], cov3)
+                has3 = np.where(swap, has3[:, m], has3)
         updated = np.zeros((len(self._t.ids), J), bool)
         if g_idx.size:
             k_idx = assign[g_idx]
             used[g_idx] = inlier[k_idx, g_idx]
-            updated[k_idx] = self._filter(
+            lifted = None if has3 is None else (z3[g_idx], cov3[g_idx], has3[g_idx])
+            updated[k_idx], used3 = self._filter(
                 k_idx, z_eff[g_idx], used[g_idx], meas_eff[g_idx], var_eff[g_idx], poses[g_idx], fallback[g_idx],
-                stamp_ns,
+                stamp_ns, lifted,
             )  # fmt: skip
+            used[g_idx] |= used3
         self._states(assign, stamp_ns)
         new = np.nonzero((assign < 0) & ((poses[..., 3] > 0).sum(axis=1) >= self.cfg.min_joints))[0]
         if new.size:
@@ -287,21 +324,37 @@ class LiveTracker:
 
     def _filter(
         self, k: np.ndarray, z: np.ndarray, mask: np.ndarray, cand: np.ndarray, var: np.ndarray, poses: np.ndarray,
-        force: np.ndarray, stamp_ns: int,
-    ) -> np.ndarray:  # fmt: skip
-        """UKF update of tracks ``k`` (A,) with their groups; returns (A, J) joints updated or (re)started.
+        force: np.ndarray, stamp_ns: int, lifted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """UKF update of tracks ``k`` (A,) with their groups, then the lifted 3D joints' linear updates.
 
         Args: z (A, J, C, 2) pixels, mask (A, J, C) inliers, cand (A, J, C) candidate observations (for
         a triangulated joint: the views its triangulation kept), var (A, J, C), poses (A, J, 4), force (A,)
-        bool: restart at once the joints the candidates mostly reject (assigned by the 3D fallback).
+        bool: restart at once the joints the candidates mostly reject (assigned by the 3D fallback);
+        lifted: optional (z3 (A, J, C, 3) metres, cov3 (A, J, C, 3, 3), has3 (A, J, C) bool).
+
+        Returns: (A, J) bool joints updated or (re)started, and (A, J, C) bool lifted joints used.
         """
         t, (A, J, C) = self._t, mask.shape
         x, P = t.x[k], t.P[k]
+        used3 = np.zeros((A, J, C), bool)
+        if lifted is not None:
+            z3, cov3, has3 = lifted
+            # Gate each lifted joint on the prediction; those inside replace their view's pixels.
+            d_pos = z3 - x[:, :, None, :3]
+            S3 = P[:, :, None, :3, :3] + np.where(has3[..., None, None], cov3, np.eye(3))
+            d2 = np.einsum("ajci,ajci->ajc", d_pos, np.linalg.solve(S3, d_pos[..., None])[..., 0])
+            used3 = has3 & t.active[k][..., None] & (d2 <= GATE_D2_3D)
+            mask = mask & ~used3
         res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z.reshape(-1, C, 2), mask.reshape(-1, C),
                      var.reshape(-1, C), self.projections, self._w)  # fmt: skip
         x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
+        n3 = used3.sum(axis=-1)
+        for c in np.nonzero(used3.any(axis=(0, 1)))[0]:  # one view after the other (sequential updates)
+            m = used3[..., c]
+            x[m], P[m], _ = update_position(x[m], P[m], z3[..., c, :][m], cov3[..., c, :, :][m])
         P = 0.5 * (P + np.swapaxes(P, -1, -2))
-        n_views = res.n_views.reshape(A, J)
+        n_views = res.n_views.reshape(A, J) + n3
         seen = n_views > 0
         tri = poses[..., 3] > 0
         # A joint never initialised restarts from its triangulation, and so does one whose filter the
@@ -334,9 +387,10 @@ class LiveTracker:
         t.x[k], t.P[k], t.active[k] = x, P, active
         fresh = seen | restart
         t.seen_ns[k] = np.where(fresh, stamp_ns, t.seen_ns[k])
-        t.views[k] = np.where(restart, n_cand, n_views)
+        n_lifted = 0 if lifted is None else lifted[2].sum(axis=-1)
+        t.views[k] = np.where(restart, n_cand + n_lifted, n_views + n3)  # a lifted joint counts as two views
         t.agree_ns[k] = np.where(restart, stamp_ns, agree)
-        return fresh
+        return fresh, used3
 
     def _states(self, assign: np.ndarray, stamp_ns: int) -> None:
         """Hits and state transitions of the existing tracks after the frame's assignment."""

@@ -22,6 +22,7 @@ __all__ = [
     "confidence_from_std",
     "position_std",
     "predict_linear",
+    "update_position",
 ]
 
 INIT_POS_STD_M: Final = 0.03
@@ -195,6 +196,45 @@ def predict_linear(
     Q[:, _AXES, _AXES + 3] = Q[:, _AXES + 3, _AXES] = (0.5 * var * dt**3)[:, None]
     Q[:, _AXES + 3, _AXES + 3] = (var * dt**2)[:, None]
     return x_new, F @ P @ np.swapaxes(F, 1, 2) + Q
+
+
+def update_position(
+    x: np.ndarray, P: np.ndarray, z: np.ndarray, R: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kalman update of B joint filters with a measured 3D position (an RGB-D camera's lifted joint).
+
+    The measurement is linear, ``z = H x + v`` with ``H = [I 0]`` and ``v ~ N(0, R)``, so the
+    standard Kalman update is exact (Kalman 1960; Bar-Shalom et al. 2001, §5.2.3; the same equations
+    as filterpy's ``KalmanFilter.update``, tested): ``S = P_pos + R``, ``K = P H^T S^-1``,
+    ``x' = x + K (z - x_pos)``, ``P' = P - K S K^T``.
+
+    Args:
+        x: (B, 6) states [x, y, z, vx, vy, vz], metres and metres/second.
+        P: (B, 6, 6) covariances.
+        z: (B, 3) measured positions, metres (rows where ``mask`` is False are ignored).
+        R: (B, 3, 3) measurement covariances, metres^2 (positive definite where ``mask``).
+        mask: (B,) bool, filters to update (default all); the others keep (x, P).
+
+    Returns:
+        x (B, 6) and P (B, 6, 6) updated, and (B,) the squared Mahalanobis distance of each
+        innovation (chi-square with 3 degrees of freedom under the model; 0 where masked).
+
+    Example:
+        >>> x, P = np.zeros((1, 6)), np.eye(6)[None] * 1e-2
+        >>> x2, P2, d2 = update_position(x, P, np.array([[0.1, 0.0, 0.0]]), np.eye(3)[None] * 1e-2)
+        >>> x2[0, :3].round(3).tolist(), round(float(P2[0, 0, 0]), 4), round(float(d2[0]), 2)
+        ([0.05, 0.0, 0.0], 0.005, 0.5)
+    """
+    B = x.shape[0]
+    m = np.ones(B, bool) if mask is None else np.asarray(mask, dtype=bool)
+    S = P[:, :3, :3] + np.where(m[:, None, None], R, np.eye(3))
+    y = np.where(m[:, None], z - x[:, :3], 0.0)
+    K = np.swapaxes(np.linalg.solve(S, P[:, :3, :]), 1, 2)  # P H^T S^-1 (S and P symmetric)
+    K = np.where(m[:, None, None], K, 0.0)
+    x_new = x + np.einsum("bij,bj->bi", K, y)
+    P_new = P - K @ S @ np.swapaxes(K, 1, 2)
+    d2 = np.einsum("bi,bi->b", y, np.linalg.solve(S, y[..., None])[..., 0])
+    return x_new, P_new, d2
 
 
 def position_std(P: np.ndarray) -> np.ndarray:

@@ -14,6 +14,13 @@ waits for the node's before it publishes and no frame is lost to the PUB/SUB "sl
 (ZeroMQ guide, ch. 5). Offline (``realtime=False``) the socket does not drop at its high-water mark
 (``ZMQ_XPUB_NODROP``): a node that falls behind slows the worker down instead of losing frames.
 
+RGB-D cameras (``depth``: a folder of 16-bit PNG depth images numbered as the colour frames, or a
+``.npy`` recording; :mod:`capture.sources_depth`): the worker lifts each frame's 2D joints to 3D
+world points with the depth image of that frame (:func:`fusion.rgbd.lift_joints`, ``[rgbd]``) and
+sends them with their covariance in the same ``pose2d`` message (``joints3d``, ``joints3d_cov``;
+:mod:`capture.wire`). A frame without a readable depth image is sent with its 2D joints only, and
+counted (``depth_missing``).
+
 Live replay (``realtime=True``): each frame is due at its capture stamp on the wall clock. A worker
 slower than real time processes the freshest frame and skips the rest: a frame is skipped when the
 next one is already overdue (by ``SKIP_SLACK_S``), so the output continues at the rate the machine
@@ -34,12 +41,14 @@ from pathlib import Path
 
 import zmq
 
+from calibration.camera import Camera
 from capture import wire
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
-from core.config import DetectorConfig
-from core.errors import CaptureError, InputError
+from capture.sources_depth import DepthLifter, open_depth_source
+from core.config import DetectorConfig, RGBDConfig
+from core.errors import CalibrationError, CaptureError, InputError
 from core.types import Detections2D
 
 __all__ = ["Worker", "check_source", "is_detection_file", "main"]
@@ -109,6 +118,14 @@ class Worker:
             it (the launcher writes it once every camera is ready, so no frame is due while models
             load).
         secure: optional ``callable(socket)`` applied before connecting (CURVE keys).
+        depth: an RGB-D camera's depth source (folder of 16-bit PNGs or ``.npy``); "" for none.
+        camera_model: the calibrated camera (needed with ``depth``).
+        rgbd: the ``[rgbd]`` lifting settings.
+        pixel_noise_px: 2D joint noise at confidence 1, pixels (``[fusion] pixel_noise_px``), for
+            the lifted joints' lateral uncertainty.
+
+    Raises:
+        InputError: ``depth`` without ``camera_model``.
     """
 
     def __init__(
@@ -125,7 +142,13 @@ class Worker:
         ready_file: str | Path | None = None,
         epoch_file: str | Path | None = None,
         secure=None,  # noqa: ANN001 - Callable[[zmq.Socket], None]
+        depth: str = "",
+        camera_model: Camera | None = None,
+        rgbd: RGBDConfig | None = None,
+        pixel_noise_px: float = 6.0,
     ):
+        if depth and camera_model is None:
+            raise InputError(f"camera {camera}: a depth source needs the camera's calibration")
         self.camera = camera
         self.source = source
         self.endpoint = endpoint
@@ -138,6 +161,11 @@ class Worker:
         self.ready_file = Path(ready_file) if ready_file else None
         self.epoch_file = Path(epoch_file) if epoch_file else None
         self.secure = secure
+        self.depth = depth
+        self.camera_model = camera_model
+        self.rgbd = rgbd or RGBDConfig()
+        self.pixel_noise_px = float(pixel_noise_px)
+        self._lifter: DepthLifter | None = None
         self.detect_ms = RunningStats()
         self.frames_sent = 0
         self.frames_skipped = 0
@@ -175,7 +203,9 @@ class Worker:
             yield current
 
     def _open(self) -> Iterator[tuple[int, int, object]]:
-        """Open source (and model); an iterator of ``(frame_idx, stamp_ns, payload)``."""
+        """Open source (and model, and depth source); an iterator of ``(frame_idx, stamp_ns, payload)``."""
+        if self.depth:
+            self._lifter = DepthLifter(self.depth, self.camera_model, self.rgbd, self.pixel_noise_px)
         if is_detection_file(self.source):
             from capture.detection_files import read_detections_json
 
@@ -197,11 +227,13 @@ class Worker:
 
     def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
         if isinstance(payload, Detections2D):
-            return Detections2D(self.camera, frame_idx, stamp_ns, payload.poses, payload.boxes)
-        t0 = time.perf_counter()
-        poses, boxes = self._detector.detect(payload)
-        self.detect_ms.add((time.perf_counter() - t0) * 1e3)
-        return Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
+            dets = Detections2D(self.camera, frame_idx, stamp_ns, payload.poses, payload.boxes)
+        else:
+            t0 = time.perf_counter()
+            poses, boxes = self._detector.detect(payload)
+            self.detect_ms.add((time.perf_counter() - t0) * 1e3)
+            dets = Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
+        return dets if self._lifter is None else self._lifter.lift(dets)
 
     def _produce(self, out: queue.Queue) -> None:
         """Producer thread: ``("ready",)``, ``("dets", Detections2D)``..., then ``("end",)`` or ``("error", exc)``."""
@@ -243,6 +275,8 @@ class Worker:
         finally:
             if self._source is not None:
                 self._source.close()
+            if self._lifter is not None:
+                self._lifter.close()
 
     # -- sender (main thread) ----------------------------------------------------------------
     def _wait_for_subscriber(self, sock: zmq.Socket, stop: threading.Event) -> None:
@@ -292,7 +326,7 @@ class Worker:
             "detection_ms": self.detect_ms.summary(),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "pid": os.getpid(),
-        }
+        } | ({"depth_lifted": self._lifter.lifted, "depth_missing": self._lifter.missing} if self._lifter else {})
 
     def run(self, ctx: zmq.Context | None = None, stop: threading.Event | None = None) -> dict:
         """Run until the source ends or ``stop`` is set; always sends the end-of-stream message.
@@ -370,6 +404,31 @@ class Worker:
         return stats
 
 
+def _depth_setup(args: argparse.Namespace, cfg) -> tuple[str, Camera | None]:  # noqa: ANN001 - core.config.Config
+    """The camera's depth source (``--depth``, else its ``[[cameras]] depth``) and, with one, its
+    calibrated camera (``--calibration``, else the config's).
+
+    Raises:
+        InputError: a depth source without a calibration.
+        CalibrationError: the calibration cannot be read or lacks the camera.
+    """
+    entry = next((c for c in cfg.cameras if c.name == args.camera), None)
+    depth = args.depth if args.depth is not None else (entry.depth if entry is not None else "")
+    if not depth:
+        return "", None
+    calib = args.calibration or cfg.calibration
+    if not calib:
+        raise InputError(f"camera {args.camera}: depth {depth} needs a calibration (--calibration or the config's)")
+    from calibration.io import read_calibration
+
+    sizes = {entry.name: entry.image_size} if entry is not None and entry.image_size is not None else None
+    rig = read_calibration(calib, sizes=sizes, names=[args.camera])
+    with open_depth_source(depth):  # a bad depth source fails here, before anything starts
+        pass
+    log.info("camera %s: RGB-D, depth from %s, calibration %s", args.camera, depth, calib)
+    return depth, rig[args.camera]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``mvcap worker``: run one camera's worker. Exit 0 ok, 1 runtime failure, 2 bad input."""
     from core.logsetup import setup_logging
@@ -385,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime", action="store_true", help="pace file sources at their frame rate")
     p.add_argument("--ready-file", default=None, help="touched once source and model are open")
     p.add_argument("--epoch-file", default=None, help="realtime: wait for this file and take the epoch (ns) from it")
+    p.add_argument("--depth", default=None, help="RGB-D: depth PNG folder or .npy (default: the config camera's depth)")
+    p.add_argument("--calibration", default=None, help="RGB-D: calibration file (default: the config's)")
     add_client_key_args(p, "camera")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -401,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             from capture.assets import yolo_pose_onnx
 
             model = str(yolo_pose_onnx((cfg.detector.input_h, cfg.detector.input_w)))
+        depth, camera_model = _depth_setup(args, cfg)
         worker = Worker(
             args.camera,
             args.source,
@@ -413,9 +475,13 @@ def main(argv: list[str] | None = None) -> int:
             ready_file=args.ready_file,
             epoch_file=args.epoch_file,
             secure=secure,
+            depth=depth,
+            camera_model=camera_model,
+            rgbd=cfg.rgbd,
+            pixel_noise_px=cfg.fusion.pixel_noise_px,
         )
         stats = worker.run(stop=stop)
-    except InputError as exc:
+    except (InputError, CalibrationError) as exc:
         log.error("%s", exc)
         return 2
     except CaptureError as exc:

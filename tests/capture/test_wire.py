@@ -112,3 +112,92 @@ def test_random_bytes_never_crash(rng):
         frames = [rng.bytes(int(rng.integers(0, 64))) for _ in range(n)]
         with pytest.raises(MessageError):
             wire.decode(frames)
+
+
+# -- RGB-D: lifted joints in the pose2d message -----------------------------------------------------
+
+
+def _rgbd(rng, P=2):
+    from fusion.rgbd import RGBDDetections
+
+    d = _dets(rng, P)
+    joints = np.concatenate([rng.normal(0, 2, (P, 17, 3)), rng.uniform(0, 1, (P, 17, 1))], axis=-1)
+    joints[0, 3] = 0.0  # a joint not lifted
+    A = rng.normal(size=(P, 17, 3, 3))
+    cov = (A @ np.swapaxes(A, -1, -2)) * 1e-4 + np.eye(3) * 1e-5
+    cov[0, 3] = 0.0
+    return RGBDDetections(d.camera, d.frame_idx, d.stamp_ns, d.poses, d.boxes, joints, cov)
+
+
+def test_rgbd_detections_round_trip(rng):
+    from fusion.rgbd import RGBDDetections
+
+    d = _rgbd(rng)
+    frames = [bytes(f) for f in wire.encode_detections(d, {"prev": [1, 2]})]
+    assert len(frames) == 6  # topic, header, 4 arrays
+    got = wire.decode_detections(wire.decode(frames))
+    assert isinstance(got, RGBDDetections)
+    assert np.array_equal(got.joints3d, d.joints3d) and np.array_equal(got.joints3d_cov, d.joints3d_cov)
+    assert np.array_equal(got.poses, d.poses) and got.camera == "cam01"
+    plain = wire.decode_detections(wire.decode([bytes(f) for f in wire.encode_detections(_dets(rng))]))
+    assert type(plain) is Detections2D  # no lifted joints: the plain type, as before
+
+
+def _with_arrays(d, **arrays):
+    base = {"poses": d.poses, "boxes": d.boxes, "joints3d": d.joints3d, "joints3d_cov": d.joints3d_cov}
+    base.update(arrays)
+    msg = wire.Message("pose2d", "cam01", 1, 1, {k: v for k, v in base.items() if v is not None})
+    return [bytes(f) for f in wire.encode(msg)]
+
+
+def _cov_with(d, value, where=(1, 2)):
+    cov = np.array(d.joints3d_cov)
+    cov[where] = value
+    return cov
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: {"joints3d_cov": None}, "pose2d arrays must be"),
+        (lambda d: {"joints3d": None}, "pose2d arrays must be"),
+        (lambda d: {"joints3d": np.array(d.joints3d)[:, :5]}, r"joints3d must be \(2, 17, 4\)"),
+        (lambda d: {"joints3d_cov": np.array(d.joints3d_cov)[..., :2]}, "joints3d_cov"),
+        (lambda d: {"joints3d": np.array(d.joints3d, np.float64)}, "float32"),
+        (lambda d: {"joints3d": np.array(d.joints3d) * np.array([1, 1, 1, 3], np.float32)}, "conf must lie"),
+        (lambda d: {"joints3d": np.array(d.joints3d) + np.array([1e5, 0, 0, 0], np.float32)}, "coordinates within"),
+        (lambda d: {"joints3d_cov": _cov_with(d, [[1e-4, 5e-5, 0], [0, 1e-4, 0], [0, 0, 1e-4]])}, "symmetric"),
+        (lambda d: {"joints3d_cov": _cov_with(d, -np.eye(3) * 1e-4)}, "positive definite"),
+        (lambda d: {"joints3d_cov": _cov_with(d, np.zeros((3, 3)))}, "positive definite"),
+        (lambda d: {"joints3d_cov": _cov_with(d, np.eye(3) * 1e6)}, "std <="),
+    ],
+)
+def test_malformed_lifted_joints_make_the_message_malformed(rng, change, match):
+    """Each defect raises MessageError of kind "joints3d" (the node drops and counts the message)."""
+    d = _rgbd(rng)
+    with pytest.raises(MessageError, match=match) as info:
+        wire.decode_detections(wire.decode(_with_arrays(d, **change(d))))
+    assert info.value.kind == "joints3d"
+
+
+def test_nan_in_lifted_joints_is_rejected(rng):
+    d = _rgbd(rng)
+    joints = np.array(d.joints3d)
+    joints[1, 4, 2] = np.nan
+    with pytest.raises(MessageError, match="NaN") as info:
+        wire.decode(_with_arrays(d, joints3d=joints))
+    assert info.value.kind == "nan"
+
+
+def test_lifted_joints_reach_the_node_intake_and_malformed_ones_are_counted(rng):
+    """The node's intake hands an RGB-D camera's lifted joints on, and counts a malformed pair under
+    malformed.joints3d without crashing."""
+    from capture.service.intake import Intake
+    from fusion.rgbd import RGBDDetections
+
+    intake = Intake(("cam01",), n_joints=17, max_people=64, heartbeat_timeout_s=3.0)
+    d = _rgbd(rng)
+    got, _ = intake.accept([bytes(f) for f in wire.encode_detections(d)])
+    assert isinstance(got, RGBDDetections) and np.array_equal(got.joints3d, d.joints3d)
+    assert intake.accept(_with_arrays(d, joints3d_cov=_cov_with(d, -np.eye(3)))) is None
+    assert intake.dropped == {"malformed.joints3d": 1}

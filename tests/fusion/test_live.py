@@ -282,3 +282,105 @@ def test_shapes_and_config_are_checked(rig):
     with pytest.raises(ConfigError, match="pixel_noise_px"):
         config_from_dict({"fusion": {"pixel_noise_px": 0.0}})
     assert config_from_dict({"fusion": {"filter": "none", "confirm_after": 2}}).fusion.confirm_after == 2
+
+
+# -- lifted 3D joints of RGB-D views (fusion.rgbd) --------------------------------------------------
+
+
+def test_update_position_equals_filterpy_kalman_update(rng):
+    """The batched, masked linear update with H = [I 0] is filterpy's KalmanFilter.update."""
+    from filterpy.kalman import KalmanFilter
+
+    from fusion.live_tracks import update_position
+
+    B = 6
+    x = rng.normal(size=(B, 6))
+    A = rng.normal(size=(B, 6, 6))
+    P = A @ np.swapaxes(A, 1, 2) * 1e-2 + np.eye(6) * 1e-3
+    z = rng.normal(size=(B, 3))
+    Rm = rng.normal(size=(B, 3, 3))
+    R = Rm @ np.swapaxes(Rm, 1, 2) * 1e-3 + np.eye(3) * 1e-4
+    mask = np.array([True, True, False, True, True, False])
+    x2, P2, d2 = update_position(x, P, z, R, mask)
+    for b in range(B):
+        kf = KalmanFilter(dim_x=6, dim_z=3)
+        kf.x, kf.P, kf.R, kf.H = x[b].copy(), P[b].copy(), R[b].copy(), np.eye(3, 6)
+        if mask[b]:
+            kf.update(z[b])
+            assert d2[b] == pytest.approx(float(kf.y @ np.linalg.solve(kf.S, kf.y)), rel=1e-9)
+        else:
+            assert d2[b] == 0.0
+        np.testing.assert_allclose(x2[b], kf.x, atol=1e-12)
+        np.testing.assert_allclose(P2[b], kf.P, atol=1e-12)
+
+
+def _lifted_group(P, X, rng, view: int, std_m: float = 0.01, noise_px: float = 1.0, shift_m=None):
+    """One group seen by ``view`` alone, an RGB-D view: its 2D joints, its lifted joints (truth +
+    isotropic ``std_m`` noise, moved by ``shift_m`` (J, 3) if given) as both the pose and ``obs_3d``."""
+    C = P.shape[0]
+    poses, obs, conf = _groups(P, [X], rng, noise_px=noise_px, views=[[view]])
+    lifted = X + rng.normal(0, std_m, X.shape) + (0.0 if shift_m is None else shift_m)
+    obs3 = np.zeros((1, C, J, 4))
+    obs3[0, view] = np.c_[lifted, np.ones(J)]
+    cov3 = np.zeros((1, C, J, 3, 3))
+    cov3[0, view] = np.eye(3) * std_m**2
+    pose = obs3[:, view].copy()
+    tri_used = np.zeros((1, C, J), bool)
+    tri_used[0, view] = True
+    return pose, obs, conf, tri_used, obs3, cov3
+
+
+def test_a_person_seen_by_one_rgbd_view_starts_and_keeps_a_track_in_3d(rig, rng):
+    """View 0 alone, with lifted joints (1 cm noise): the track starts from them, is confirmed and
+    keeps its id; its joints are within 1.5 cm of the truth (median) along every axis, depth
+    included, and the lifted joints enter the filter (marked used)."""
+    tr = _tracker(rig)
+    P = rig.projections()
+    errors = []
+    for f in range(30):
+        X = _walker(f)
+        pose, obs, conf, used, obs3, cov3 = _lifted_group(P, X, rng, view=0)
+        out = tr.update(pose, obs, conf, f * DT_NS, None, used, obs3, cov3)
+        assert out.track_ids.tolist() == [1]
+        if f >= 5:
+            errors.append(np.linalg.norm(out.poses[0, :, :3] - X, axis=1))
+    assert tr.tracks[0].state == TrackState.CONFIRMED
+    assert np.median(errors) < 0.015 and out.used[0, 0].all() and not out.used[0, 1:].any()
+
+
+def test_lifted_joints_correct_depth_and_an_occluder_depth_is_gated_out(rig, rng):
+    """After 20 frames of view 0 with lifted joints, the lifted joints move 4 cm farther along view
+    0's rays (2 sigma: inside the gate): the track follows along the ray, which pixels cannot show.
+    Then the left wrist is lifted 0.5 m in front of itself (onto an occluder): the 3D gate rejects
+    it, its pixel is used instead, and the wrist stays where it is."""
+    tr = _tracker(rig)
+    P = rig.projections()
+    centre = rig[0].center
+
+    def step(X, f, shift_m=None):
+        g = _lifted_group(P, X, rng, view=0, std_m=0.02, shift_m=shift_m)
+        return tr.update(*g[:3], f * DT_NS, None, *g[3:])
+
+    for f in range(20):
+        step(_walker(f), f)
+    X = _walker(20)
+    rays = (X - centre) / np.linalg.norm(X - centre, axis=1, keepdims=True)
+    range_before = np.linalg.norm(tr.tracks[0].pose[:, :3] - centre, axis=1)
+    for f in range(20, 30):
+        out = step(X, f, 0.04 * rays)
+    moved = np.linalg.norm(out.poses[0, :, :3] - centre, axis=1) - range_before
+    assert np.median(moved) > 0.03  # towards the lifted depth (4 cm), not held by the pixels
+    shift = np.zeros((J, 3))
+    shift[LW] = -0.5 * rays[LW]
+    before = out.poses[0, LW, :3].copy()
+    out = step(X, 30, 0.04 * rays + shift)
+    assert np.linalg.norm(out.poses[0, LW, :3] - before) < 0.01 and out.used[0, 0, LW]
+
+
+def test_obs_3d_shapes_are_checked(rig):
+    tr = _tracker(rig)
+    args = (np.zeros((1, J, 4)), np.zeros((1, 4, J, 2)), np.zeros((1, 4, J)), 0, None, None)
+    with pytest.raises(ShapeError, match="obs_3d"):
+        tr.update(*args, np.zeros((1, 4, J, 3)), np.zeros((1, 4, J, 3, 3)))
+    with pytest.raises(ShapeError, match="obs_3d_cov"):
+        tr.update(*args, np.zeros((1, 4, J, 4)), None)
