@@ -28,6 +28,7 @@ import numpy as np
 from capture import wire
 from core.errors import MessageError, ShapeError
 from core.types import Detections2D
+from fusion.rgbd import RGBDDetections
 
 __all__ = ["MAX_EVENTS", "CameraState", "Intake", "sanitise"]
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 1000
 """Lifecycle events kept for the summary; later ones are only counted."""
 _MAX_COUNT = 2**40
-_STAT_KEYS = ("frames", "skipped", "peak_rss_mb", "pid", "interrupted")
+_STAT_KEYS = ("frames", "skipped", "peak_rss_mb", "pid", "interrupted", "depth_lifted", "depth_missing")
 
 
 def sanitise(value: object, limit: int = 64) -> str:
@@ -248,7 +249,13 @@ class Intake:
                 cam, dets.frame_idx, dets.poses.shape[0], self.max_people,
             )  # fmt: skip
             keep = np.sort(np.argsort(-dets.boxes[:, 4], kind="stable")[: self.max_people])
-            dets = Detections2D(cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep])
+            if isinstance(dets, RGBDDetections):  # the lifted joints follow the people kept
+                dets = RGBDDetections(
+                    cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep],
+                    dets.joints3d[keep], dets.joints3d_cov[keep],
+                )  # fmt: skip
+            else:
+                dets = Detections2D(cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep])
         return dets, _prev(msg.meta, dets)
 
     def filed(self, dets: Detections2D) -> None:

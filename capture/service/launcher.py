@@ -66,6 +66,8 @@ def dump_config(cfg: Config) -> str:
         lines += ["[[cameras]]", f"name = {_toml_value(cam.name)}", f"source = {_toml_value(cam.source)}"]
         if cam.image_size is not None:
             lines.append(f"image_size = [{int(cam.image_size[0])}, {int(cam.image_size[1])}]")
+        if cam.depth:
+            lines.append(f"depth = {_toml_value(cam.depth)}")
         lines.append("")
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from capture import wire
 from capture.service.intake import MAX_EVENTS, Intake
 from capture.service.report import completeness, format_summary
 from core.types import Detections2D
+from fusion.rgbd import RGBDDetections
 
 CAMS = ("cam01", "cam02")
 
@@ -28,6 +29,20 @@ def test_people_cap_keeps_the_most_confident_in_their_order():
     dets, _ = intake.accept(_pose2d("cam01", 5, [0.2, 0.9, 0.5, 0.95, 0.1]))
     assert dets.boxes[:, 4].tolist() == np.float32([0.9, 0.5, 0.95]).tolist()
     assert intake.dropped["people_capped"] == 1
+
+
+def test_people_cap_keeps_the_lifted_joints_of_the_people_kept():
+    intake = Intake(CAMS, 17, max_people=2, heartbeat_timeout_s=3.0)
+    scores = [0.2, 0.9, 0.95]
+    poses = np.stack([np.full((17, 3), s, np.float32) for s in scores])
+    boxes = np.array([[0, 0, 1, 1, s] for s in scores], np.float32)
+    joints3d = np.stack([np.full((17, 4), k + 1, np.float32) for k in range(3)])  # person k: value k + 1
+    joints3d[..., 3] = 1.0
+    cov = np.tile(np.eye(3, dtype=np.float32) * 1e-4, (3, 17, 1, 1))
+    dets = RGBDDetections("cam01", 4, 1004, poses, boxes, joints3d, cov)
+    got, _ = intake.accept([bytes(f) for f in wire.encode_detections(dets)])
+    assert isinstance(got, RGBDDetections) and intake.dropped["people_capped"] == 1
+    assert got.joints3d[:, 0, 0].tolist() == [2.0, 3.0] and got.joints3d_cov.shape == (2, 17, 3, 3)
 
 
 def test_declared_previous_frame_is_taken_only_when_sane():
