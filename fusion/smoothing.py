@@ -178,13 +178,20 @@ def smooth_joint_track(
         else:
             dt = stamps_s[t] - stamps_s[frames[-1]]
             ukf.Q = _process_noise(dt, cfg.accel_noise_mps2)
-            ukf.predict(dt=dt)
-            ref = points[t, :3] if points[t, 3] > 0 else ukf.x[:3]
-            cams = gated_views(t, ref)
-            if len(cams):
-                r = np.repeat((cfg.pixel_noise_px / obs_conf[t, cams]) ** 2, 2)
-                ukf.update(obs_px[t, cams].ravel(), R=np.diag(r), hx=hx, cams=cams)
-                last_seen = t
+            try:
+                ukf.predict(dt=dt)
+                ref = points[t, :3] if points[t, 3] > 0 else ukf.x[:3]
+                cams = gated_views(t, ref)
+                if len(cams):
+                    r = np.repeat((cfg.pixel_noise_px / obs_conf[t, cams]) ** 2, 2)
+                    ukf.update(obs_px[t, cams].ravel(), R=np.diag(r), hx=hx, cams=cams)
+                    last_seen = t
+            except np.linalg.LinAlgError:
+                # The covariance lost positive definiteness (filterpy's sigma points at alpha 1e-3
+                # cancel to ~1e-9): end this stretch; the next observation starts a new filter.
+                stretches.append((frames, xs, ps, last_seen))
+                frames, xs, ps = [], [], []
+                continue
         frames.append(t)
         xs.append(ukf.x.copy())
         ps.append(ukf.P.copy())

@@ -140,3 +140,25 @@ def test_bad_input_is_a_clear_error(rig, rng):
     frame = SequenceFrame(0, np.array([1]), points[None, :2], obs[None, :2], conf[None, :2])
     with pytest.raises(ShapeError, match="frame 0"):
         smooth_sequence([frame], P, CFG)
+
+
+def test_a_covariance_that_loses_positive_definiteness_restarts_the_filter(rig, rng, monkeypatch):
+    """filterpy's Cholesky fails (seen on Shelf at alpha 1e-3): the stretch ends, the take goes on."""
+    from filterpy.kalman import UnscentedKalmanFilter
+
+    P, t, truth, points, obs, conf = _scene(rig, rng)
+    original, calls = UnscentedKalmanFilter.predict, {"n": 0}
+
+    def failing_predict(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise np.linalg.LinAlgError("3-th leading minor of the array is not positive definite")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UnscentedKalmanFilter, "predict", failing_predict)
+    out = smooth_joint_track(t, points, obs, conf, P, CFG)
+    assert calls["n"] > 50 and np.isfinite(out).all()
+    # The frame where it failed keeps its input; both stretches around it are still smoothed.
+    assert np.array_equal(out[50], points[50])
+    raw, rts = np.sqrt(np.mean(_err(points, truth)[5:] ** 2)), np.sqrt(np.mean(_err(out, truth)[5:] ** 2))
+    assert rts < 0.8 * raw
