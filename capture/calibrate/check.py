@@ -27,7 +27,6 @@ self-consistency check cannot see it; only another measurement (a board, a known
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -40,6 +39,7 @@ from scipy.optimize import linear_sum_assignment
 
 from calibration.camera import Camera, CameraRig
 from calibration.io import read_calibration
+from capture.calibrate.cli_common import Parser, UsageError
 from capture.calibrate.offsets import read_detection_folder
 from capture.outputs.jsonl import iter_poses_jsonl
 from capture.reconstruct import FrameReconstructor
@@ -53,15 +53,6 @@ __all__ = ["errors_from_detections", "errors_from_take", "main", "summarise"]
 log = logging.getLogger(__name__)
 
 _PROG = "mvcap calibrate check"
-
-
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
 
 
 def _empty(rig: CameraRig) -> dict[str, dict]:
@@ -223,8 +214,8 @@ def summarise(collected: dict[str, dict], flag_factor: float = 2.0, min_joints: 
     }
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog=_PROG, description="Per-camera reprojection error of a take (a bad calibration stands out).")
+def _parser() -> Parser:
+    p = Parser(prog=_PROG, description="Per-camera reprojection error of a take (a bad calibration stands out).")
     p.add_argument("--calibration", required=True, metavar="FILE", help="calibration file")
     p.add_argument("--detections", required=True, metavar="DIR", help="folder of <camera>.json.gz detections")
     p.add_argument("--take", metavar="RUN_DIR", help="take or run folder with poses3d.jsonl (or the file itself)")
@@ -250,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         setup_logging(args.log_level)
         if not (0 <= args.min_conf <= 1 and args.gate > 0 and args.flag_factor > 1 and args.min_joints >= 0):
-            raise _UsageError("need 0 <= --min-conf <= 1, --gate > 0, --flag-factor > 1, --min-joints >= 0")
-    except (_UsageError, ValueError) as exc:
+            raise UsageError("need 0 <= --min-conf <= 1, --gate > 0, --flag-factor > 1, --min-joints >= 0")
+    except (UsageError, ValueError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

@@ -19,6 +19,7 @@ import numpy as np
 
 from calibration.camera import CameraRig
 from calibration.io import CalibrationFormat, detect_format, format_for_target, read_calibration, write_calibration
+from capture.calibrate.cli_common import Parser, UsageError
 from core.errors import CaptureError, OutputError
 from core.logsetup import setup_logging
 
@@ -28,15 +29,6 @@ log = logging.getLogger(__name__)
 
 _PROG = "mvcap calibrate convert"
 _DEPTHS_M = (0.5, 2.0, 8.0)
-
-
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
 
 
 def max_change_px(before: CameraRig, after: CameraRig, grid: int = 9) -> float:
@@ -83,9 +75,9 @@ def _size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _parser() -> _Parser:
+def _parser() -> Parser:
     formats = ", ".join(f.value for f in CalibrationFormat)
-    p = _Parser(
+    p = Parser(
         prog=_PROG,
         description="Convert a calibration between formats: mvcap JSON, Qualisys .qca.txt, Pose2Sim/anipose "
         "TOML, VoxelPose, CMU Panoptic and 4D Association JSON, TUM projection matrices (a folder).",
@@ -114,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         setup_logging(args.log_level)
-    except (_UsageError, ValueError) as exc:
+    except (UsageError, ValueError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     names = [n.strip() for n in args.cameras.split(",") if n.strip()] if args.cameras else None

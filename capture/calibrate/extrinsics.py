@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Final
 from calibration.board import BOARD_SPEC_HELP, parse_board
 from calibration.extrinsics import ExtrinsicsResult, calibrate_extrinsics
 from calibration.io import read_calibration, write_json
+from capture.calibrate.cli_common import Parser, UsageError, parse_cameras
 from capture.calibrate.intrinsics import detect_in_source
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
@@ -44,17 +44,8 @@ __all__ = ["main"]
 _PROG: Final = "mvcap calibrate extrinsics"
 
 
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
-
-
-def _build_parser() -> _Parser:
-    p = _Parser(prog=_PROG, description=__doc__.splitlines()[0])
+def _build_parser() -> Parser:
+    p = Parser(prog=_PROG, description=__doc__.splitlines()[0])
     p.add_argument("--board", required=True, help=f"the board: {BOARD_SPEC_HELP}")
     p.add_argument("--intrinsics", required=True, help="calibration file with every camera's K and distortion")
     p.add_argument(
@@ -74,21 +65,6 @@ def _build_parser() -> _Parser:
     )  # fmt: skip
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
     return p
-
-
-def _parse_cameras(specs: list[str]) -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise _UsageError(f"--camera must be NAME=PATH (a video file or image folder); got {spec!r}")
-        out.append((name.strip(), Path(path.strip())))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise _UsageError(f"camera names must be unique; got {names}")
-    if len(out) < 2:
-        raise _UsageError("extrinsics need at least 2 cameras (--camera NAME=PATH, repeated)")
-    return out
 
 
 def _summary(result: ExtrinsicsResult, found: dict, out: Path, board: str) -> dict:
@@ -145,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args = _build_parser().parse_args(argv)
-        cameras = _parse_cameras(args.camera)
+        cameras = parse_cameras(args.camera, 2, "extrinsics")
         if args.every < 1 or not args.max_view_rms_px > 0:
-            raise _UsageError("--every must be >= 1 and --max-view-rms-px > 0")
+            raise UsageError("--every must be >= 1 and --max-view-rms-px > 0")
         setup_logging(args.log_level)
-    except (_UsageError, ValueError) as exc:
+    except (UsageError, ValueError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:

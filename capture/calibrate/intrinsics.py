@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -41,6 +40,7 @@ from calibration.intrinsics import (
     calibrate_intrinsics,
 )
 from calibration.io import read_calibration, write_json
+from capture.calibrate.cli_common import Parser, UsageError, parse_cameras
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
 
@@ -51,15 +51,6 @@ log = logging.getLogger(__name__)
 _PROG: Final = "mvcap calibrate intrinsics"
 IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 NOTE_NO_EXTRINSICS: Final = "extrinsics not calibrated (R = identity, t = 0) for: "
-
-
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,19 +178,6 @@ def _progress(frames: Iterator[tuple[int, np.ndarray]], total: int, camera: str)
     return iter(tqdm(frames, total=total, desc=f"{camera}: searching frames", unit="frame", leave=False))
 
 
-def _parse_cameras(specs: list[str]) -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise _UsageError(f"--camera must be NAME=PATH (a video file or image folder); got {spec!r}")
-        out.append((name.strip(), Path(path.strip())))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise _UsageError(f"camera names must be unique; got {names}")
-    return out
-
-
 def _merge(base: CameraRig | None, results: list[IntrinsicsResult]) -> tuple[CameraRig, list[str]]:
     """The rig to write and the names of cameras without extrinsics (R = identity, t = 0)."""
     new = {r.camera: r for r in results}
@@ -226,8 +204,8 @@ def _summary(found: CameraViews, res: IntrinsicsResult) -> dict:
     }  # fmt: skip
 
 
-def _build_parser() -> _Parser:
-    p = _Parser(prog=_PROG, description=__doc__.splitlines()[0])
+def _build_parser() -> Parser:
+    p = Parser(prog=_PROG, description=__doc__.splitlines()[0])
     p.add_argument("--board", required=True, help=f"the board: {BOARD_SPEC_HELP}")
     p.add_argument(
         "--camera", action="append", required=True, metavar="NAME=PATH",
@@ -276,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args = _build_parser().parse_args(argv)
-        cameras = _parse_cameras(args.camera)
+        cameras = parse_cameras(args.camera)
         if args.every < 1 or args.max_views < 3 or args.min_views < 3 or args.search_px < 0:
-            raise _UsageError("--every must be >= 1, --max-views and --min-views >= 3, --search-px >= 0")
+            raise UsageError("--every must be >= 1, --max-views and --min-views >= 3, --search-px >= 0")
         if args.out is None and args.update is None:
-            raise _UsageError("give --out FILE (or --update FILE to rewrite that file)")
+            raise UsageError("give --out FILE (or --update FILE to rewrite that file)")
         setup_logging(args.log_level)
-    except (_UsageError, ValueError) as exc:
+    except (UsageError, ValueError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out if args.out is not None else args.update)

@@ -17,7 +17,6 @@ frames gives -7.8 / 26.3 / -7.6 ms (cam03's epipolar cost against cam01 falls mo
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 from calibration.camera import CameraRig, fundamental_matrix
 from calibration.io import read_calibration
 from calibration.time_offsets import PoseSeries, TimeOffsets, estimate_time_offsets
+from capture.calibrate.cli_common import Parser, UsageError
 from capture.detection_files import read_detections_json
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
@@ -41,15 +41,6 @@ __all__ = ["main", "read_detection_folder", "refine_epipolar"]
 log = logging.getLogger(__name__)
 
 _PROG = "mvcap calibrate offsets"
-
-
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
 
 
 def read_detection_folder(folder: str | Path, names: Sequence[str] | None = None) -> dict[str, list[Detections2D]]:
@@ -123,8 +114,8 @@ def refine_epipolar(
     return out
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog=_PROG, description="Clock offsets between cameras from the people's keypoint motion.")
+def _parser() -> Parser:
+    p = Parser(prog=_PROG, description="Clock offsets between cameras from the people's keypoint motion.")
     p.add_argument("--detections", required=True, metavar="DIR", help="folder of <camera>.json.gz detections")
     p.add_argument("--calibration", metavar="FILE", help="calibration: its cameras and order (optional)")
     p.add_argument("--reference", metavar="NAME", help="camera whose offset is 0 (default: the first)")
@@ -155,10 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         setup_logging(args.log_level)
         if not args.max_offset_ms > 0:
-            raise _UsageError(f"--max-offset-ms must be positive; got {args.max_offset_ms}")
+            raise UsageError(f"--max-offset-ms must be positive; got {args.max_offset_ms}")
         if args.refine == "epipolar" and not args.calibration:
-            raise _UsageError("--refine epipolar needs --calibration")
-    except (_UsageError, ValueError) as exc:
+            raise UsageError("--refine epipolar needs --calibration")
+    except (UsageError, ValueError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
