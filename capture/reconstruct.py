@@ -26,9 +26,8 @@ from calibration.camera import CameraRig
 from core.config import FusionConfig, MatchingConfig, TriangulationConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
-from core.types import Detections2D
+from core.types import Detections2D, RGBDDetections
 from fusion.live import LiveTracker
-from fusion.rgbd import RGBDDetections
 from fusion.tracking import Tracker, pose_distance_matrix
 from matching.epipolar import EpipolarMatcher
 from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d

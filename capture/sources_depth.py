@@ -240,7 +240,7 @@ class DepthLifter:
             return dets
         self.lifted += 1
         lifted = lift_joints(self.camera, depth, dets.poses, self.cfg, self.pixel_noise_px)
-        return RGBDDetections.from_lifted(dets, lifted)
+        return RGBDDetections.from_detections(dets, lifted.joints, lifted.cov)
 
     def close(self) -> None:
         """Release the depth source."""

@@ -29,8 +29,7 @@ from typing import Any, Final
 import numpy as np
 
 from core.errors import MessageError
-from core.types import Detections2D, Poses3D
-from fusion.rgbd import RGBDDetections
+from core.types import Detections2D, Poses3D, RGBDDetections
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -12,7 +12,7 @@ import numpy as np
 
 from core.errors import ShapeError
 
-__all__ = ["Detections2D", "Poses3D", "check_array"]
+__all__ = ["Detections2D", "Poses3D", "RGBDDetections", "check_array"]
 
 
 def check_array(name: str, array: object, shape: tuple[int | None, ...], dtype: type) -> np.ndarray:
@@ -103,3 +103,34 @@ class Poses3D:
         object.__setattr__(self, "poses", check_array("poses", poses, (ids.shape[0], None, 4), np.float64))
         object.__setattr__(self, "frame_idx", int(self.frame_idx))
         object.__setattr__(self, "stamp_ns", int(self.stamp_ns))
+
+
+@dataclass(frozen=True, slots=True)
+class RGBDDetections(Detections2D):
+    """2D detections of an RGB-D camera frame with their joints lifted to 3D (:mod:`fusion.rgbd`).
+
+    Attributes (besides :class:`~core.types.Detections2D`'s):
+        joints3d: (P, J, 4) float32 [x, y, z, conf] lifted joints, world frame, metres; conf 0 where
+            the joint was not lifted (no 2D joint, a hole or an edge), its other entries 0.
+        joints3d_cov: (P, J, 3, 3) float32 their covariances, world frame, metres^2 (0 where conf
+            is 0).
+
+    Raises:
+        ShapeError: an array of the wrong shape, or not finite.
+    """
+
+    joints3d: np.ndarray
+    joints3d_cov: np.ndarray
+
+    def __post_init__(self) -> None:
+        Detections2D.__post_init__(self)  # zero-argument super() does not work in a slots dataclass
+        P, J = self.poses.shape[:2]
+        object.__setattr__(self, "joints3d", check_array("joints3d", self.joints3d, (P, J, 4), np.float32))
+        object.__setattr__(
+            self, "joints3d_cov", check_array("joints3d_cov", self.joints3d_cov, (P, J, 3, 3), np.float32)
+        )
+
+    @classmethod
+    def from_detections(cls, dets: Detections2D, joints3d: np.ndarray, joints3d_cov: np.ndarray) -> RGBDDetections:
+        """``dets`` with lifted joints (of the same people and joints) attached (``fusion.rgbd.lift_joints``)."""
+        return cls(dets.camera, dets.frame_idx, dets.stamp_ns, dets.poses, dets.boxes, joints3d, joints3d_cov)

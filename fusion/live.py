@@ -52,7 +52,7 @@ confidence 0 (and std 0).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.special import chdtri
 
 from core.config import FusionConfig
 from core.errors import ShapeError
@@ -81,7 +81,7 @@ _BONE_WINDOW = 120
 _BONE_MIN_SAMPLES = 10
 _BONE_REFRESH = 4
 _RESTART_AFTER_S = 0.1
-GATE_D2_3D = float(chi2.ppf(0.99, 3))
+GATE_D2_3D = float(chdtri(3, 0.01))  # chi2.ppf(0.99, 3)
 """Squared Mahalanobis gate of a lifted 3D joint: chi-square 99% quantile, 3 degrees of freedom."""
 
 

@@ -46,43 +46,12 @@ from calibration.camera import Camera
 from core.config import RGBDConfig
 from core.errors import ShapeError
 from core.numeric import masked_median
-from core.types import Detections2D, check_array
+from core.types import RGBDDetections
 
 __all__ = ["MM_PER_M", "LiftedJoints", "RGBDDetections", "depth_noise_std", "lift_joints", "sample_depth"]
 
 MM_PER_M: Final = 1000.0
 """Depth images hold millimetres."""
-
-
-@dataclass(frozen=True, slots=True)
-class RGBDDetections(Detections2D):
-    """2D detections of an RGB-D camera frame with their joints lifted to 3D.
-
-    Attributes (besides :class:`~core.types.Detections2D`'s):
-        joints3d: (P, J, 4) float32 [x, y, z, conf] lifted joints, world frame, metres; conf 0 where
-            the joint was not lifted (no 2D joint, a hole or an edge), its other entries 0.
-        joints3d_cov: (P, J, 3, 3) float32 their covariances, world frame, metres^2 (0 where conf
-            is 0).
-
-    Raises:
-        ShapeError: an array of the wrong shape, or not finite.
-    """
-
-    joints3d: np.ndarray
-    joints3d_cov: np.ndarray
-
-    def __post_init__(self) -> None:
-        Detections2D.__post_init__(self)  # zero-argument super() does not work in a slots dataclass
-        P, J = self.poses.shape[:2]
-        object.__setattr__(self, "joints3d", check_array("joints3d", self.joints3d, (P, J, 4), np.float32))
-        object.__setattr__(
-            self, "joints3d_cov", check_array("joints3d_cov", self.joints3d_cov, (P, J, 3, 3), np.float32)
-        )
-
-    @classmethod
-    def from_lifted(cls, dets: Detections2D, lifted: LiftedJoints) -> RGBDDetections:
-        """``dets`` with ``lifted`` (of the same people and joints) attached."""
-        return cls(dets.camera, dets.frame_idx, dets.stamp_ns, dets.poses, dets.boxes, lifted.joints, lifted.cov)
 
 
 @dataclass(frozen=True, slots=True)

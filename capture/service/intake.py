@@ -27,8 +27,7 @@ import numpy as np
 
 from capture import wire
 from core.errors import MessageError, ShapeError
-from core.types import Detections2D
-from fusion.rgbd import RGBDDetections
+from core.types import Detections2D, RGBDDetections
 
 __all__ = ["MAX_EVENTS", "CameraState", "Intake", "sanitise"]
 

@@ -173,7 +173,8 @@ def _views(rig: CameraRig, dets: list[np.ndarray], f: int, depth: np.ndarray | N
     for c, d in enumerate(dets):
         v = Detections2D(rig[c].name, f, f * DT_NS, d.astype(np.float32), np.tile(BOX, (len(d), 1)))
         if c == 0 and depth is not None:
-            v = RGBDDetections.from_lifted(v, lift_joints(rig[0], depth, d, RGBDConfig(), PIXEL_NOISE_PX))
+            lifted = lift_joints(rig[0], depth, d, RGBDConfig(), PIXEL_NOISE_PX)
+            v = RGBDDetections.from_detections(v, lifted.joints, lifted.cov)
         out.append(v)
     return out
 
