@@ -9,7 +9,8 @@ bone lengths jointly with ``scipy.optimize.least_squares`` (trust-region reflect
 Jacobian, soft-L1 loss): reprojection residuals in pixels weighted by the 2D confidence, plus
 limb-length residuals ``(|X_a - X_b| - L_track,limb) / sigma`` tying each person's skeleton over time.
 A camera in too few groups is held out of the round and then re-posed by RANSAC resection against
-the people the others triangulate (:func:`calibration.people_association.resect_camera`).
+the people the others triangulate (:func:`calibration.people_resection.resect_camera`). The
+least-squares problem itself is :class:`calibration.people_bundle.PeopleBundle`.
 
 Gauge (Triggs et al. 2000, §9): the reference camera's pose is held fixed (6 dof) and a stiff
 residual holds the distance from it to the farthest camera (1 dof; without it the focal lengths
@@ -36,6 +37,15 @@ not flagged). Pose2Sim demo (4 real cameras, 100 frames, real YOLO11n-pose 2D), 
 5 starts converge to the same rig (0.15 deg, 1 cm apart), 3-8 s; it reprojects the detections at a
 median 9.1 px where the Qualisys reference calibration gives 13.7 px, and lies 0.7-3.0 deg and
 5-13 cm from that reference (10 deg / 50 cm: 2 of 5 on that rig, 1 within 0.5 deg, 2 wrong).
+Precision on that take (two people over a treadmill, ~10 px 2D noise, errors correlated over
+frames): 1-sigma 0.9-1.1 deg and 5.6-6.0 cm per camera by a bootstrap over 10-frame blocks (the
+Jacobian's covariance, which assumes independent errors, says 0.3-0.4 deg and 1.6-2.3 cm); halves
+of the take differ by up to 1.9 deg and 12 cm, and detections at 1152x640 instead of 640x384 move
+the rig by up to 4 deg and 29 cm while both rigs reproject either detection set within 0.3 px of
+each other (rotation and translation of a camera are coupled: correlation 0.97 for cam03). The
+reference's cam03 does not fit the take: the three others triangulate the people at a uniform
+-33 px horizontal offset in it (every joint -21 to -46 px), and its pose alone makes up most of
+the reference's excess error (13.7 -> 10.8 px with the refined cam03 swapped in).
 
 Convention: cameras as :mod:`calibration.camera` (``x_cam = R @ x_world + t``); poses (P, J, 3)
 [u_px, v_px, conf] in distorted pixels, joints in the skeleton's order, missing joints conf 0.
@@ -49,18 +59,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import least_squares
 
 from calibration.camera import Camera, CameraRig
-from calibration.people_association import (
-    CameraReprojection,
-    PeopleObservations,
-    ReprojectionStats,
-    build_observations,
-    reprojection_errors,
-    resect_camera,
-)
+from calibration.people_association import PeopleObservations, build_observations
+from calibration.people_bundle import CameraReprojection, PeopleBundle, ReprojectionStats, reprojection_errors
+from calibration.people_resection import resect_camera
 from core.errors import CalibrationError, ShapeError
 from core.skeleton import Skeleton
 
@@ -76,7 +80,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_GAUGE_SIGMA_M = 1e-4  # stiffness of the residual that holds the reference-to-gauge-camera distance
 _SUSPECT_RATIO = 2.5  # a camera reprojecting this many times worse than the others' median did not converge
 _LEG_TRUNK_FRACTION = 0.779  # (shoulder - ankle height) / stature, Drillis & Contini 1966 (Winter 2009, Fig. 4.1)
 
@@ -211,185 +214,6 @@ class PeopleCalibrationResult:
     seconds: float = 0.0
 
 
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices [v]x (column j is v x e_j)."""
-    return np.swapaxes(np.cross(v[..., None, :], np.eye(3)), -1, -2)
-
-
-def _exp_and_left_jacobian(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation matrices exp([w]x) and SO(3) left Jacobians of (C, 3) rotation vectors (Rodrigues)."""
-    theta = np.linalg.norm(w, axis=-1)[:, None, None]
-    W = _skew(w)
-    W2 = W @ W
-    small = theta < 1e-6
-    th = np.where(small, 1.0, theta)
-    a = np.where(small, 1.0 - theta**2 / 6, np.sin(th) / th)
-    b = np.where(small, 0.5 - theta**2 / 24, (1 - np.cos(th)) / th**2)
-    c = np.where(small, 1 / 6 - theta**2 / 120, (th - np.sin(th)) / th**3)
-    eye = np.eye(3)
-    return eye + a * W + b * W2, eye + b * W + c * W2
-
-
-class _PeopleBundle:
-    """Residuals and sparse analytic Jacobian of the people bundle adjustment.
-
-    Parameters: per free camera a rotation vector (left increment on its initial rotation) and a
-    translation (6), optionally one log focal scale per camera, 3 per joint, 1 per bone length.
-    Residuals: (u, v) per observation times sqrt(conf), pixels; one per bone observation,
-    (|X_a - X_b| - L) / bone_sigma_m; one holding the distance from the reference camera to the
-    farthest camera at its initial value (the scale gauge during the adjustment).
-    """
-
-    def __init__(
-        self, rig: CameraRig, obs: PeopleObservations, ref: int, held: Sequence[int], refine_focal: bool, sigma_b: float
-    ):
-        self.rig, self.ref, self.sigma_b = rig, ref, sigma_b
-        n = len(rig)
-        order = np.argsort(obs.cam_idx, kind="stable")
-        self.cam, self.pt, self.uv = obs.cam_idx[order], obs.point_idx[order], obs.uv_px[order]
-        self.sw = np.sqrt(obs.conf[order])
-        self.bounds = np.searchsorted(self.cam, np.arange(n + 1))
-        self.bone_a, self.bone_b, self.bone_var = obs.bone_a, obs.bone_b, obs.bone_var
-        self.points0, self.bone_init = obs.points, obs.bone_init
-        free = [c for c in range(n) if c != ref and c not in held]
-        self.slot = np.full(n, -1)  # pose block of each camera, -1 when held fixed
-        self.slot[free] = np.arange(len(free))
-        self.n_focal = n if refine_focal else 0
-        self.off_f = 6 * len(free)
-        self.off_x = self.off_f + self.n_focal
-        self.off_l = self.off_x + 3 * len(obs.points)
-        self.n_params = self.off_l + len(obs.bone_init)
-        self.R0 = np.stack([c.R for c in rig])
-        self.t0 = np.stack([c.t for c in rig])
-        K = np.stack([c.K for c in rig])[self.cam]
-        self.f0, self.pp = K[:, [0, 0, 1], [0, 1, 1]], K[:, :2, 2]  # (M, 3) fx, skew, fy; (M, 2) cx, cy
-        self.dist = np.stack([c.dist for c in rig])[self.cam].T  # (5, M)
-        d = np.linalg.norm(np.stack([c.center for c in rig]) - rig[ref].center, axis=1) * (self.slot >= 0)
-        self.gauge, self.gauge_d0 = int(np.argmax(d)), float(d.max())  # farthest free camera from the reference
-        self._key: bytes | None = None
-        self._pattern()
-
-    def x0(self) -> np.ndarray:
-        x = np.concatenate([np.zeros(self.off_x), self.points0.ravel(), self.bone_init])
-        x[: self.off_f].reshape(-1, 6)[self.slot[self.slot >= 0], 3:] = self.t0[self.slot >= 0]
-        return x
-
-    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """R (C, 3, 3), t (C, 3), focal scales (C,), points (N, 3), left Jacobians (C, 3, 3)."""
-        n = len(self.rig)
-        w, t = np.zeros((n, 3)), self.t0.copy()
-        free = self.slot >= 0
-        blocks = x[: self.off_f].reshape(-1, 6)
-        w[free], t[free] = blocks[self.slot[free], :3], blocks[self.slot[free], 3:]
-        E, Jl = _exp_and_left_jacobian(w)
-        fs = np.exp(x[self.off_f : self.off_x]) if self.n_focal else np.ones(n)
-        return E @ self.R0, t, fs, x[self.off_x : self.off_l].reshape(-1, 3), Jl
-
-    def camera(self, x: np.ndarray, c: int) -> Camera:
-        R, t, fs, _, _ = self.unpack(x)
-        cam = self.rig[c]
-        K = cam.K.copy()
-        K[:2, :2] *= fs[c]
-        return Camera(cam.name, K, cam.dist, R[c], t[c], cam.size)
-
-    def _pattern(self) -> None:
-        """CSR structure of the Jacobian, in the order :meth:`jacobian` produces its values."""
-        m, nb = len(self.cam), len(self.bone_a)
-        r2 = 2 * np.arange(m)[:, None, None] + np.arange(2)[None, :, None]  # (M, 2, 1)
-        free = self.slot[self.cam] >= 0
-        rows = [np.broadcast_to(r2, (m, 2, 3)), np.broadcast_to(r2[free], (int(free.sum()), 2, 6))]
-        cam_cols = 6 * self.slot[self.cam[free]][:, None, None] + np.arange(6)
-        cols = [np.broadcast_to(self.off_x + 3 * self.pt[:, None, None] + np.arange(3), rows[0].shape),
-                np.broadcast_to(cam_cols, rows[1].shape)]  # fmt: skip
-        if self.n_focal:
-            rows.append(r2[:, :, 0])
-            cols.append(np.broadcast_to(self.off_f + self.cam[:, None], (m, 2)))
-        rb = 2 * m + np.arange(nb)
-        rows += [np.repeat(rb, 3), np.repeat(rb, 3), rb]
-        cols += [self.off_x + 3 * self.bone_a[:, None] + np.arange(3),
-                 self.off_x + 3 * self.bone_b[:, None] + np.arange(3), self.off_l + self.bone_var]  # fmt: skip
-        rows.append(np.full(6 if self.slot[self.gauge] >= 0 else 0, 2 * m + nb))
-        cols.append(6 * self.slot[self.gauge] + np.arange(len(rows[-1])))
-        rows = np.concatenate([np.ravel(r) for r in rows])
-        cols = np.concatenate([np.ravel(c) for c in cols])
-        self.shape = (2 * m + nb + 1, self.n_params)
-        csr = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=np.float64), (rows, cols)), shape=self.shape)
-        self.perm = csr.data.astype(np.int64) - 1
-        self.indices, self.indptr = csr.indices, csr.indptr
-
-    def _evaluate(self, x: np.ndarray) -> dict:
-        """Projections and their derivatives at ``x`` (cached for the residual/Jacobian pair)."""
-        key = x.tobytes()
-        if key == self._key:
-            return self._cache
-        R, t, fs, X, Jl = self.unpack(x)
-        Z = np.empty((len(self.cam), 3))
-        for c in range(len(self.rig)):
-            sl = slice(self.bounds[c], self.bounds[c + 1])
-            Z[sl] = X[self.pt[sl]] @ R[c].T
-        Xc = Z + t[self.cam]
-        z = np.where(np.abs(Xc[:, 2]) < 1e-9, 1e-9, Xc[:, 2])
-        xn, yn = Xc[:, 0] / z, Xc[:, 1] / z
-        k1, k2, p1, p2, k3 = self.dist
-        r2 = xn * xn + yn * yn
-        rad = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        xd = xn * rad + 2 * p1 * xn * yn + p2 * (r2 + 2 * xn * xn)
-        yd = yn * rad + p1 * (r2 + 2 * yn * yn) + 2 * p2 * xn * yn
-        f = self.f0 * fs[self.cam][:, None]
-        duv = np.stack([f[:, 0] * xd + f[:, 1] * yd, f[:, 2] * yd], axis=1)
-        self._key = key
-        self._cache = dict(R=R, t=t, X=X, Jl=Jl, Z=Z, z=z, xn=xn, yn=yn, r2=r2, rad=rad, f=f, duv=duv)
-        return self._cache
-
-    def residuals(self, x: np.ndarray) -> np.ndarray:
-        e = self._evaluate(x)
-        r_rep = ((e["duv"] + self.pp - self.uv) * self.sw[:, None]).ravel()
-        X = e["X"]
-        lengths = np.linalg.norm(X[self.bone_a] - X[self.bone_b], axis=1)
-        r_bone = (lengths - x[self.off_l :][self.bone_var]) / self.sigma_b
-        R, t = e["R"], e["t"]
-        c_g, c_r = -R[self.gauge].T @ t[self.gauge], -R[self.ref].T @ t[self.ref]
-        r_gauge = (np.linalg.norm(c_g - c_r) - self.gauge_d0) / _GAUGE_SIGMA_M
-        return np.concatenate([r_rep, r_bone, [r_gauge]])
-
-    def jacobian(self, x: np.ndarray) -> sp.csr_matrix:
-        e = self._evaluate(x)
-        xn, yn, r2, rad, z, f = e["xn"], e["yn"], e["r2"], e["rad"], e["z"], e["f"]
-        k1, k2, p1, p2, k3 = self.dist
-        drad = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))
-        d00 = rad + xn * xn * drad + 2 * p1 * yn + 6 * p2 * xn
-        d01 = xn * yn * drad + 2 * p1 * xn + 2 * p2 * yn
-        d11 = rad + yn * yn * drad + 6 * p1 * yn + 2 * p2 * xn
-        a = np.stack([f[:, 0] * d00 + f[:, 1] * d01, f[:, 0] * d01 + f[:, 1] * d11, f[:, 2] * d01, f[:, 2] * d11], 1)
-        a = a.reshape(-1, 2, 2) * (self.sw / z)[:, None, None]  # d uv / d (x, y) * z, weighted
-        Jc = np.concatenate([a, -(a[:, :, :1] * xn[:, None, None] + a[:, :, 1:] * yn[:, None, None])], axis=2)
-        JX = np.empty_like(Jc)
-        Jw = np.empty_like(Jc)
-        R, Z, Jl = e["R"], e["Z"], e["Jl"]
-        for c in range(len(self.rig)):
-            sl = slice(self.bounds[c], self.bounds[c + 1])
-            JX[sl] = Jc[sl] @ R[c]
-            Jw[sl] = -np.cross(Jc[sl], Z[sl, None, :]) @ Jl[c]
-        free = self.slot[self.cam] >= 0
-        vals = [JX.ravel(), np.concatenate([Jw[free], Jc[free]], axis=2).ravel()]
-        if self.n_focal:
-            vals.append((e["duv"] * self.sw[:, None]).ravel())
-        X = e["X"]
-        d = X[self.bone_a] - X[self.bone_b]
-        u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None] / self.sigma_b
-        vals += [u.ravel(), -u.ravel(), np.full(len(d), -1.0 / self.sigma_b)]
-        g, t = self.gauge, e["t"]  # d |c_g - c_ref| with c_g = -R0^T exp(-w) t
-        if self.slot[g] < 0:  # every camera held: no gauge derivative
-            return sp.csr_matrix((np.concatenate(vals)[self.perm], self.indices, self.indptr), shape=self.shape)
-        c_g, c_r = -R[g].T @ t[g], -R[self.ref].T @ t[self.ref]
-        n = (c_g - c_r) / max(np.linalg.norm(c_g - c_r), 1e-12) / _GAUGE_SIGMA_M
-        E_neg, Jl_neg = _exp_and_left_jacobian(-x[6 * self.slot[g] : 6 * self.slot[g] + 3][None])
-        dc_dw = -self.R0[g].T @ _skew(E_neg[0] @ t[g]) @ Jl_neg[0]
-        vals.append(np.concatenate([n @ dc_dw, n @ -R[g].T]))
-        data = np.concatenate(vals)[self.perm]
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
-
-
 def _select_frames(frames: Sequence[Sequence[np.ndarray]], n_cams: int, n_joints: int, max_frames: int) -> list:
     """At most ``max_frames`` frames evenly spread over the take, shapes checked."""
     for k, frame in enumerate(frames):
@@ -503,7 +327,7 @@ def calibrate_from_people(
         # 90 degrees on Panoptic from a 3-degree start); in the last round only the absolute minimum counts
         least = opt.min_groups if rnd == opt.rounds - 1 else max(opt.min_groups, 0.5 * np.median(groups))
         held = [c for c in range(len(rig)) if groups[c] < least]
-        bundle = _PeopleBundle(current, obs, ref, held, opt.refine_focal, opt.bone_sigma_m)
+        bundle = PeopleBundle(current, obs, ref, held, opt.refine_focal, opt.bone_sigma_m)
         res = least_squares(
             bundle.residuals, bundle.x0(), jac=bundle.jacobian, method="trf", x_scale="jac",
             loss="soft_l1", f_scale=robust,

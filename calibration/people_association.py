@@ -1,4 +1,4 @@
-"""Observations for calibration from people: cross-view association, triangulation, tracks, errors.
+"""Observations for calibration from people: cross-view association, triangulation, tracks.
 
 The steps that turn per-camera 2D poses into the input of the people bundle adjustment
 (:mod:`calibration.people`): :func:`associate_people` groups one frame's detections of the same
@@ -6,8 +6,9 @@ person by epipolar distances under a possibly rough rig, greedily, at most one d
 all pairs agreeing (Hartley & Zisserman §9.2; the simple end of Dong et al. 2019, "Fast and Robust
 Multi-Person 3D Pose Estimation from Multiple Views"); :func:`triangulate_weighted` is a
 confidence-weighted DLT (Hartley & Zisserman §12.2); :func:`link_tracks` links people over frames
-by the nearest 3D centroid (Hungarian, gated); :func:`resect_camera` poses a camera the association
-could not place from the people the others triangulate. :func:`reprojection_errors` measures a rig.
+by the nearest 3D centroid (Hungarian, gated); :func:`build_observations` chains them over a take.
+The bundle adjustment itself is :mod:`calibration.people_bundle`; re-posing a camera the association
+could not place is :mod:`calibration.people_resection`.
 
 Convention: poses are (P, J, 3) [u_px, v_px, conf] in distorted pixels, a missing joint has conf 0;
 a group is a tuple of (cam_idx, det_idx) sorted by cam_idx (the ``PersonGroup`` of the style guide).
@@ -18,24 +19,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from calibration.camera import Camera, CameraRig, fundamental_matrix
+from calibration.camera import CameraRig, fundamental_matrix
 from core.errors import ShapeError
 
 __all__ = [
-    "CameraReprojection",
     "PeopleObservations",
-    "ReprojectionStats",
     "associate_people",
     "build_observations",
     "epipolar_costs",
     "fundamental_matrices",
     "link_tracks",
-    "reprojection_errors",
-    "resect_camera",
     "triangulate_weighted",
     "undistort_poses",
 ]
@@ -437,146 +433,3 @@ def _bones(
     lengths = np.linalg.norm(points[a] - points[b], axis=1)
     init = np.array([np.median(lengths[var == v]) for v in range(int(var.max(initial=-1)) + 1)])
     return a, b, var.astype(np.int64), init
-
-
-@dataclass(frozen=True, slots=True)
-class CameraReprojection:
-    """Reprojection error of one camera.
-
-    Attributes:
-        name: camera name.
-        median_px: median reprojection error, pixels.
-        mean_px: mean reprojection error, pixels.
-        n_observations: 2D joints measured.
-    """
-
-    name: str
-    median_px: float
-    mean_px: float
-    n_observations: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReprojectionStats:
-    """Reprojection error of a rig on associated detections (:func:`reprojection_errors`).
-
-    Attributes:
-        median_px: median over all 2D observations of |projected - detected|, pixels.
-        mean_px: mean of the same, pixels.
-        n_observations: 2D joints measured.
-        per_camera: one entry per camera, rig order.
-    """
-
-    median_px: float
-    mean_px: float
-    n_observations: int
-    per_camera: tuple[CameraReprojection, ...]
-
-
-def reprojection_errors(rig: CameraRig, obs: PeopleObservations) -> ReprojectionStats:
-    """Reprojection error of a rig on associated observations.
-
-    Each observed joint is triangulated with ``rig`` (:func:`triangulate_weighted`, weights = 2D
-    confidence) and reprojected with distortion, so that two rigs are compared on the same
-    detections whatever rig associated them.
-
-    Args:
-        rig: the cameras (same order as ``obs.cam_idx``).
-        obs: observations (:func:`build_observations`).
-
-    Returns:
-        Median and mean |projected - detected|, pixels, overall and per camera.
-    """
-    n_cams, n_pts = len(rig), len(obs.points)
-    uv = np.zeros((n_cams, n_pts, 2))
-    w = np.zeros((n_cams, n_pts))
-    for c, cam in enumerate(rig):
-        sel = obs.cam_idx == c
-        uv[c, obs.point_idx[sel]] = cam.undistort_px(obs.uv_px[sel])
-        w[c, obs.point_idx[sel]] = obs.conf[sel]
-    X = triangulate_weighted(rig.projections(), uv, w)
-    err = np.zeros(len(obs.cam_idx))
-    per_cam = []
-    for c, cam in enumerate(rig):
-        sel = obs.cam_idx == c
-        err[sel] = np.linalg.norm(cam.project(X[obs.point_idx[sel]]) - obs.uv_px[sel], axis=1)
-        e = err[sel]
-        per_cam.append(
-            CameraReprojection(cam.name, *(float(f(e)) if e.size else 0.0 for f in (np.median, np.mean)), int(e.size))
-        )
-    med, mean = (float(f(err)) if err.size else 0.0 for f in (np.median, np.mean))
-    return ReprojectionStats(med, mean, int(err.size), tuple(per_cam))
-
-
-def resect_camera(
-    cam: Camera,
-    poses: Sequence[np.ndarray],
-    people: Sequence[np.ndarray],
-    min_conf: float = 0.3,
-    inlier_px: float = 25.0,
-) -> Camera | None:
-    """Pose a camera from 3D people with unknown identities in its view (RANSAC over person matches).
-
-    Each hypothesis matches one detection to one 3D person of one frame and solves their joints by
-    PnP (SQPnP, Terzakis & Lourakis 2020; resection, Hartley & Zisserman §7.1); it scores the joints
-    of all frames that reproject within ``inlier_px`` after a Hungarian match of detections to
-    projected people per frame (RANSAC, Fischler & Bolles 1981). The best is refined on its inliers
-    (Levenberg-Marquardt PnP). The start pose is not used: it bootstraps as well as it repairs.
-
-    Args:
-        cam: the camera (K, distortion and size are kept; its pose is replaced).
-        poses: per frame, (P_k, J, 3) [u_px, v_px, conf] detections of this camera, distorted.
-        people: per frame, (Q_k, J, 4) [x, y, z, valid] 3D people (world, metres) seen by the others.
-        min_conf: 2D confidence below which a joint is not used.
-        inlier_px: reprojection distance of an inlier joint, pixels.
-
-    Returns:
-        The re-posed camera, or None when no hypothesis gathers 3 frames' worth of inliers.
-    """
-    frames = [(np.asarray(p, np.float64), np.asarray(q, np.float64)) for p, q in zip(poses, people, strict=True)]
-    frames = [(p, q) for p, q in frames if len(p) and len(q)]
-    step = max(1, len(frames) // 12)
-    best, best_score = None, 0
-    for p, q in frames[::step]:
-        for det in p:
-            for person in q:
-                ok = (det[:, 2] >= min_conf) & (person[:, 3] > 0)
-                if ok.sum() < 6:
-                    continue
-                found, rvec, tvec = cv2.solvePnP(person[ok, :3], det[ok, :2], cam.K, cam.dist, flags=cv2.SOLVEPNP_SQPNP)
-                if not found:
-                    continue
-                R = cv2.Rodrigues(rvec)[0]
-                obj, img = _pnp_inliers(
-                    Camera(cam.name, cam.K, cam.dist, R, tvec.ravel(), cam.size), frames, min_conf, inlier_px
-                )
-                if len(obj) > best_score:
-                    best, best_score = (obj, img, rvec, tvec), len(obj)
-    if best is None or best_score < 3 * 6:
-        return None
-    obj, img, rvec, tvec = best
-    _, rvec, tvec = cv2.solvePnP(
-        obj, img, cam.K, cam.dist, rvec, tvec, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
-    )
-    return Camera(cam.name, cam.K, cam.dist, cv2.Rodrigues(rvec)[0], tvec.ravel(), cam.size)
-
-
-def _pnp_inliers(cam: Camera, frames: list, min_conf: float, inlier_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """3D-2D joint pairs reprojecting within ``inlier_px`` after matching detections to people per frame."""
-    obj, img = [], []
-    for p, q in frames:
-        uv = cam.project(q[..., :3].reshape(-1, 3)).reshape(len(q), -1, 2)
-        front = (cam.to_camera(q[..., :3].reshape(-1, 3))[:, 2] > 0).reshape(len(q), -1)
-        ok = (p[:, None, :, 2] >= min_conf) & (q[None, :, :, 3] > 0) & front[None]
-        d = np.where(ok, np.linalg.norm(p[:, None, :, :2] - uv[None], axis=-1), np.inf)  # (P, Q, J)
-        cost = np.array(
-            [
-                [np.median(dd[k]) if k.sum() >= 3 else 1e6 for dd, k in zip(dr, kr, strict=True)]
-                for dr, kr in zip(d, ok, strict=True)
-            ]
-        )
-        for r, c in zip(*linear_sum_assignment(cost), strict=True):
-            inl = d[r, c] < inlier_px
-            obj.append(q[c, inl, :3])
-            img.append(p[r, inl, :2])
-    return np.concatenate([np.zeros((0, 3)), *obj]), np.concatenate([np.zeros((0, 2)), *img])

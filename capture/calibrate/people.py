@@ -34,6 +34,7 @@ from calibration.people import (
     SubjectHeight,
     calibrate_from_people,
 )
+from capture.calibrate.cli_common import Parser, UsageError
 from capture.calibrate.offsets import read_detection_folder
 from core.errors import CaptureError, InputError, OutputError
 from core.logsetup import setup_logging
@@ -45,15 +46,6 @@ __all__ = ["align_frames", "blas_threads", "main"]
 log = logging.getLogger(__name__)
 
 _PROG = "mvcap calibrate people"
-
-
-class _UsageError(Exception):
-    """A bad command line (argparse would print the usage and exit)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
 
 
 @contextlib.contextmanager
@@ -95,16 +87,16 @@ def _parse_scale(args: argparse.Namespace) -> KnownDistance | SubjectHeight:
         return SubjectHeight(args.height)
     parts = [p.strip() for p in args.known_distance.split(",")]
     if len(parts) != 3:
-        raise _UsageError(f"--known-distance must be CAM_A,CAM_B,METRES; got {args.known_distance!r}")
+        raise UsageError(f"--known-distance must be CAM_A,CAM_B,METRES; got {args.known_distance!r}")
     try:
         metres = float(parts[2])
     except ValueError:
-        raise _UsageError(f"--known-distance: {parts[2]!r} is not a number of metres") from None
+        raise UsageError(f"--known-distance: {parts[2]!r} is not a number of metres") from None
     return KnownDistance(parts[0], parts[1], metres)
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog=_PROG, description="Refine camera extrinsics from the people seen by several cameras.")
+def _parser() -> Parser:
+    p = Parser(prog=_PROG, description="Refine camera extrinsics from the people seen by several cameras.")
     p.add_argument("--calibration", required=True, metavar="FILE", help="rough calibration (intrinsics trusted)")
     p.add_argument("--detections", required=True, metavar="DIR", help="folder of <camera>.json.gz detections")
     p.add_argument("--out", required=True, metavar="FILE", help="refined calibration, mvcap JSON")
@@ -143,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         setup_logging(args.log_level)
         if args.max_frames < 1:
-            raise _UsageError(f"--max-frames must be positive; got {args.max_frames}")
+            raise UsageError(f"--max-frames must be positive; got {args.max_frames}")
         scale = _parse_scale(args)
         rig = read_calibration(args.calibration)
         detections = read_detection_folder(args.detections, rig.names)
@@ -159,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         with blas_threads(1):
             res = calibrate_from_people(rig, align_frames(detections, rig.names), COCO17, scale, opt)
-    except (_UsageError, CaptureError) as exc:
+    except (UsageError, CaptureError) as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:

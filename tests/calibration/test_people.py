@@ -12,7 +12,6 @@ from calibration.people import (
     KnownDistance,
     PeopleCalibrationOptions,
     SubjectHeight,
-    _PeopleBundle,
     calibrate_from_people,
 )
 from calibration.people_association import (
@@ -20,10 +19,10 @@ from calibration.people_association import (
     build_observations,
     fundamental_matrices,
     link_tracks,
-    reprojection_errors,
     triangulate_weighted,
     undistort_poses,
 )
+from calibration.people_bundle import PeopleBundle, reprojection_errors
 from capture.benchmarks.synthetic import walking_people
 from capture.calibrate.people import blas_threads
 from core.errors import CalibrationError, ShapeError
@@ -126,7 +125,7 @@ def test_bundle_jacobian_matches_finite_differences(rng):
     obs = build_observations(rig, frames, 30.0, COCO17.limbs)
     assert obs.n_groups == 6 and len(obs.bone_a) > 0
     for refine_focal in (False, True):
-        bundle = _PeopleBundle(rig, obs, 1, [3] if refine_focal else [], refine_focal, 0.02)
+        bundle = PeopleBundle(rig, obs, 1, [3] if refine_focal else [], refine_focal, 0.02)
         x = bundle.x0() + rng.normal(scale=0.05, size=bundle.n_params)
         J = bundle.jacobian(x).toarray()
         num = np.empty_like(J)
@@ -292,10 +291,13 @@ def test_pose2sim_demo_real_detections(shared_data):
     From the Qualisys extrinsics perturbed by 5 degrees and 20 cm (cam02-04; scale from the cam01-cam03
     distance) the people calibration converges to the same rig as when started from the Qualisys
     extrinsics themselves, and reprojects the detections better than the Qualisys calibration does.
-    That rig is NOT within 1 degree / 5 cm of Qualisys: the image evidence disagrees with the
-    reference (on the same detections cam03 reprojects at a median 21 px with Qualisys, 10 px
-    after; five starts all converge 0.7 / 3.0 / 1.55 degrees and 6 / 13 / 11 cm from it for
-    cam02 / cam03 / cam04); the test bounds that gap so that a regression shows.
+    That rig is NOT within 1 degree / 5 cm of Qualisys (0.7 / 3.0 / 1.55 degrees and 6 / 13 / 11 cm
+    for cam02 / cam03 / cam04), for two reasons measured on this take: the reference's cam03 does
+    not fit it (the refined cam03 alone, swapped into the Qualisys rig, takes the reference from
+    13.7 to 10.8 px; swapping cam02 or cam04 makes it worse), and the take cannot resolve 1 degree
+    / 5 cm (a bootstrap over 10-frame blocks gives 1-sigma 0.9-1.1 deg and 5.6-6 cm per camera).
+    Intrinsics (checkerboard K, raw or /64 distortion) and time offsets (+-4 frames per camera) do
+    not close the gap. The test bounds it so that a regression shows.
     """
     from pathlib import Path
 
@@ -310,7 +312,8 @@ def test_pose2sim_demo_real_detections(shared_data):
     with blas_threads(1):
         res = calibrate_from_people(_perturb(qualisys, 5.0, 0.2, seed=0), frames, COCO17, scale)
         from_ref = calibrate_from_people(qualisys, frames, COCO17, scale)
-    reference = reprojection_errors(qualisys, build_observations(res.rig, frames, 50.0, ()))
+    obs = build_observations(res.rig, frames, 50.0, ())  # the same detections for every rig
+    reference = reprojection_errors(qualisys, obs)
     assert res.after.median_px <= 1.1 * reference.median_px
     assert res.after.median_px < 0.8 * reference.median_px  # measured 9.1 vs 13.7 px
     deg, dist = _pose_errors(res.rig, from_ref.rig)
@@ -318,3 +321,9 @@ def test_pose2sim_demo_real_detections(shared_data):
     deg, dist = _pose_errors(res.rig, qualisys)
     assert deg.max() < 3.5 and dist.max() < 0.15, (deg, dist)  # measured 0.7-3.0 deg, 6-13 cm
     assert res.n_frames == 100 and res.n_groups >= 250 and res.suspect == ()
+    swapped = {}  # the Qualisys rig with one camera replaced by the refined one
+    for name in ("cam02", "cam03", "cam04"):
+        cams = [res.rig[name] if c.name == name else c for c in qualisys]
+        swapped[name] = reprojection_errors(CameraRig(tuple(cams)), obs)
+    assert swapped["cam03"].median_px < 0.85 * reference.median_px  # measured 10.8 vs 13.7 px
+    assert swapped["cam03"].median_px < min(swapped["cam02"].median_px, swapped["cam04"].median_px)
