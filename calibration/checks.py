@@ -74,21 +74,26 @@ def load_rig(
     *,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     names: Sequence[str] | None = None,
+    min_cameras: int = 2,
 ) -> CameraRig:
-    """The rig a run uses: :func:`~calibration.io.read_calibration`, then at least 2 cameras and
-    :func:`check_rig`.
+    """The rig a run uses: :func:`~calibration.io.read_calibration`, then at least ``min_cameras``
+    cameras and :func:`check_rig`.
 
     Args:
         path: calibration file.
         sizes: (width, height) px by camera name for formats that store none (config ``image_size``).
         names: cameras to read, in this order; None reads every camera.
+        min_cameras: fewest cameras: 2 for 3D from 2D views, 1 when a camera delivers depth (RGB-D).
 
     Raises:
-        CalibrationError: an unreadable or inconsistent calibration, fewer than 2 cameras, or two
+        CalibrationError: an unreadable or inconsistent calibration, fewer than ``min_cameras`` cameras, or two
             cameras less than ``MIN_CAMERA_SEPARATION_M`` apart; the message names the file.
     """
     rig = read_calibration(path, sizes=sizes, names=names)
-    if len(rig) < 2:
-        raise CalibrationError(f"{os.fspath(path)}: need at least 2 cameras; got {len(rig)}")
+    if len(rig) < min_cameras:
+        raise CalibrationError(
+            f"{os.fspath(path)}: need at least {min_cameras} camera{'s' if min_cameras > 1 else ''}"
+            f"{' (or one RGB-D camera: [[cameras]] depth = ...)' if min_cameras > 1 else ''}; got {len(rig)}"
+        )
     check_rig(rig, path)
     return rig

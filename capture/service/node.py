@@ -509,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("no calibration given (--calibration or the config's calibration key)")
         names = args.cameras.split(",") if args.cameras else [c.name for c in cfg.cameras] or None
         sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
-        rig = load_rig(calib, sizes=sizes, names=names)
+        min_cameras = 1 if any(c.depth for c in cfg.cameras) else 2  # one RGB-D camera alone gives 3D
+        rig = load_rig(calib, sizes=sizes, names=names, min_cameras=min_cameras)
         log.info("calibration %s, cameras %s", calib, ", ".join(rig.names))
         summary = Node(rig, cfg, args.out).run(idle_timeout_s=args.idle_timeout_s, stop=stop)
     except (ConfigError, CalibrationError, InputError) as exc:

@@ -51,7 +51,8 @@ def prepare(cfg: Config) -> CameraRig:
     if not cfg.cameras:
         raise ConfigError("the config lists no [[cameras]]")
     sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
-    rig = load_rig(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras])
+    min_cameras = 1 if any(c.depth for c in cfg.cameras) else 2  # one RGB-D camera alone gives 3D
+    rig = load_rig(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras], min_cameras=min_cameras)
     from capture.sources import WebcamSource, open_source
 
     for cam in cfg.cameras:

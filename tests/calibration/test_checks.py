@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from synth import look_at_camera
 
-from calibration import check_rig
+from calibration import check_rig, load_rig
 from calibration.camera import Camera, CameraRig
 from calibration.io import read_calibration, read_voxelpose_json, write_json
 from core.errors import CalibrationError
@@ -154,3 +154,11 @@ def test_real_shelf_calibration_needs_a_size(shared_data):
         read_calibration(path)
     sizes = {str(i): (1032, 776) for i in range(5)}
     assert [c.size for c in read_calibration(path, sizes=sizes)] == [(1032, 776)] * 5
+
+
+def test_one_camera_is_a_rig_only_when_it_delivers_depth(tmp_path):
+    path = tmp_path / "one.json"
+    write_json(_rig({"rgbd": (4.0, 0.0, 1.5)}), path)
+    with pytest.raises(CalibrationError, match=r"need at least 2 cameras \(or one RGB-D camera"):
+        load_rig(path)
+    assert load_rig(path, min_cameras=1).names == ("rgbd",)

@@ -196,3 +196,12 @@ def test_dump_config_round_trips_image_size(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
+
+
+def test_one_rgbd_camera_is_a_rig_and_one_plain_camera_is_not(tmp_path):
+    calib = _calibration(tmp_path, _rig({"cam01": CENTERS["cam01"]}))
+    plain = CameraSource("cam01", str(_video(tmp_path / "a.avi")))
+    with pytest.raises(CalibrationError, match="need at least 2 cameras"):
+        prepare(Config(calibration=str(calib), cameras=(plain,)))
+    rgbd = dataclasses.replace(plain, depth=str(tmp_path / "depth"))
+    assert prepare(Config(calibration=str(calib), cameras=(rgbd,))).names == ("cam01",)
