@@ -13,11 +13,19 @@ joints go to the live tracker (each group's views' lifted joints, :meth:`LiveTra
 pose is its lifted joints: it starts a track, or updates the track that claimed it (also with
 ``single_view_updates`` off, since its depth is measured, not predicted). With ``"none"`` such a
 group's lifted joints are its pose.
+
+Unsynchronised cameras: given ``clock_offsets_ns`` (the node's ``[node] clock_offsets_ms``), each
+view's capture time is its detections' ``stamp_ns`` less its camera's clock offset (as
+:class:`capture.service.sync.FrameAssembler` corrects them), and with the live filter each view's
+observations enter it at that time (:meth:`LiveTracker.update`'s ``view_stamps_ns``). A frame whose
+views share one capture time, or one with a view more than ``MAX_VIEW_SKEW_S`` from the frame time
+(stamps on another clock), is filtered at the frame time, as without ``clock_offsets_ns``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +41,11 @@ from matching.epipolar import EpipolarMatcher
 from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d
 from triangulation.dlt import TriangulationResult, triangulate_robust
 
-__all__ = ["FrameReconstructor", "FrameResult"]
+__all__ = ["MAX_VIEW_SKEW_S", "FrameReconstructor", "FrameResult"]
+
+MAX_VIEW_SKEW_S = 0.25
+"""A view's corrected capture time further than this (seconds) from the frame time is taken for a
+stamp on another clock: the frame's views then all enter the live filter at the frame time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,9 @@ class FrameReconstructor:
         rig: calibrated cameras; detections are given in this order.
         skeleton: joints of the detections (J) and their left/right pairs.
         matching, triangulation, fusion: configuration sections.
+        clock_offsets_ns: per camera name, its clock's offset, nanoseconds (capture time = stamp -
+            offset; missing cameras 0). Given (even empty), with the live filter each view enters
+            it at its own capture time; None: every view at the frame time.
     """
 
     def __init__(
@@ -86,8 +101,10 @@ class FrameReconstructor:
         matching: MatchingConfig | None = None,
         triangulation: TriangulationConfig | None = None,
         fusion: FusionConfig | None = None,
+        clock_offsets_ns: Mapping[str, int] | None = None,
     ):
         self.rig = rig
+        self.clock_offsets_ns = None if clock_offsets_ns is None else {k: int(v) for k, v in clock_offsets_ns.items()}
         self.n_joints = skeleton.n_joints
         self._left = np.array([a for a, _ in skeleton.left_right], dtype=np.int64)
         self._right = np.array([b for _, b in skeleton.left_right], dtype=np.int64)
@@ -107,6 +124,22 @@ class FrameReconstructor:
         self.fill_missing_s = fcfg.fill_missing_s
         self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
         self.n_unflipped = 0  # left/right joint pairs swapped back (in 2D, and by the live tracker)
+
+    def view_times(self, views: list[Detections2D | None], stamp_ns: int) -> np.ndarray | None:
+        """(C,) int64 capture time of each view, nanoseconds on the frame's clock (a missing view:
+        ``stamp_ns``), or None when the views enter the filter at the frame time: no live filter or
+        no ``clock_offsets_ns``, all present views at one time, or one beyond ``MAX_VIEW_SKEW_S``.
+        """
+        if not self.live or self.clock_offsets_ns is None:
+            return None
+        off = self.clock_offsets_ns
+        times = np.array([stamp_ns if d is None else d.stamp_ns - off.get(d.camera, 0) for d in views], np.int64)
+        present = times[[d is not None for d in views]]
+        if present.size < 2 or (present == present[0]).all():
+            return None
+        if (np.abs(present - stamp_ns) * 1e-9 > MAX_VIEW_SKEW_S).any():
+            return None
+        return times
 
     def _prepare(
         self, dets: Detections2D | None, cam_idx: int
@@ -377,6 +410,7 @@ class FrameReconstructor:
         stamp_ns: int,
         t0: float,
         t1: float,
+        view_ns: np.ndarray | None = None,
     ) -> FrameResult:
         """The tracking stage with the live UKF tracker: it filters the groups' 2D joints (and lifted
         3D joints), and the published poses are its; a track claimed in one view only is updated by
@@ -395,7 +429,7 @@ class FrameReconstructor:
             poses, tri_used = self._lift_singles(groups, poses, tri_used, lifted)
         upd = self.tracker.update(
             poses, obs_px, obs_conf, stamp_ns, np.array(hints, dtype=np.int64), tri_used,
-            *(obs3 if obs3 is not None else (None, None)),
+            *(obs3 if obs3 is not None else (None, None)), view_ns,
         )  # fmt: skip
         self.n_unflipped += upd.n_swapped
         keep = upd.track_ids > 0
@@ -423,7 +457,7 @@ class FrameReconstructor:
 
         Args:
             views: per rig camera, its detections or None when the view is missing.
-            stamp_ns: frame time, nanoseconds.
+            stamp_ns: frame time, nanoseconds (with ``clock_offsets_ns``, on the corrected clock).
 
         Returns:
             The frame's :class:`FrameResult` (indices in ``groups`` refer to the kept detections).
@@ -439,7 +473,9 @@ class FrameReconstructor:
         conf = [c for _, c, _ in prepared]
         lifted = [m for _, _, m in prepared]
         rgbd = any(m is not None for m in lifted)
-        groups, hints, singles = self._associate(pts, conf, stamp_ns, lifted)
+        view_ns = self.view_times(views, stamp_ns)
+        pred_ns = stamp_ns if view_ns is None else int(view_ns.min())  # gated at the earliest view
+        groups, hints, singles = self._associate(pts, conf, pred_ns, lifted)
         t1 = time.thread_time()
         tri, poses = self._triangulate(groups, pts, conf)
         if rgbd:  # a lone RGB-D detection's pose is its lifted joints, also for merging
@@ -454,7 +490,7 @@ class FrameReconstructor:
         if rgbd:
             poses, used = self._lift_singles(groups, poses.reshape(-1, self.n_joints, 4), used, lifted)
         if self.live:
-            return self._process_live(groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1)
+            return self._process_live(groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1, view_ns)
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:
             single_poses = np.stack(

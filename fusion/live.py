@@ -41,6 +41,14 @@ so it counts as two views for the velocity rule below, and a person seen by one 
 is a group whose ``poses`` are its lifted joints: it starts, restarts and keeps a track as a
 triangulated one does.
 
+Unsynchronised cameras (``view_stamps_ns`` of :meth:`LiveTracker.update`): when the views of a
+frame carry their own capture times, the frame is associated and gated at the earliest of them, and
+the assigned tracks are then updated one view after the other in time order, each predicted to that
+view's capture time before its pixel (or lifted 3D) update, as OpenPTrack fuses detections one at a
+time (Munaro & Menegatti 2014). The published pose is the filter's at the frame time (its position
+moved along its velocity from the last view's time). Without ``view_stamps_ns`` every view enters at
+the frame time.
+
 Published pose (per assigned group): each joint measured in the frame (or, with ``fill_missing_s``,
 measured at most that long ago) at the filter's position, with confidence
 ``1 / (1 + (std / 0.05 m)^2)`` where ``std = sqrt(trace(P_pos) / 3)`` is the joint's RMS position
@@ -209,6 +217,7 @@ class LiveTracker:
         tri_used: np.ndarray | None = None,
         obs_3d: np.ndarray | None = None,
         obs_3d_cov: np.ndarray | None = None,
+        view_stamps_ns: np.ndarray | None = None,
     ) -> LiveUpdate:
         """Associate the groups of one frame with the tracks, filter, and manage the tracks.
 
@@ -228,6 +237,10 @@ class LiveTracker:
                 metres; conf 0 where the view gives none. Used where the view's 2D joint is a
                 measurement too (confidence, ``tri_used``).
             obs_3d_cov: (G, C, J, 3, 3) their covariances, metres^2 (needed with ``obs_3d``).
+            view_stamps_ns: (C,) optional capture time of each view, nanoseconds on the clock of
+                ``stamp_ns`` (clock offsets already corrected). Given, the frame is gated at their
+                minimum (call :meth:`predictions` with it) and each view's observations enter the
+                filter at its own time, in time order; None: every view at ``stamp_ns``.
 
         Returns:
             :class:`LiveUpdate`.
@@ -244,7 +257,12 @@ class LiveTracker:
         hints = np.zeros(G, np.int64) if hint_ids is None else np.asarray(hint_ids, dtype=np.int64)
         if hints.shape != (G,):
             raise ShapeError(f"hint_ids must be ({G},); got {hints.shape}")
-        self._advance(stamp_ns)
+        view_ns = None
+        if view_stamps_ns is not None:
+            view_ns = np.asarray(view_stamps_ns, dtype=np.int64)
+            if view_ns.shape != (C,):
+                raise ShapeError(f"view_stamps_ns must be ({C},); got {view_ns.shape}")
+        self._advance(stamp_ns if view_ns is None else int(view_ns.min()))
         z = obs_px.transpose(0, 2, 1, 3).astype(np.float64)  # (G, J, C, 2)
         conf = obs_conf.transpose(0, 2, 1).astype(np.float64)  # (G, J, C)
         meas = conf >= self.min_joint_conf
@@ -297,7 +315,7 @@ class LiveTracker:
             lifted = None if has3 is None else (z3[g_idx], cov3[g_idx], has3[g_idx])
             updated[k_idx], used3 = self._filter(
                 k_idx, z_eff[g_idx], used[g_idx], meas_eff[g_idx], var_eff[g_idx], poses[g_idx], fallback[g_idx],
-                stamp_ns, lifted,
+                stamp_ns, lifted, view_ns,
             )  # fmt: skip
             used[g_idx] |= used3
         self._states(assign, stamp_ns)
@@ -306,7 +324,7 @@ class LiveTracker:
             self._start(poses[new], stamp_ns)
             assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
             updated = np.concatenate([updated, poses[new, :, 3] > 0])
-        return self._output(assign, updated, z_eff, conf_eff, used, stamp_ns, n_swapped)
+        return self._output(assign, updated, z_eff, conf_eff, used, stamp_ns, n_swapped, view_ns is not None)
 
     def _swap_triangulated(self, poses: np.ndarray, swap: np.ndarray, meas: np.ndarray) -> np.ndarray:
         """Triangulated poses (G, J, 4) with a left/right pair swapped where every view measuring it was
@@ -325,13 +343,15 @@ class LiveTracker:
     def _filter(
         self, k: np.ndarray, z: np.ndarray, mask: np.ndarray, cand: np.ndarray, var: np.ndarray, poses: np.ndarray,
         force: np.ndarray, stamp_ns: int, lifted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        view_ns: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """UKF update of tracks ``k`` (A,) with their groups, then the lifted 3D joints' linear updates.
 
         Args: z (A, J, C, 2) pixels, mask (A, J, C) inliers, cand (A, J, C) candidate observations (for
         a triangulated joint: the views its triangulation kept), var (A, J, C), poses (A, J, 4), force (A,)
         bool: restart at once the joints the candidates mostly reject (assigned by the 3D fallback);
-        lifted: optional (z3 (A, J, C, 3) metres, cov3 (A, J, C, 3, 3), has3 (A, J, C) bool).
+        lifted: optional (z3 (A, J, C, 3) metres, cov3 (A, J, C, 3, 3), has3 (A, J, C) bool);
+        view_ns: optional (C,) capture times, nanoseconds: the views enter one after the other.
 
         Returns: (A, J) bool joints updated or (re)started, and (A, J, C) bool lifted joints used.
         """
@@ -346,15 +366,20 @@ class LiveTracker:
             d2 = np.einsum("ajci,ajci->ajc", d_pos, np.linalg.solve(S3, d_pos[..., None])[..., 0])
             used3 = has3 & t.active[k][..., None] & (d2 <= GATE_D2_3D)
             mask = mask & ~used3
-        res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z.reshape(-1, C, 2), mask.reshape(-1, C),
-                     var.reshape(-1, C), self.projections, self._w)  # fmt: skip
-        x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
+        if view_ns is None:
+            res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z.reshape(-1, C, 2), mask.reshape(-1, C),
+                         var.reshape(-1, C), self.projections, self._w)  # fmt: skip
+            x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
+            n_px = res.n_views.reshape(A, J)
+            for c in np.nonzero(used3.any(axis=(0, 1)))[0]:  # one view after the other (sequential updates)
+                m = used3[..., c]
+                x[m], P[m], _ = update_position(x[m], P[m], z3[..., c, :][m], cov3[..., c, :, :][m])
+        else:
+            lift = None if lifted is None else (z3, cov3, used3)
+            x, P, n_px, t.stamp_ns[k] = self._sequential(t.stamp_ns[k], x, P, z, mask, var, view_ns, lift)
         n3 = used3.sum(axis=-1)
-        for c in np.nonzero(used3.any(axis=(0, 1)))[0]:  # one view after the other (sequential updates)
-            m = used3[..., c]
-            x[m], P[m], _ = update_position(x[m], P[m], z3[..., c, :][m], cov3[..., c, :, :][m])
         P = 0.5 * (P + np.swapaxes(P, -1, -2))
-        n_views = res.n_views.reshape(A, J) + n3
+        n_views = n_px + n3
         seen = n_views > 0
         tri = poses[..., 3] > 0
         # A joint never initialised restarts from its triangulation, and so does one whose filter the
@@ -392,6 +417,41 @@ class LiveTracker:
         t.agree_ns[k] = np.where(restart, stamp_ns, agree)
         return fresh, used3
 
+    def _sequential(
+        self, stamp: np.ndarray, x: np.ndarray, P: np.ndarray, z: np.ndarray, mask: np.ndarray, var: np.ndarray,
+        view_ns: np.ndarray, lifted: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Views entering at their own capture times: per view in time order, predict (constant
+        velocity) to its time, then its masked pixel update and its lifted joints' linear updates.
+
+        Args: stamp (A,) the tracks' filter times, ns; x (A, J, 6), P (A, J, 6, 6); z, mask, var as in
+        :meth:`_filter`; view_ns (C,) capture times, ns; lifted: (z3, cov3, used3) or None.
+
+        Returns: x, P updated; (A, J) number of pixel views used; (A,) the tracks' new filter times.
+        """
+        A, J, C = mask.shape
+        n_px = np.zeros((A, J), np.int64)
+        stamp = stamp.copy()
+        seen = mask.any(axis=(0, 1)) | (False if lifted is None else lifted[2].any(axis=(0, 1)))
+        for c in [c for c in np.argsort(view_ns, kind="stable") if seen[c]]:
+            dt = np.maximum((view_ns[c] - stamp) * _NS, 0.0)
+            if (dt > 0).any():
+                xf, Pf = predict_linear(x.reshape(-1, 6), P.reshape(-1, 6, 6), np.repeat(dt, J),
+                                        self.cfg.accel_noise_mps2)  # fmt: skip
+                x, P = xf.reshape(A, J, 6), Pf.reshape(A, J, 6, 6)
+                stamp = np.maximum(stamp, view_ns[c])
+            m = mask[..., c]
+            if m.any():
+                res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z[..., c : c + 1, :].reshape(-1, 1, 2),
+                             m.reshape(-1, 1), var[..., c : c + 1].reshape(-1, 1), self.projections[c : c + 1],
+                             self._w)  # fmt: skip
+                x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
+                n_px += res.n_views.reshape(A, J)
+            if lifted is not None and lifted[2][..., c].any():
+                m3 = lifted[2][..., c]
+                x[m3], P[m3], _ = update_position(x[m3], P[m3], lifted[0][..., c, :][m3], lifted[1][..., c, :, :][m3])
+        return x, P, n_px, stamp
+
     def _states(self, assign: np.ndarray, stamp_ns: int) -> None:
         """Hits and state transitions of the existing tracks after the frame's assignment."""
         t = self._t
@@ -421,7 +481,7 @@ class LiveTracker:
 
     def _output(
         self, assign: np.ndarray, updated: np.ndarray, z: np.ndarray, conf: np.ndarray, used: np.ndarray,
-        stamp_ns: int, n_swapped: int,
+        stamp_ns: int, n_swapped: int, per_view: bool = False,
     ) -> LiveUpdate:  # fmt: skip
         G, J = assign.shape[0], self.n_joints
         t = self._t
@@ -434,7 +494,11 @@ class LiveTracker:
                 t.active[k] & ((stamp_ns - t.seen_ns[k]) * _NS <= self.cfg.fill_missing_s) & (t.seen_ns[k] >= 0)
             )
             s = position_std(t.P[k])
-            poses[g] = self._pose(t.x[k], s, publish)
+            x = t.x[k]
+            if per_view:  # the filter is at its last view's time: its position at the frame time
+                x = x.copy()
+                x[..., :3] += ((stamp_ns - t.stamp_ns[k]) * _NS)[:, None, None] * x[..., 3:]
+            poses[g] = self._pose(x, s, publish)
             std[g] = np.where(publish, s, 0.0)
             ids[g] = t.ids[k]
         return LiveUpdate(

@@ -85,12 +85,17 @@ class Node:
         bad = {k: v for k, v in node.clock_offsets_ms.items() if k not in rig.names or not isinstance(v, (int, float))}
         if bad:
             raise ConfigError(f"clock_offsets_ms must map camera names of the rig to numbers; got {bad}")
-        self.reconstructor = FrameReconstructor(rig, skeleton, config.matching, config.triangulation, config.fusion)
+        offsets_ns = {k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()}
+        # Time mode (unsynchronised cameras): each view enters the live UKF at its own capture time.
+        self.reconstructor = FrameReconstructor(
+            rig, skeleton, config.matching, config.triangulation, config.fusion,
+            clock_offsets_ns=offsets_ns if node.sync_window_ms > 0 else None,
+        )  # fmt: skip
         self.intake = Intake(rig.names, skeleton.n_joints, node.max_people_per_view, node.heartbeat_timeout_s)
         self.assembler = FrameAssembler(
             rig.names,
             window_ns=int(node.sync_window_ms * 1e6),
-            offsets_ns={k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()},
+            offsets_ns=offsets_ns,
             timeout_s=node.frame_timeout_s,
             lossless=node.lossless,
             max_ahead=node.max_ahead_frames,
