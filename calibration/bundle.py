@@ -28,7 +28,7 @@ Brown-Conrady distortion as ``Camera.project``). A point seen through pose ``q``
 interleaved per observation, times the observation's weight.
 
 Example:
-    >>> from calibration.camera import Camera
+    >>> from calibration.camera import Camera, distort_normalized
     >>> K = np.array([[800.0, 0, 320], [0, 800.0, 240], [0, 0, 1]])
     >>> cams = [Camera(n, K, np.zeros(5), np.eye(3), t, (640, 480)) for n, t in
     ...         (("a", [0.0, 0, 4]), ("b", [-1.0, 0, 4]))]
@@ -53,7 +53,7 @@ import scipy.sparse as sp
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from calibration.camera import Camera
+from calibration.camera import Camera, distort_normalized
 from core.errors import ShapeError
 from core.types import check_array
 
@@ -296,11 +296,7 @@ def project_camera_points(
     z = points_cam[:, 2]
     z = np.where(np.abs(z) < 1e-12, 1e-12, z)
     x, y = points_cam[:, 0] / z, points_cam[:, 1] / z
-    k1, k2, p1, p2, k3 = dist.T
-    r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    xd, yd, _, _ = distort_normalized(x, y, dist)
     fx, fy, cx, cy = intrinsics.T
     return np.stack([fx * xd + skew * yd + cx, fy * yd + cy], axis=-1)
 

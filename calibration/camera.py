@@ -15,7 +15,37 @@ import numpy as np
 from core.errors import CalibrationError, ShapeError
 from core.types import check_array
 
-__all__ = ["Camera", "CameraRig", "fundamental_matrix"]
+__all__ = ["Camera", "CameraRig", "distort_normalized", "fundamental_matrix"]
+
+
+def distort_normalized(
+    x: np.ndarray, y: np.ndarray, dist: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Brown-Conrady distortion of normalised image coordinates (OpenCV's model, ``cv2.projectPoints``).
+
+    The one implementation of the lens model that :meth:`Camera.project` and the bundle adjusters
+    use; ``r2`` and ``radial`` are returned too, for analytic Jacobians.
+
+    Args:
+        x: (N,) normalised coordinates x / z.
+        y: (N,) normalised coordinates y / z.
+        dist: (5,) k1, k2, p1, p2, k3 of one camera, or (N, 5) one row per point.
+
+    Returns:
+        xd (N,), yd (N,) distorted normalised coordinates; r2 (N,) = x^2 + y^2; radial (N,) =
+        1 + k1 r2 + k2 r2^2 + k3 r2^3.
+
+    Example:
+        >>> xd, yd, _, _ = distort_normalized(np.array([0.5]), np.array([0.0]), np.array([0.1, 0, 0, 0, 0]))
+        >>> xd.round(6).tolist()
+        [0.5125]
+    """
+    k1, k2, p1, p2, k3 = np.moveaxis(np.asarray(dist), -1, 0)
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd, r2, radial
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +142,7 @@ class Camera:
         z = np.where(np.abs(pc[:, 2]) < 1e-12, 1e-12, pc[:, 2])
         x, y = pc[:, 0] / z, pc[:, 1] / z
         if self.has_distortion:
-            k1, k2, p1, p2, k3 = self.dist
-            r2 = x * x + y * y
-            radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-            x, y = (
-                x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
-                y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
-            )
+            x, y, _, _ = distort_normalized(x, y, self.dist)
         K = self.K
         return np.stack([K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]], axis=-1)
 

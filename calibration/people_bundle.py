@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from calibration.camera import Camera, CameraRig
+from calibration.camera import Camera, CameraRig, distort_normalized
 from calibration.people_association import PeopleObservations, triangulate_weighted
 
 __all__ = ["CameraReprojection", "PeopleBundle", "ReprojectionStats", "reprojection_errors"]
@@ -164,11 +164,7 @@ class PeopleBundle:
         Xc = Z + t[self.cam]
         z = np.where(np.abs(Xc[:, 2]) < 1e-9, 1e-9, Xc[:, 2])
         xn, yn = Xc[:, 0] / z, Xc[:, 1] / z
-        k1, k2, p1, p2, k3 = self.dist
-        r2 = xn * xn + yn * yn
-        rad = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        xd = xn * rad + 2 * p1 * xn * yn + p2 * (r2 + 2 * xn * xn)
-        yd = yn * rad + p1 * (r2 + 2 * yn * yn) + 2 * p2 * xn * yn
+        xd, yd, r2, rad = distort_normalized(xn, yn, self.dist.T)  # self.dist is (5, M)
         f = self.f0 * fs[self.cam][:, None]
         duv = np.stack([f[:, 0] * xd + f[:, 1] * yd, f[:, 2] * yd], axis=1)
         self._key = key
