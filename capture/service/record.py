@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -26,9 +27,41 @@ from capture.service.security import add_client_key_args, client_securer
 from core.errors import CaptureError, InputError, MessageError, OutputError, ShapeError
 from core.skeleton import skeleton_by_name
 
-__all__ = ["Recorder", "record_main"]
+__all__ = ["Recorder", "record_main", "subscribe_pose3d"]
 
 log = logging.getLogger(__name__)
+
+
+def subscribe_pose3d(
+    ctx: zmq.Context, endpoint: str, rcvhwm: int, secure: Callable[[zmq.Socket], None] | None = None
+) -> zmq.Socket:
+    """A SUB socket connected to the node's output, subscribed to its ``pose3d.`` messages.
+
+    Args:
+        ctx: ZeroMQ context.
+        endpoint: the node's output endpoint, e.g. ``tcp://127.0.0.1:5556``.
+        rcvhwm: receive high-water mark, messages (large for a recorder, small for a live relay).
+        secure: optional ``secure(socket)`` before connect (CURVE client keys).
+
+    Raises:
+        InputError: the endpoint is not a valid ZeroMQ endpoint.
+        CaptureError: ``secure`` failed (a key file that cannot be read); the socket is closed.
+    """
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, rcvhwm)
+    sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
+    try:
+        if secure is not None:
+            secure(sub)
+        sub.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sub.close()
+        raise InputError(f"{endpoint}: cannot connect ({exc})") from None
+    except CaptureError:
+        sub.close()
+        raise
+    return sub
 
 
 class Recorder:
@@ -60,7 +93,8 @@ class Recorder:
 
         Raises:
             OutputError: the take folder or file cannot be written (what was written stays readable).
-            InputError: the folder holds a poses file of another format or skeleton.
+            InputError: the folder holds a poses file of another format or skeleton, or the
+                endpoint is not a valid ZeroMQ endpoint.
         """
         ctx = ctx or zmq.Context.instance()
         stop = stop or threading.Event()
@@ -68,13 +102,7 @@ class Recorder:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{self.out_dir}: cannot create the take folder ({exc.strerror})") from None
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 100000)
-        sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
-        if self.secure is not None:
-            self.secure(sub)
-        sub.connect(self.endpoint)
+        sub = subscribe_pose3d(ctx, self.endpoint, 100000, self.secure)
         log.info("listening to %s", self.endpoint)
         writer: PosesWriter | None = None
         try:

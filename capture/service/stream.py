@@ -25,6 +25,7 @@ import zmq
 from capture import wire
 from capture.outputs.vmc import VmcSender, parse_host_port
 from capture.service.proc import stop_on_signals
+from capture.service.record import subscribe_pose3d
 from capture.service.security import add_client_key_args, client_securer
 from core.errors import CaptureError, InputError, MessageError, ShapeError
 from core.skeleton import COCO17
@@ -60,20 +61,7 @@ class Streamer:
         """
         ctx = ctx or zmq.Context.instance()
         stop = stop or threading.Event()
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 100)  # live: a slow relay drops old frames rather than lag
-        sub.setsockopt(zmq.SUBSCRIBE, wire.TOPIC_POSE3D.encode())
-        try:
-            if self.secure is not None:
-                self.secure(sub)
-            sub.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            sub.close()
-            raise InputError(f"{self.endpoint}: cannot connect ({exc})") from None
-        except CaptureError:
-            sub.close()
-            raise
+        sub = subscribe_pose3d(ctx, self.endpoint, 100, self.secure)  # live: a slow relay drops old frames
         log.info("relaying %s to %s", self.endpoint, ", ".join(s.target for s in self.senders))
         fixed = {s.fixed for s in self.senders if s.fixed is not None}
         try:

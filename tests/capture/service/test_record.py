@@ -74,3 +74,9 @@ def test_export_prints_figures(tmp_path, capsys):
     assert cli_main(["export", "--take", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] == 5 and abs(out["rate_hz"] - 60.0) < 0.01 and len(out["trc"]) == 2
+
+
+def test_record_with_a_bad_endpoint_is_one_line_and_exit_2(tmp_path, capsys):
+    assert cli_main(["record", "--endpoint", "tcp://nowhere:notaport", "--out", str(tmp_path / "take")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mvcap record: error: tcp://nowhere:notaport: cannot connect")
