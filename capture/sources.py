@@ -22,7 +22,7 @@ import numpy as np
 
 from core.errors import ConfigError, InputError
 
-__all__ = ["FrameSource", "ImageFolderSource", "VideoSource", "WebcamSource", "open_source"]
+__all__ = ["FrameSource", "ImageFolderSource", "VideoSource", "WebcamSource", "natural_path_key", "open_source"]
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,11 @@ class VideoSource(FrameSource):
             cap.release()
 
 
-def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
-    """Sort key ordering ``img2`` before ``img10``.
+def natural_path_key(path: Path) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of a file by its name, ordering ``img2`` before ``img10`` (image folders, depth folders).
 
     Example:
-        >>> [p.name for p in sorted([Path("f10.png"), Path("f2.png")], key=_natural_key)]
+        >>> [p.name for p in sorted([Path("f10.png"), Path("f2.png")], key=natural_path_key)]
         ['f2.png', 'f10.png']
     """
     return tuple((0, int(t)) if t.isdigit() else (1, t.lower()) for t in re.split(r"(\d+)", path.name) if t)
@@ -172,7 +172,7 @@ class ImageFolderSource(FrameSource):
         if not self.path.is_dir():
             raise InputError(f"{self.path}: cannot open image folder (not a folder)")
         files = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        self.files = tuple(sorted(files, key=_natural_key))
+        self.files = tuple(sorted(files, key=natural_path_key))
         if not self.files:
             raise InputError(f"{self.path}: no {'/'.join(IMAGE_SUFFIXES)} image in folder")
         first = self._read(self.files[0])

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from calibration.camera import Camera
-from capture.sources import _natural_key
+from capture.sources import natural_path_key
 from core.config import RGBDConfig
 from core.errors import InputError
 from core.types import Detections2D
@@ -111,7 +111,7 @@ class DepthFolderSource(DepthSource):
         if not self.path.is_dir():
             raise InputError(f"{self.path}: cannot open depth folder (not a folder)")
         files = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() == ".png"]
-        self.files = tuple(sorted(files, key=_natural_key))
+        self.files = tuple(sorted(files, key=natural_path_key))
         if not self.files:
             raise InputError(f"{self.path}: no .png depth image in folder")
         first = self._read(self.files[0])

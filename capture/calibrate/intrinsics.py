@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from calibration.intrinsics import (
 )
 from calibration.io import read_calibration, write_json
 from capture.calibrate.cli_common import Parser, UsageError, parse_cameras
+from capture.sources import natural_path_key
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
 
@@ -72,10 +72,6 @@ class CameraViews:
     views: tuple[BoardView, ...]
 
 
-def _natural_key(name: str) -> list[int | str]:
-    return [int(c) if c.isdigit() else c.lower() for c in re.split(r"(\d+)", name)]
-
-
 def _frames(path: Path, every: int) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
     """(frames that will be yielded (estimate for videos), iterator of (frame index, BGR image)).
 
@@ -85,7 +81,7 @@ def _frames(path: Path, every: int) -> tuple[int, Iterator[tuple[int, np.ndarray
     if path.is_dir():
         files = sorted(
             (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: _natural_key(p.name),
+            key=natural_path_key,  # the order capture.sources.ImageFolderSource replays
         )
         if not files:
             raise InputError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
