@@ -17,6 +17,11 @@ adds ``joints3d`` (P, J, 4) float32 [x, y, z, conf] (world metres; its lifted jo
 Those two come together or not at all; their shapes, confidences, coordinate range and covariances
 (symmetric, positive definite where conf > 0) are checked, and a malformed pair makes the message
 malformed (``exc.kind == "joints3d"``: dropped and counted, like any other defect).
+
+Either kind may add ``embeddings`` (P, D) float32, one appearance descriptor (re-ID) per person
+(:func:`capture.detect.reid.part_histograms`), decoded into ``Detections2D.embeddings``: 1 <= D <=
+``MAX_EMBEDDING_DIM``, each row of unit L2 norm or all zeros (no appearance seen); anything else makes
+the message malformed (``exc.kind == "embeddings"``).
 """
 
 from __future__ import annotations
@@ -82,6 +87,10 @@ MAX_COORD_M: Final = 1e4
 """Largest absolute world coordinate of a lifted joint, metres."""
 MAX_STD_M: Final = 100.0
 """Largest standard deviation along any axis of a lifted joint's covariance, metres."""
+MAX_EMBEDDING_DIM: Final = 512
+"""Longest appearance descriptor (re-ID embedding) per person, floats."""
+EMBEDDING_NORM_TOL: Final = 1e-3
+"""Tolerance on an embedding row's L2 norm (1, or 0 for no appearance)."""
 _POSE2D: Final = frozenset({"poses", "boxes"})
 _POSE2D_RGBD: Final = frozenset({"poses", "boxes", "joints3d", "joints3d_cov"})
 
@@ -283,6 +292,8 @@ def encode_detections(dets: Detections2D, meta: dict[str, Any] | None = None) ->
     arrays = {"poses": dets.poses, "boxes": dets.boxes}
     if isinstance(dets, RGBDDetections):
         arrays |= {"joints3d": dets.joints3d, "joints3d_cov": dets.joints3d_cov}
+    if dets.embeddings is not None:
+        arrays["embeddings"] = dets.embeddings
     return encode(Message("pose2d", dets.camera, dets.frame_idx, dets.stamp_ns, arrays, meta or {}))
 
 
@@ -310,15 +321,27 @@ def _check_lifted(joints: np.ndarray, cov: np.ndarray, n_people: int, n_joints: 
         raise _bad("joints3d", f"joints3d_cov must be positive definite with std <= {MAX_STD_M:g} m where conf > 0")
 
 
+def _check_embeddings(emb: np.ndarray, n_people: int) -> None:
+    """Validate a ``pose2d`` message's ``embeddings`` (finite already)."""
+    if emb.dtype != np.float32 or emb.ndim != 2 or emb.shape[0] != n_people:
+        raise _bad("embeddings", f"embeddings must be float32 ({n_people}, D); got {emb.dtype} {emb.shape}")
+    if not 1 <= emb.shape[1] <= MAX_EMBEDDING_DIM:
+        raise _bad("embeddings", f"embeddings: D must lie in [1, {MAX_EMBEDDING_DIM}]; got {emb.shape[1]}")
+    norm = np.linalg.norm(emb.astype(np.float64), axis=1)
+    if ((np.abs(norm - 1.0) > EMBEDDING_NORM_TOL) & (norm != 0.0)).any():
+        raise _bad("embeddings", "embeddings: each row must have L2 norm 1 (or be all zeros)")
+
+
 def decode_detections(msg: Message) -> Detections2D:
     """The :class:`Detections2D` of a decoded ``pose2d`` message (an
     :class:`~fusion.rgbd.RGBDDetections` when it carries lifted joints).
 
     Raises:
         MessageError: wrong schema, missing arrays, or inconsistent shapes; ``kind == "joints3d"``
-            for malformed lifted joints (see the module docstring).
+            for malformed lifted joints, ``kind == "embeddings"`` for malformed appearance
+            descriptors (see the module docstring).
     """
-    names = set(msg.arrays)
+    names = set(msg.arrays) - {"embeddings"}
     if msg.schema != "pose2d" or names not in (_POSE2D, _POSE2D_RGBD):
         if msg.schema == "pose2d" and _POSE2D < names:
             raise _bad("joints3d", f"pose2d arrays must be {sorted(_POSE2D)} or {sorted(_POSE2D_RGBD)}")
@@ -330,11 +353,14 @@ def decode_detections(msg: Message) -> Detections2D:
         raise _bad("pose2d", f"boxes must be ({poses.shape[0]}, 5); got {boxes.shape}")
     if poses.shape[0] > MAX_PEOPLE:
         raise _bad("people", f"{poses.shape[0]} people in one view; at most {MAX_PEOPLE}")
+    emb = msg.arrays.get("embeddings")
+    if emb is not None:
+        _check_embeddings(emb, poses.shape[0])
     if names == _POSE2D:
-        return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes)
+        return Detections2D(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes, embeddings=emb)
     joints, cov = msg.arrays["joints3d"], msg.arrays["joints3d_cov"]
     _check_lifted(joints, cov, *poses.shape[:2])
-    return RGBDDetections(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes, joints, cov)
+    return RGBDDetections(msg.camera, msg.frame_idx, msg.stamp_ns, poses, boxes, joints, cov, embeddings=emb)
 
 
 def encode_poses3d(frame: Poses3D, meta: dict[str, Any] | None = None) -> list[bytes | memoryview]:

@@ -6,7 +6,7 @@ allowed in these types (a NaN inside a function means a bug upstream).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,6 +54,12 @@ class Detections2D:
         stamp_ns: capture time, nanoseconds (host clock of the capturing machine).
         poses: (P, J, 3) float32 [u_px, v_px, conf], distorted pixel coordinates; conf in [0, 1].
         boxes: (P, 5) float32 [x1, y1, x2, y2, score], pixels.
+        embeddings: (P, D) float32 appearance descriptors (re-ID, e.g.
+            :func:`capture.detect.reid.part_histograms`), one row per person, or None when the worker
+            computes none. Keyword-only.
+
+    Raises:
+        ShapeError: an array of the wrong shape, or not finite.
     """
 
     camera: str
@@ -61,6 +67,7 @@ class Detections2D:
     stamp_ns: int
     poses: np.ndarray
     boxes: np.ndarray
+    embeddings: np.ndarray | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         poses = np.asarray(self.poses, dtype=np.float32)
@@ -69,6 +76,12 @@ class Detections2D:
         object.__setattr__(self, "poses", check_array("poses", poses, (None, None, 3), np.float32))
         boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 5) if np.size(self.boxes) == 0 else self.boxes
         object.__setattr__(self, "boxes", check_array("boxes", boxes, (self.poses.shape[0], 5), np.float32))
+        if self.embeddings is not None:
+            emb = np.asarray(self.embeddings, dtype=np.float32)
+            emb = emb.reshape(0, emb.shape[-1] if emb.ndim == 2 else 0) if emb.size == 0 else emb
+            object.__setattr__(
+                self, "embeddings", check_array("embeddings", emb, (self.poses.shape[0], None), np.float32)
+            )
         object.__setattr__(self, "frame_idx", int(self.frame_idx))
         object.__setattr__(self, "stamp_ns", int(self.stamp_ns))
 
@@ -132,5 +145,9 @@ class RGBDDetections(Detections2D):
 
     @classmethod
     def from_detections(cls, dets: Detections2D, joints3d: np.ndarray, joints3d_cov: np.ndarray) -> RGBDDetections:
-        """``dets`` with lifted joints (of the same people and joints) attached (``fusion.rgbd.lift_joints``)."""
-        return cls(dets.camera, dets.frame_idx, dets.stamp_ns, dets.poses, dets.boxes, joints3d, joints3d_cov)
+        """``dets`` with lifted joints (of the same people and joints) attached (``fusion.rgbd.lift_joints``);
+        its embeddings are kept."""
+        return cls(
+            dets.camera, dets.frame_idx, dets.stamp_ns, dets.poses, dets.boxes, joints3d, joints3d_cov,
+            embeddings=dets.embeddings,
+        )  # fmt: skip

@@ -201,3 +201,81 @@ def test_lifted_joints_reach_the_node_intake_and_malformed_ones_are_counted(rng)
     assert isinstance(got, RGBDDetections) and np.array_equal(got.joints3d, d.joints3d)
     assert intake.accept(_with_arrays(d, joints3d_cov=_cov_with(d, -np.eye(3)))) is None
     assert intake.dropped == {"malformed.joints3d": 1}
+
+
+def _unit_rows(rng, P, D=24):
+    emb = rng.normal(size=(P, D)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb
+
+
+def test_embeddings_round_trip_plain_and_rgbd(rng):
+    """The optional appearance descriptors travel with plain and RGB-D detections, bit for bit; a zero
+    row (no appearance seen) is accepted, and a message without them decodes to embeddings None."""
+    from fusion.rgbd import RGBDDetections
+
+    d = _dets(rng, P=3)
+    emb = _unit_rows(rng, 3)
+    emb[1] = 0.0
+    d = Detections2D(d.camera, d.frame_idx, d.stamp_ns, d.poses, d.boxes, embeddings=emb)
+    got = wire.decode_detections(wire.decode([bytes(f) for f in wire.encode_detections(d)]))
+    assert type(got) is Detections2D and np.array_equal(got.embeddings, emb)
+    lifted = _rgbd(rng, P=3)
+    r = RGBDDetections.from_detections(d, lifted.joints3d, lifted.joints3d_cov)  # keeps the embeddings
+    got = wire.decode_detections(wire.decode([bytes(f) for f in wire.encode_detections(r)]))
+    assert isinstance(got, RGBDDetections) and np.array_equal(got.embeddings, emb)
+    assert np.array_equal(got.joints3d, r.joints3d)
+    plain = wire.decode_detections(wire.decode([bytes(f) for f in wire.encode_detections(_dets(rng))]))
+    assert plain.embeddings is None
+
+
+def _plain_with(d, emb):
+    msg = wire.Message("pose2d", "cam01", 1, 1, {"poses": d.poses, "boxes": d.boxes, "embeddings": emb})
+    return [bytes(f) for f in wire.encode(msg)]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda e: e.astype(np.float64), "float32"),
+        (lambda e: e[:2], r"\(3, D\)"),
+        (lambda e: e.reshape(-1), r"\(3, D\)"),
+        (lambda e: e[:, :0], "D must lie"),
+        (lambda e: np.tile(e, (1, 22)), "D must lie"),  # 528 > 512
+        (lambda e: e * 2.0, "norm 1"),
+        (lambda e: e * np.array([[1.0], [0.5], [1.0]], np.float32), "norm 1"),
+    ],
+)
+def test_malformed_embeddings_make_the_message_malformed(rng, make, match):
+    d = _dets(rng, P=3)
+    with pytest.raises(MessageError, match=match) as info:
+        wire.decode_detections(wire.decode(_plain_with(d, make(_unit_rows(rng, 3)))))
+    assert info.value.kind == "embeddings"
+
+
+def test_malformed_embeddings_refuse_rgbd_messages_too(rng):
+    d = _rgbd(rng)
+    with pytest.raises(MessageError) as info:
+        wire.decode_detections(wire.decode(_with_arrays(d, embeddings=_unit_rows(rng, 3))))
+    assert info.value.kind == "embeddings"
+
+
+def test_non_finite_embeddings_are_rejected(rng):
+    d = _dets(rng, P=3)
+    emb = _unit_rows(rng, 3)
+    emb[2, 5] = np.inf
+    with pytest.raises(MessageError, match="NaN or inf") as info:
+        wire.decode(_plain_with(d, emb))
+    assert info.value.kind == "nan"
+
+
+def test_embeddings_reach_the_node_intake_and_malformed_ones_are_counted(rng):
+    from capture.service.intake import Intake
+
+    intake = Intake(("cam01",), n_joints=17, max_people=64, heartbeat_timeout_s=3.0)
+    d = _dets(rng, P=3)
+    emb = _unit_rows(rng, 3)
+    got, _ = intake.accept(_plain_with(d, emb))
+    assert np.array_equal(got.embeddings, emb)
+    assert intake.accept(_plain_with(d, emb * 3.0)) is None
+    assert intake.dropped == {"malformed.embeddings": 1}
