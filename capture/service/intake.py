@@ -248,13 +248,16 @@ class Intake:
                 cam, dets.frame_idx, dets.poses.shape[0], self.max_people,
             )  # fmt: skip
             keep = np.sort(np.argsort(-dets.boxes[:, 4], kind="stable")[: self.max_people])
-            if isinstance(dets, RGBDDetections):  # the lifted joints follow the people kept
+            emb = None if dets.embeddings is None else dets.embeddings[keep]  # descriptors follow the people kept
+            if isinstance(dets, RGBDDetections):  # so do the lifted joints
                 dets = RGBDDetections(
                     cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep],
-                    dets.joints3d[keep], dets.joints3d_cov[keep],
+                    dets.joints3d[keep], dets.joints3d_cov[keep], embeddings=emb,
                 )  # fmt: skip
             else:
-                dets = Detections2D(cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep])
+                dets = Detections2D(
+                    cam, dets.frame_idx, dets.stamp_ns, dets.poses[keep], dets.boxes[keep], embeddings=emb
+                )
         return dets, _prev(msg.meta, dets)
 
     def filed(self, dets: Detections2D) -> None:

@@ -45,6 +45,18 @@ def test_people_cap_keeps_the_lifted_joints_of_the_people_kept():
     assert got.joints3d[:, 0, 0].tolist() == [2.0, 3.0] and got.joints3d_cov.shape == (2, 17, 3, 3)
 
 
+def test_people_cap_keeps_the_descriptors_of_the_people_kept():
+    intake = Intake(CAMS, 17, max_people=2, heartbeat_timeout_s=3.0)
+    scores = [0.2, 0.9, 0.95]
+    poses = np.stack([np.full((17, 3), s, np.float32) for s in scores])
+    boxes = np.array([[0, 0, 1, 1, s] for s in scores], np.float32)
+    emb = np.eye(3, 8, dtype=np.float32)  # person k: unit vector k
+    dets = Detections2D("cam01", 4, 1004, poses, boxes, embeddings=emb)
+    got, _ = intake.accept([bytes(f) for f in wire.encode_detections(dets)])
+    assert intake.dropped["people_capped"] == 1
+    assert got.embeddings is not None and got.embeddings.argmax(axis=1).tolist() == [1, 2]
+
+
 def test_declared_previous_frame_is_taken_only_when_sane():
     intake = Intake(CAMS, 17, max_people=64, heartbeat_timeout_s=3.0)
     assert intake.accept(_pose2d("cam01", 5, [0.9], {"prev": [3, 1003]}))[1] == (3, 1003)
