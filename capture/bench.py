@@ -218,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
     p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
     p.add_argument("--repeats", type=int, default=3, help="passes over the frames")
+    p.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time Pose2Sim 0.10.49 on the same input, alternating with the node (its venv is built once)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -231,5 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureError as exc:
         print(f"mvcap bench: error: {exc}", file=sys.stderr)
         return 2
+    if args.peer:  # the peer on the same input, alternating with the node (issue 10's 50x target)
+        from capture.benchmarks.peer_pose2sim import compare_node_peer, peer_env
+
+        try:
+            figures["peer_pose2sim"] = compare_node_peer(peer_env(), calib, Path(args.detections), args.repeats)
+        except CaptureError as exc:
+            print(f"mvcap bench: peer skipped: {exc}", file=sys.stderr)
+            figures["peer_pose2sim"] = {"skipped": str(exc)}
     print(json.dumps(figures, indent=2))
     return 0
