@@ -27,6 +27,7 @@ __all__ = [
     "YoloPoseOnnx",
     "decode_yolo_pose",
     "detector_names",
+    "input_hw_for_frame",
     "letterbox",
     "make_detector",
 ]
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PAD_VALUE: Final = 114  # grey used by Ultralytics' LetterBox
 N_KPT: Final = 17
+STRIDE: Final = 32  # YOLO11's largest feature stride: input sides are multiples of it
 
 
 @runtime_checkable
@@ -94,6 +96,47 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray,
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     return padded, (new_w / w, new_h / h), (left, top)
+
+
+def input_hw_for_frame(
+    frame_wh: tuple[int, int], long_px: int = 640, fixed_hw: tuple[int, int] | None = None, stride: int = STRIDE
+) -> tuple[int, int]:
+    """Network input (height, width) for frames of one size: the long side follows the frame's.
+
+    The frame's long side maps to ``long_px``; the short side is scaled by the same factor and
+    rounded up to a multiple of ``stride``, so :func:`letterbox` pads it by less than one stride.
+    Landscape and portrait frames get the same effective resolution (Ultralytics' rectangular
+    inference, ``LetterBox(auto=True)``, picks the same shape per image).
+
+    Args:
+        frame_wh: (width, height) of the frames, pixels.
+        long_px: input size along the frame's long side, pixels (a multiple of ``stride``).
+        fixed_hw: a fixed (height, width) that overrides the rule (``[detector] input_h, input_w``).
+        stride: model stride, pixels.
+
+    Returns:
+        (height, width) of the network input, pixels, multiples of ``stride``.
+
+    Raises:
+        ConfigError: ``long_px`` or ``fixed_hw`` not positive multiples of ``stride``, or an empty frame.
+
+    Example:
+        >>> input_hw_for_frame((1920, 1080)), input_hw_for_frame((1088, 1920)), input_hw_for_frame((960, 512))
+        ((384, 640), (640, 384), (352, 640))
+    """
+    if fixed_hw is not None:
+        h, w = (int(v) for v in fixed_hw)
+        if h <= 0 or w <= 0 or h % stride or w % stride:
+            raise ConfigError(f"fixed input must be positive multiples of {stride} (height, width); got {fixed_hw}")
+        return h, w
+    if long_px <= 0 or long_px % stride:
+        raise ConfigError(f"input_long_px must be a positive multiple of {stride}; got {long_px}")
+    fw, fh = (int(v) for v in frame_wh)
+    if fw <= 0 or fh <= 0:
+        raise ConfigError(f"frame size must be positive; got {frame_wh}")
+    short = min(fw, fh) * long_px / max(fw, fh)
+    short_px = max(stride, int(np.ceil(short / stride - 1e-9)) * stride)
+    return (long_px, short_px) if fh > fw else (short_px, long_px)
 
 
 def decode_yolo_pose(

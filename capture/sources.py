@@ -6,6 +6,11 @@ uint8 BGR array, and a context manager that releases the device or file.
 Convention: file sources (video, image folder) have no capture clock, so their stamps are
 synthesised from the frame rate: ``stamp_ns = epoch_ns + round(frame_idx * 1e9 / fps)``. A webcam
 stamps each frame with the host clock ``time.time_ns()`` right after the grab returns.
+
+Stills (an image folder of independent moments: multi-view photo sets, benchmark frames) are
+stamped :data:`STILLS_GAP_S` apart instead: far beyond any track's lifetime (``[fusion]
+max_missed_s``, ``max_tentative_s``) and smoothing gap (``[smoothing] max_gap_s``), so the node
+ends every track between two images and reconstructs each moment on its own.
 """
 
 from __future__ import annotations
@@ -22,11 +27,21 @@ import numpy as np
 
 from core.errors import ConfigError, InputError
 
-__all__ = ["FrameSource", "ImageFolderSource", "VideoSource", "WebcamSource", "natural_path_key", "open_source"]
+__all__ = [
+    "STILLS_GAP_S",
+    "FrameSource",
+    "ImageFolderSource",
+    "VideoSource",
+    "WebcamSource",
+    "natural_path_key",
+    "open_source",
+]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+STILLS_GAP_S = 3600.0
+"""Stills: time between the stamps of consecutive images, seconds (one hour: no track survives it)."""
 
 Frame = tuple[int, int, np.ndarray]
 
@@ -156,8 +171,10 @@ class ImageFolderSource(FrameSource):
 
     Args:
         path: folder of images.
-        fps: frame rate used for the stamps, frames per second.
+        fps: frame rate used for the stamps, frames per second (ignored for stills).
         epoch_ns: stamp of frame 0, nanoseconds.
+        stills: the images are independent moments: stamped :data:`STILLS_GAP_S` apart, so no track
+            is carried from one to the next.
 
     Raises:
         InputError: not a folder, no image in it, or the first image is unreadable. A later
@@ -165,10 +182,11 @@ class ImageFolderSource(FrameSource):
         ConfigError: fps is not positive.
     """
 
-    def __init__(self, path: str | Path, fps: float = 30.0, epoch_ns: int = 0) -> None:
+    def __init__(self, path: str | Path, fps: float = 30.0, epoch_ns: int = 0, stills: bool = False) -> None:
         self.path = Path(path)
         self.epoch_ns = int(epoch_ns)
-        self.fps = _check_fps(fps, str(self.path))
+        self.stills = bool(stills)
+        self.fps = 1.0 / STILLS_GAP_S if self.stills else _check_fps(fps, str(self.path))
         if not self.path.is_dir():
             raise InputError(f"{self.path}: cannot open image folder (not a folder)")
         files = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
@@ -179,7 +197,8 @@ class ImageFolderSource(FrameSource):
         self.size = (int(first.shape[1]), int(first.shape[0]))
         self.n_frames = len(self.files)
         w, h = self.size
-        log.info("image folder %s: %d images, %dx%d, %.3f fps", self.path, self.n_frames, w, h, self.fps)
+        rate = "stills (independent moments)" if self.stills else f"{self.fps:.3f} fps"
+        log.info("image folder %s: %d images, %dx%d, %s", self.path, self.n_frames, w, h, rate)
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
@@ -189,8 +208,13 @@ class ImageFolderSource(FrameSource):
         return image
 
     def __iter__(self) -> Iterator[Frame]:
+        gap_ns = round(STILLS_GAP_S * 1e9)
         for frame_idx, path in enumerate(self.files):
-            yield frame_idx, _file_stamp_ns(self.epoch_ns, frame_idx, self.fps), self._read(path)
+            if self.stills:
+                stamp_ns = self.epoch_ns + frame_idx * gap_ns
+            else:
+                stamp_ns = _file_stamp_ns(self.epoch_ns, frame_idx, self.fps)
+            yield frame_idx, stamp_ns, self._read(path)
 
 
 class WebcamSource(FrameSource):
@@ -249,24 +273,27 @@ class WebcamSource(FrameSource):
             cap.release()
 
 
-def open_source(spec: str, fps: float | None = None, epoch_ns: int = 0) -> FrameSource:
+def open_source(spec: str, fps: float | None = None, epoch_ns: int = 0, stills: bool = False) -> FrameSource:
     """Open a frame source from a command-line style spec.
 
     Args:
         spec: an integer (webcam index), a folder (images), or anything else (a video file).
         fps: frame rate for an image folder (default 30), override for a video, request for a webcam.
         epoch_ns: stamp of frame 0 for file sources, nanoseconds (ignored by webcams).
+        stills: an image folder of independent moments (:class:`ImageFolderSource`).
 
     Returns:
         The source; use it as a context manager.
 
     Raises:
-        InputError: the source cannot be opened.
+        InputError: the source cannot be opened, or ``stills`` for a source that is not an image folder.
     """
     text = str(spec).strip()
+    path = Path(text).expanduser()
+    if stills and (re.fullmatch(r"\d+", text) or not path.is_dir()):
+        raise InputError(f"{text}: stills must be an image folder (not a video or a webcam)")
     if re.fullmatch(r"\d+", text):
         return WebcamSource(int(text), fps=fps)
-    path = Path(text).expanduser()
     if path.is_dir():
-        return ImageFolderSource(path, fps=30.0 if fps is None else fps, epoch_ns=epoch_ns)
+        return ImageFolderSource(path, fps=30.0 if fps is None else fps, epoch_ns=epoch_ns, stills=stills)
     return VideoSource(path, epoch_ns=epoch_ns, fps=fps)

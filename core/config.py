@@ -7,6 +7,7 @@ documents every key with its unit.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "FILTERS",
     "DetectorConfig",
     "FusionConfig",
+    "ImageMap",
     "MatchingConfig",
     "NodeConfig",
     "RGBDConfig",
@@ -33,19 +35,49 @@ __all__ = [
 class DetectorConfig:
     """2D detector run by each worker.
 
+    The network input follows each camera's frames: its long side is ``input_long_px`` along the
+    frame's long side, and its short side the frame's short side scaled alike, rounded up to a
+    multiple of the model stride (32). A 1920x1080 landscape frame gets 640 x 384 (width x height), a
+    1088x1920 portrait frame 384 x 640: the same effective resolution either way
+    (:func:`capture.detectors.input_hw_for_frame`). ``input_h`` and ``input_w`` both set (non-zero)
+    fix the input for every camera instead (older configs; a portrait input applied to landscape
+    frames leaves them a third of the pixels).
+
     Attributes:
         name: registered detector name (``mvcap`` lists them); ``"file"`` replays detections.
-        input_h: network input height, pixels.
-        input_w: network input width, pixels.
+        input_long_px: network input's long side, pixels (a multiple of 32).
+        input_h: fixed network input height, pixels (a multiple of 32); 0 follows the frame.
+        input_w: fixed network input width, pixels (a multiple of 32); 0 follows the frame.
         score_threshold: minimum person score in [0, 1].
         threads: onnxruntime intra-op threads per worker.
+
+    Raises:
+        ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w.
     """
 
     name: str = "yolo11n-pose"
-    input_h: int = 640
-    input_w: int = 384
+    input_long_px: int = 640
+    input_h: int = 0
+    input_w: int = 0
     score_threshold: float = 0.5
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.input_long_px <= 0 or self.input_long_px % 32:
+            raise ConfigError(f"detector.input_long_px must be a positive multiple of 32; got {self.input_long_px}")
+        if (self.input_h == 0) != (self.input_w == 0):
+            raise ConfigError(
+                f"detector: set both input_h and input_w (a fixed input) or neither; got {self.input_h}, {self.input_w}"
+            )
+        if self.input_h and (self.input_h < 0 or self.input_w < 0 or self.input_h % 32 or self.input_w % 32):
+            raise ConfigError(
+                f"detector.input_h and input_w must be positive multiples of 32; got {self.input_h}, {self.input_w}"
+            )
+
+    @property
+    def fixed_input_hw(self) -> tuple[int, int] | None:
+        """(height, width) of a fixed network input, pixels, or None when the input follows the frame."""
+        return (self.input_h, self.input_w) if self.input_h else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +322,41 @@ class NodeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageMap:
+    """How a camera's frames relate to its calibration's image, when they differ in size.
+
+    ``calibration pixel = (frame pixel - pad) / scale``, per axis: the frames are the calibrated
+    images scaled by ``scale_x``, ``scale_y``, then shifted by ``pad_x``, ``pad_y`` pixels (padding
+    when positive, e.g. black bars; cropping when negative). Written in a config as
+    ``image_map = {scale = 0.5, pad_x = 0, pad_y = -14}`` (``scale`` sets both axes), or with
+    ``scale_x`` and ``scale_y``. Workers map their detections with it, so detections on the wire
+    are in calibration pixels.
+
+    Attributes:
+        scale_x: frame pixels per calibration pixel along x (> 0).
+        scale_y: frame pixels per calibration pixel along y (> 0).
+        pad_x: frame x of the calibration image's x = 0, frame pixels.
+        pad_y: frame y of the calibration image's y = 0, frame pixels.
+
+    Raises:
+        ConfigError: a scale that is not a positive finite number, or a non-finite pad.
+    """
+
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+    def __post_init__(self) -> None:
+        scales_ok = all(math.isfinite(v) and v > 0 for v in (self.scale_x, self.scale_y))
+        if not scales_ok or not all(math.isfinite(v) for v in (self.pad_x, self.pad_y)):
+            raise ConfigError(
+                f"image_map: scales must be positive and pads finite; got scale {self.scale_x}, {self.scale_y}, "
+                f"pad {self.pad_x}, {self.pad_y}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class CameraSource:
     """One camera of a run: its calibration name and its frame source.
 
@@ -302,12 +369,18 @@ class CameraSource:
             PNG images (uint16 millimetres, 0 = no reading) numbered as the colour frames, or a
             ``.npy`` (T, H, W) uint16 recording; "" for a colour-only camera. Its worker lifts the
             2D joints to 3D (``[rgbd]``).
+        image_map: frames of another size than the calibration's image: how frame pixels map to
+            calibration pixels (:class:`ImageMap`); None: frames must have the calibrated size.
+        stills: the source is an image folder of independent moments (photo sets, benchmark
+            frames): each image is reconstructed on its own, no track carried from one to the next.
     """
 
     name: str
     source: str
     image_size: tuple[int, int] | None = None
     depth: str = ""
+    image_map: ImageMap | None = None
+    stills: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +407,8 @@ _SECTIONS: dict[str, type] = {
     "node": NodeConfig,
     "rgbd": RGBDConfig,
 }
-_CAMERA_KEYS = {"name", "source", "image_size", "depth"}
+_CAMERA_KEYS = {"name", "source", "image_size", "depth", "image_map", "stills"}
+_IMAGE_MAP_KEYS = {"scale", "scale_x", "scale_y", "pad_x", "pad_y"}
 
 
 def _section(cls: type, values: Any, where: str) -> Any:
@@ -366,6 +440,25 @@ def _image_size(value: Any, where: str) -> tuple[int, int] | None:
     return int(value[0]), int(value[1])
 
 
+def _image_map(value: Any, where: str) -> ImageMap | None:
+    """A camera's ``image_map = {scale = s, pad_x = px, pad_y = py}`` (or ``scale_x``, ``scale_y``), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= _IMAGE_MAP_KEYS:
+        raise ConfigError(f"{where}: image_map must be a table of {sorted(_IMAGE_MAP_KEYS)}; got {value!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+        raise ConfigError(f"{where}: image_map values must be numbers; got {value!r}")
+    has_xy = "scale_x" in value or "scale_y" in value
+    if ("scale" in value) == has_xy or (has_xy and not {"scale_x", "scale_y"} <= set(value)):
+        raise ConfigError(f"{where}: image_map needs scale, or both scale_x and scale_y; got {value!r}")
+    sx = float(value.get("scale", value.get("scale_x", 1.0)))
+    sy = float(value.get("scale", value.get("scale_y", 1.0)))
+    try:
+        return ImageMap(sx, sy, float(value.get("pad_x", 0.0)), float(value.get("pad_y", 0.0)))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Build a :class:`Config` from a parsed TOML table.
 
@@ -387,18 +480,22 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         isinstance(c, dict) and {"name", "source"} <= set(c) <= _CAMERA_KEYS for c in cams
     ):
         raise ConfigError(
-            f"{where}: cameras must be a list of {{name = ..., source = ..., image_size = [w, h] (optional), "
-            "depth = ... (optional)}} tables"
+            f"{where}: cameras must be a list of {{name = ..., source = ..., and optional image_size = [w, h], "
+            "depth = ..., image_map = {{scale = ..., pad_x = ..., pad_y = ...}}, stills = true}} tables"
         )
     for c in cams:
         if not isinstance(c.get("depth", ""), str):
             raise ConfigError(f"{where}: [[cameras]] {c['name']}: depth must be a path string; got {c['depth']!r}")
+        if not isinstance(c.get("stills", False), bool):
+            raise ConfigError(f"{where}: [[cameras]] {c['name']}: stills must be true or false; got {c['stills']!r}")
     cameras = tuple(
         CameraSource(
             str(c["name"]),
             str(c["source"]),
             _image_size(c.get("image_size"), f"{where} [[cameras]] {c['name']}"),
             c.get("depth", ""),
+            _image_map(c.get("image_map"), f"{where} [[cameras]] {c['name']}"),
+            c.get("stills", False),
         )
         for c in cams
     )

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
+from capture.image_map import camera_in_frame
 from capture.outputs import count_frames, read_poses_jsonl, render_overlay
 from capture.service.worker import is_detection_file
 from core.config import Config
@@ -68,6 +69,12 @@ def dump_config(cfg: Config) -> str:
             lines.append(f"image_size = [{int(cam.image_size[0])}, {int(cam.image_size[1])}]")
         if cam.depth:
             lines.append(f"depth = {_toml_value(cam.depth)}")
+        if cam.image_map is not None:
+            m = cam.image_map
+            lines.append(f"image_map = {{scale_x = {m.scale_x!r}, scale_y = {m.scale_y!r}, "
+                         f"pad_x = {m.pad_x!r}, pad_y = {m.pad_y!r}}}")  # fmt: skip
+        if cam.stills:
+            lines.append("stills = true")
         lines.append("")
     return "\n".join(lines)
 
@@ -102,7 +109,7 @@ def launch(
     cfg: Config,
     rig: CameraRig,
     out_dir: Path,
-    model_path: str | None,
+    model_path: str | dict[str, str] | None,
     max_frames: int | None = None,
     overlays: bool = True,
     realtime: bool = False,
@@ -114,7 +121,9 @@ def launch(
             free loopback ports).
         rig: the cameras of ``cfg.cameras``, in that order.
         out_dir: run folder (created).
-        model_path: detector ONNX model for the workers (None when all sources are detection files).
+        model_path: detector ONNX model for the workers: one for all, or one per camera name
+            (:func:`capture.service.run.models_for`: the input shape follows each camera's frames);
+            None (or a camera left out) lets the worker choose its default.
         max_frames: stop each worker after this many frames.
         overlays: render ``overlay_<camera>.mp4`` for video sources.
         realtime: workers pace file sources at their frame rate.
@@ -169,8 +178,9 @@ def launch(
                     "--endpoint", node_cfg.input_endpoint, "--ready-file", str(logs / f"ready_{cam.name}")]  # fmt: skip
             if realtime:
                 args += ["--realtime", "--epoch-file", str(epoch_file)]
-            if model_path and not is_detection_file(cam.source):
-                args += ["--model", model_path]
+            model = model_path.get(cam.name) if isinstance(model_path, dict) else model_path
+            if model and not is_detection_file(cam.source):
+                args += ["--model", model]
             if max_frames is not None:
                 args += ["--max-frames", str(max_frames)]
             workers.append(_spawn(args, logs / f"worker_{cam.name}.log"))
@@ -202,7 +212,13 @@ def launch(
             for cam in cfg.cameras:
                 if Path(cam.source).is_file() and not is_detection_file(cam.source):
                     out = out_dir / f"overlay_{cam.name}.mp4"
-                    render_overlay(cam.source, rig[cam.name], frames, COCO17, out)
+                    camera = rig[cam.name]
+                    if cam.image_map is not None:  # draw in frame pixels
+                        from capture.sources import open_source
+
+                        with open_source(cam.source) as src:
+                            camera = camera_in_frame(camera, cam.image_map, src.size)
+                    render_overlay(cam.source, camera, frames, COCO17, out)
                     rendered.append(out.name)
             summary.setdefault("outputs", {})["overlays"] = rendered
         except CaptureError as exc:

@@ -19,7 +19,7 @@ from core.config import CameraSource, Config, load_config
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.logsetup import setup_logging
 
-__all__ = ["demo_main", "live_main", "prepare", "run_main"]
+__all__ = ["demo_main", "live_main", "models_for", "prepare", "run_main"]
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +32,87 @@ def prepare(cfg: Config) -> CameraRig:
     The calibration is read for the configured cameras only, each taking its ``image_size`` where
     the calibration stores none (:func:`~calibration.io.read_calibration`); camera centres must be
     apart (:func:`~calibration.checks.check_rig`); the first frame of every video file or image
-    folder must have its camera's calibrated (width, height). Webcams and detection files are
-    opened (resp. looked up) but not size-checked.
+    folder must have its camera's calibrated (width, height), or the camera an ``image_map`` that
+    fits its frames (:func:`capture.image_map.check_image_map`). Webcams and detection files are
+    opened (resp. looked up) but not size-checked. Stills (``[[cameras]] stills``) must be image
+    folders (or detection files), on every camera or none, and no track may outlive the gap
+    between two stills (``[fusion] max_missed_s``, ``max_tentative_s``, ``[smoothing] max_gap_s``).
 
     Returns:
         The configured cameras, in config order.
 
     Raises:
-        ConfigError: no calibration or cameras configured.
+        ConfigError: no calibration or cameras configured; stills on some cameras only, or with
+            track lifetimes that reach the gap between stills.
         CalibrationError: fewer than 2 cameras, an unreadable calibration, a configured camera
             missing from it, a camera without an image size (VoxelPose) or whose ``image_size``
             contradicts the file, or two cameras less than 1 cm apart.
-        InputError: a source that cannot be opened, or whose frames differ in size from the
-            calibration.
+        InputError: a source that cannot be opened, whose frames differ in size from the
+            calibration without a fitting ``image_map``, stills that are not an image folder, or an
+            ``image_map`` on an RGB-D camera.
     """
     if not cfg.calibration:
         raise ConfigError("the config names no calibration file")
     if not cfg.cameras:
         raise ConfigError("the config lists no [[cameras]]")
+    _check_stills(cfg)
     sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
     min_cameras = 1 if any(c.depth for c in cfg.cameras) else 2  # one RGB-D camera alone gives 3D
     rig = load_rig(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras], min_cameras=min_cameras)
+    from capture.image_map import check_image_map
     from capture.sources import WebcamSource, open_source
 
     for cam in cfg.cameras:
         if is_detection_file(cam.source):
             check_source(cam.source, cam.name)
             continue
-        with open_source(cam.source) as src:
+        if cam.depth and cam.image_map is not None:
+            raise InputError(f"camera {cam.name}: image_map is not supported with a depth source (RGB-D)")
+        with open_source(cam.source, stills=cam.stills) as src:
             if isinstance(src, WebcamSource):
                 continue
-            (w, h), (cw, ch) = src.size, rig[cam.name].size
-            if (w, h) != (cw, ch):
-                raise InputError(
-                    f"{cam.source}: frames are {w}x{h} but calibration {cfg.calibration} gives camera "
-                    f"{cam.name} {cw}x{ch}; fix the calibration (or image_size) or use the matching video"
-                )
+            check_image_map(src.size, rig[cam.name].size, cam.image_map, cam.source, cam.name, cfg.calibration)
     return rig
 
 
-def _model_for(cfg: Config) -> str | None:
-    if all(is_detection_file(c.source) for c in cfg.cameras):
-        return None
-    from capture.assets import yolo_pose_onnx
+def _check_stills(cfg: Config) -> None:
+    """Stills on every camera or none, and no track or smoothing gap that spans two stills."""
+    from capture.sources import STILLS_GAP_S
 
-    return str(yolo_pose_onnx((cfg.detector.input_h, cfg.detector.input_w)))
+    stills = [c.stills for c in cfg.cameras]
+    if not any(stills):
+        return
+    if not all(stills):
+        names = ", ".join(c.name for c in cfg.cameras if not c.stills)
+        raise ConfigError(f"stills must be set on every camera or none; not on {names}")
+    spans = {"fusion.max_missed_s": cfg.fusion.max_missed_s, "fusion.max_tentative_s": cfg.fusion.max_tentative_s,
+             "smoothing.max_gap_s": cfg.smoothing.max_gap_s}  # fmt: skip
+    long = {k: v for k, v in spans.items() if v >= STILLS_GAP_S}
+    if long:
+        raise ConfigError(f"stills are {STILLS_GAP_S:g} s apart; {long} would carry tracks between them")
+
+
+def models_for(cfg: Config) -> dict[str, str]:
+    """The default detector's ONNX model of each detecting camera, exported once per input shape.
+
+    Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`);
+    the first frame of each source is read for its size.
+
+    Returns:
+        camera name -> model path; cameras replaying detection files are left out.
+
+    Raises:
+        InputError: a source cannot be opened, or the export failed (no ultralytics, no network).
+    """
+    from capture.assets import yolo_pose_onnx
+    from capture.detectors import input_hw_for_frame
+
+    det, models = cfg.detector, {}
+    for cam in cfg.cameras:
+        frame_wh = check_source(cam.source, cam.name, stills=cam.stills)
+        if frame_wh is not None:
+            models[cam.name] = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
+    return models
 
 
 def _report(out_dir: Path, summary: dict) -> None:
@@ -94,8 +130,12 @@ def _report(out_dir: Path, summary: dict) -> None:
 
 def _execute(cfg: Config, args: argparse.Namespace, tag: str) -> int:
     try:
+        if args.stills:
+            cfg = dataclasses.replace(cfg, cameras=tuple(dataclasses.replace(c, stills=True) for c in cfg.cameras))
+        if args.realtime and any(c.stills for c in cfg.cameras):
+            raise ConfigError("stills have no frame rate: they cannot be replayed in real time (--realtime, live)")
         rig = prepare(cfg)
-        model = _model_for(cfg)
+        model = models_for(cfg)
     except (ConfigError, CalibrationError, InputError) as exc:
         print(f"mvcap {tag}: error: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +175,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames per camera")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay videos")
     p.add_argument("--realtime", action="store_true", help="replay file sources at their frame rate, as if live")
+    p.add_argument(
+        "--stills",
+        action="store_true",
+        help="every camera's image folder holds independent moments: each image set is reconstructed on its own",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 

@@ -21,6 +21,14 @@ sends them with their covariance in the same ``pose2d`` message (``joints3d``, `
 :mod:`capture.wire`). A frame without a readable depth image is sent with its 2D joints only, and
 counted (``depth_missing``).
 
+Input geometry: the detector's network input follows the camera's frames (``[detector]
+input_long_px`` along the frame's long side, :func:`capture.detectors.input_hw_for_frame`), unless
+``input_h``/``input_w`` fix it. Frames of another size than the calibration's image
+(``[[cameras]] image_map``) have their detections mapped to calibration pixels here, before they
+are sent (:func:`capture.image_map.map_detections`). Stills (``[[cameras]] stills``, or
+``--stills``): an image folder of independent moments, stamped an hour apart so the node carries no
+track from one image to the next (:data:`capture.sources.STILLS_GAP_S`).
+
 Live replay (``realtime=True``): each frame is due at its capture stamp on the wall clock. A worker
 slower than real time processes the freshest frame and skips the rest: a frame is skipped when the
 next one is already overdue (by ``SKIP_SLACK_S``), so the output continues at the rate the machine
@@ -43,12 +51,13 @@ import zmq
 
 from calibration.camera import Camera
 from capture import wire
+from capture.image_map import map_detections
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
 from capture.sources_depth import DepthLifter, open_depth_source
-from core.config import DetectorConfig, RGBDConfig
-from core.errors import CalibrationError, CaptureError, InputError
+from core.config import DetectorConfig, ImageMap, RGBDConfig
+from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.types import Detections2D
 
 __all__ = ["Worker", "check_source", "is_detection_file", "main"]
@@ -67,24 +76,29 @@ def is_detection_file(source: str) -> bool:
     return source.endswith((".json", ".json.gz"))
 
 
-def check_source(source: str, camera: str | None = None) -> None:
+def check_source(source: str, camera: str | None = None, stills: bool = False) -> tuple[int, int] | None:
     """Open a camera source once and close it, so that a bad one fails before anything starts.
 
     Args:
         source: the camera's source (see :class:`Worker`).
         camera: its name, for the message.
+        stills: the source must be an image folder of independent moments.
+
+    Returns:
+        (width, height) of its frames, pixels; None for a detections file.
 
     Raises:
-        InputError: a missing or unreadable video, image folder, webcam or detections file.
+        InputError: a missing or unreadable video, image folder, webcam or detections file, or
+            stills that are not an image folder.
     """
     if is_detection_file(source):
         if not Path(source).is_file():
             raise InputError(f"{source}: detections file not found" + (f" (camera {camera})" if camera else ""))
-        return
+        return None
     from capture.sources import open_source
 
-    with open_source(source):
-        pass
+    with open_source(source, stills=stills) as src:
+        return src.size
 
 
 def _wait_epoch(path: Path, stop: threading.Event, timeout_s: float) -> int:
@@ -106,7 +120,8 @@ class Worker:
         source: video file, image folder, webcam index, or a detections file (replayed).
         endpoint: node input endpoint to connect to, e.g. ``tcp://127.0.0.1:5555``.
         detector: detector settings (ignored when replaying a detections file).
-        model_path: detector model file (ONNX), when detecting.
+        model_path: detector model file (ONNX), when detecting; None: the default model for the
+            frames' input shape (exported once per shape, :func:`capture.assets.yolo_pose_onnx`).
         epoch_ns: capture time of frame 0 for file sources, nanoseconds.
         max_frames: stop after this many frames (None: the whole source).
         subscribe_timeout_s: how long to wait for the node's subscription, seconds.
@@ -123,9 +138,12 @@ class Worker:
         rgbd: the ``[rgbd]`` lifting settings.
         pixel_noise_px: 2D joint noise at confidence 1, pixels (``[fusion] pixel_noise_px``), for
             the lifted joints' lateral uncertainty.
+        image_map: frames of another size than the calibration's image: detections are mapped to
+            calibration pixels with it before they are sent; None sends frame pixels.
+        stills: the source is an image folder of independent moments (stamped an hour apart).
 
     Raises:
-        InputError: ``depth`` without ``camera_model``.
+        InputError: ``depth`` without ``camera_model``, or ``depth`` with ``image_map``.
     """
 
     def __init__(
@@ -146,9 +164,13 @@ class Worker:
         camera_model: Camera | None = None,
         rgbd: RGBDConfig | None = None,
         pixel_noise_px: float = 6.0,
+        image_map: ImageMap | None = None,
+        stills: bool = False,
     ):
         if depth and camera_model is None:
             raise InputError(f"camera {camera}: a depth source needs the camera's calibration")
+        if depth and image_map is not None:
+            raise InputError(f"camera {camera}: image_map is not supported with a depth source (RGB-D)")
         self.camera = camera
         self.source = source
         self.endpoint = endpoint
@@ -165,6 +187,9 @@ class Worker:
         self.camera_model = camera_model
         self.rgbd = rgbd or RGBDConfig()
         self.pixel_noise_px = float(pixel_noise_px)
+        self.image_map = image_map
+        self.stills = bool(stills)
+        self.input_hw: tuple[int, int] | None = None
         self._lifter: DepthLifter | None = None
         self.detect_ms = RunningStats()
         self.frames_sent = 0
@@ -187,7 +212,7 @@ class Worker:
 
     def _paced(self, items: Iterator[tuple[int, int, object]]) -> Iterator[tuple[int, int, object]]:
         """Realtime replay of ``(frame_idx, stamp_ns, payload)``: freshest frame wins."""
-        if not self.realtime or self.source.isdigit():  # a webcam is live already
+        if not self.realtime or self.source.isdigit() or self.stills:  # a webcam is live already; stills have no rate
             yield from items
             return
         current = next(items, None)
@@ -211,18 +236,21 @@ class Worker:
 
             dets_list = read_detections_json(self.source)
             return ((d.frame_idx, d.stamp_ns, d) for d in dets_list)
-        from capture.detectors import make_detector
+        from capture.detectors import input_hw_for_frame, make_detector
         from capture.sources import open_source
 
         cfg = self.detector_cfg
+        self._source = open_source(self.source, epoch_ns=0, stills=self.stills)
+        self.input_hw = input_hw_for_frame(self._source.size, cfg.input_long_px, cfg.fixed_input_hw)
         self._detector = make_detector(
             cfg.name,
             model_path=self.model_path,
-            input_hw=(cfg.input_h, cfg.input_w),
+            input_hw=self.input_hw,
             score_threshold=cfg.score_threshold,
             threads=cfg.threads,
         )
-        self._source = open_source(self.source, epoch_ns=0)
+        log.info("camera %s: %dx%d frames, network input %dx%d (width x height)", self.camera,
+                 *self._source.size, self.input_hw[1], self.input_hw[0])  # fmt: skip
         return iter(self._source)
 
     def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
@@ -232,7 +260,7 @@ class Worker:
             t0 = time.perf_counter()
             poses, boxes = self._detector.detect(payload)
             self.detect_ms.add((time.perf_counter() - t0) * 1e3)
-            dets = Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes)
+            dets = map_detections(Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes), self.image_map)
         return dets if self._lifter is None else self._lifter.lift(dets)
 
     def _produce(self, out: queue.Queue) -> None:
@@ -326,6 +354,7 @@ class Worker:
             "detection_ms": self.detect_ms.summary(),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "pid": os.getpid(),
+            **({"input_hw": list(self.input_hw)} if self.input_hw else {}),
         } | ({"depth_lifted": self._lifter.lifted, "depth_missing": self._lifter.missing} if self._lifter else {})
 
     def run(self, ctx: zmq.Context | None = None, stop: threading.Event | None = None) -> dict:
@@ -446,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epoch-file", default=None, help="realtime: wait for this file and take the epoch (ns) from it")
     p.add_argument("--depth", default=None, help="RGB-D: depth PNG folder or .npy (default: the config camera's depth)")
     p.add_argument("--calibration", default=None, help="RGB-D: calibration file (default: the config's)")
+    p.add_argument("--stills", action="store_true", help="image folder of independent moments (no tracks carried)")
     add_client_key_args(p, "camera")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -455,13 +485,17 @@ def main(argv: list[str] | None = None) -> int:
         from core.config import Config, load_config
 
         cfg = load_config(args.config) if args.config else Config()
-        check_source(args.source)
+        entry = next((c for c in cfg.cameras if c.name == args.camera), None)
+        stills = args.stills or (entry is not None and entry.stills)
+        frame_wh = check_source(args.source, args.camera, stills=stills)
         secure = client_securer(args)
         model = args.model
-        if model is None and not is_detection_file(args.source):
+        if model is None and frame_wh is not None and cfg.detector.name == "yolo11n-pose":
             from capture.assets import yolo_pose_onnx
+            from capture.detectors import input_hw_for_frame
 
-            model = str(yolo_pose_onnx((cfg.detector.input_h, cfg.detector.input_w)))
+            det = cfg.detector
+            model = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
         depth, camera_model = _depth_setup(args, cfg)
         worker = Worker(
             args.camera,
@@ -479,9 +513,11 @@ def main(argv: list[str] | None = None) -> int:
             camera_model=camera_model,
             rgbd=cfg.rgbd,
             pixel_noise_px=cfg.fusion.pixel_noise_px,
+            image_map=entry.image_map if entry is not None else None,
+            stills=stills,
         )
         stats = worker.run(stop=stop)
-    except (InputError, CalibrationError) as exc:
+    except (InputError, CalibrationError, ConfigError) as exc:
         log.error("%s", exc)
         return 2
     except CaptureError as exc:

@@ -188,3 +188,37 @@ def test_real_model_on_demo_frame() -> None:
         det.detect(frame.astype(np.float32))
     with pytest.raises(ConfigError, match="input_hw must match"):
         YoloPoseOnnx(model, input_hw=(480, 288))
+
+
+def test_input_follows_the_frame_orientation() -> None:
+    from capture.detectors import input_hw_for_frame
+
+    # landscape and portrait HD frames get the same effective resolution (one third of the pixels)
+    assert input_hw_for_frame((1920, 1080)) == (384, 640)
+    assert input_hw_for_frame((1080, 1920)) == (640, 384)
+    assert input_hw_for_frame((1088, 1920)) == (640, 384)  # the demo: the old fixed default
+    assert input_hw_for_frame((960, 512)) == (352, 640)  # 341.3 rounded up to the stride
+    assert input_hw_for_frame((1000, 1000), 320) == (320, 320)
+    assert input_hw_for_frame((4000, 100), 640) == (32, 640)  # never below one stride
+    assert input_hw_for_frame((1920, 1080), 640, fixed_hw=(640, 384)) == (640, 384)  # explicit input wins
+    for frame in ((1920, 1080), (1080, 1920), (960, 512)):
+        h, w = input_hw_for_frame(frame)
+        padded, gain, _ = letterbox(np.zeros((frame[1], frame[0], 3), np.uint8), (h, w))
+        assert max(h, w) == 640 and h % 32 == 0 and w % 32 == 0
+        assert min(gain) == pytest.approx(640 / max(frame), rel=2e-3)  # the long side fills the input
+        assert (h - frame[1] * min(gain)) < 32 and (w - frame[0] * min(gain)) < 32  # less than a stride of padding
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        input_hw_for_frame((1920, 1080), 600)
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        input_hw_for_frame((1920, 1080), fixed_hw=(640, 380))
+
+
+def test_detector_config_input_geometry() -> None:
+    from core.config import DetectorConfig, config_from_dict
+
+    assert DetectorConfig().fixed_input_hw is None and DetectorConfig().input_long_px == 640
+    old = config_from_dict({"detector": {"input_h": 640, "input_w": 384}}).detector  # older configs still load
+    assert old.fixed_input_hw == (640, 384)
+    for bad in ({"input_h": 640}, {"input_long_px": 100}, {"input_h": 640, "input_w": 390}, {"input_long_px": 0}):
+        with pytest.raises(ConfigError, match="input"):
+            config_from_dict({"detector": bad})

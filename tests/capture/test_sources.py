@@ -112,3 +112,28 @@ def test_open_source_dispatch(tmp_path: Path, video: Path) -> None:
 def test_open_source_webcam_index_missing_device() -> None:
     with pytest.raises(InputError, match="camera 97: cannot open webcam"):
         open_source("97")
+
+
+def test_stills_are_stamped_apart_beyond_any_track(tmp_path: Path) -> None:
+    from capture.sources import STILLS_GAP_S
+
+    folder = tmp_path / "moments"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        assert cv2.imwrite(str(folder / f"set{i}.png"), np.full((SIZE[1], SIZE[0], 3), i, np.uint8))
+    with open_source(str(folder), epoch_ns=7, stills=True) as src:
+        assert isinstance(src, ImageFolderSource) and src.stills
+        frames = list(src)
+    assert [f[0] for f in frames] == [0, 1, 2]
+    assert [f[1] for f in frames] == [7 + i * round(STILLS_GAP_S * 1e9) for i in range(3)]
+    assert [int(f[2][0, 0, 0]) for f in frames] == [1, 2, 10]  # natural order, each image once
+    assert STILLS_GAP_S > 600  # far beyond any track lifetime ([fusion] max_missed_s, 1 s by default)
+    with open_source(str(folder)) as src:  # the same folder as video: 30 fps
+        assert [f[1] for f in src] == [round(i * 1e9 / 30) for i in range(3)]
+
+
+def test_stills_must_be_an_image_folder(video: Path) -> None:
+    with pytest.raises(InputError, match="stills must be an image folder"):
+        open_source(str(video), stills=True)
+    with pytest.raises(InputError, match="stills must be an image folder"):
+        open_source("0", stills=True)
