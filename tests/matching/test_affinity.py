@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+from synth import look_at_camera, person
+
+from calibration.camera import CameraRig
+from core.errors import ShapeError
+from matching.affinity import (
+    AffinityConfig,
+    appearance_affinity,
+    combine_affinities,
+    epipolar_distances,
+    frame_affinity,
+    geometric_affinity,
+    stack_fundamentals,
+    stack_views,
+)
+from matching.epipolar import epipolar_distance_matrix
+from matching.multiway import MultiwayMatcher
+
+PEOPLE = [person((-0.8, 0.3), 0.2), person((0.5, -0.4), 1.9), person((0.9, 0.9), -0.7)]
+
+
+def _rig(heights=(1.0, 2.6, 1.8, 3.2)):
+    """Cameras on a 4 m ring at different heights (same-height rings put many people on one epipolar plane)."""
+    cams = []
+    for i, h in enumerate(heights):
+        a = 2 * np.pi * i / len(heights) + 0.3
+        cams.append(look_at_camera(f"cam{i}", np.array([4 * np.cos(a), 4 * np.sin(a), h]), np.array([0, 0, 1.0])))
+    return CameraRig(tuple(cams))
+
+
+def _views(rig, people):
+    pts = [np.stack([cam.project(X) for X in people]) for cam in rig]
+    return pts, [np.ones(p.shape[:2]) for p in pts]
+
+
+def test_epipolar_distances_equal_the_per_pair_reference(rng):
+    rig = _rig()
+    pts, _ = _views(rig, PEOPLE)
+    pts = [p + rng.normal(scale=2.0, size=p.shape) for p in pts]
+    conf = [np.where(rng.random(p.shape[:2]) < 0.2, 0.1, 1.0) for p in pts]  # min and product weights agree
+    pts[2], conf[2] = pts[2][:1], conf[2][:1]  # views of different sizes
+    F = stack_fundamentals(rig)
+    stacked, cf, view_of, det_of = stack_views(pts, conf)
+    dist = epipolar_distances(stacked, cf, view_of, F)
+    off = np.cumsum([0] + [p.shape[0] for p in pts])
+    for a in range(4):
+        for b in range(4):
+            got = dist[off[a] : off[a + 1], off[b] : off[b + 1]]
+            if a == b:
+                assert np.all(np.diag(got) == 0) and np.all(np.isinf(got[~np.eye(len(got), dtype=bool)]))
+                continue
+            ref = epipolar_distance_matrix(F[a, b], pts[a], conf[a], pts[b], conf[b])
+            np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+            np.testing.assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-6, atol=1e-6)
+    assert det_of.tolist() == [0, 1, 2, 0, 1, 2, 0, 0, 1, 2]
+
+
+def test_geometric_affinity_high_for_same_person_low_for_others():
+    rig = _rig()
+    pts, conf = _views(rig, PEOPLE)
+    aff, view_of, det_of = frame_affinity(pts, conf, stack_fundamentals(rig))
+    cross = view_of[:, None] != view_of[None, :]
+    same = (det_of[:, None] == det_of[None, :]) & cross
+    other = (det_of[:, None] != det_of[None, :]) & cross
+    assert aff[same].min() > 0.99
+    assert np.median(aff[other]) < 0.01 and aff[other].max() < 0.5
+    assert np.all(aff[~cross & ~np.eye(len(aff), dtype=bool)] == 0) and np.all(np.diag(aff) == 1)
+    np.testing.assert_array_equal(aff, aff.T)
+    # Each detection's best in every other view is the same person.
+    for i in range(len(view_of)):
+        for c in set(range(4)) - {view_of[i]}:
+            ks = np.nonzero(view_of == c)[0]
+            assert det_of[ks[np.argmax(aff[i, ks])]] == det_of[i]
+
+
+def test_geometric_affinity_maps_distance_monotonically():
+    view_of = np.array([0, 1, 1])
+    dist = np.array([[0.0, 5.0, 60.0], [5.0, 0.0, np.inf], [60.0, np.inf, 0.0]])
+    aff = geometric_affinity(dist, view_of, half_px=30.0)
+    assert aff[0, 1] > 0.95 and aff[0, 2] < 0.05 and aff[1, 2] == 0
+    assert geometric_affinity(np.array([[0.0, 30.0], [30.0, 0.0]]), np.array([0, 1]))[0, 1] == pytest.approx(0.5)
+    # mvpose's per-frame standardisation keeps the ordering.
+    z = geometric_affinity(dist, view_of, half_px=None)
+    assert z[0, 1] > z[0, 2]
+    with pytest.raises(ValueError):
+        geometric_affinity(dist, view_of, half_px=0.0)
+
+
+def test_appearance_affinity_cosine_map_and_missing():
+    e = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [0.0, 0.0]])
+    view_of = np.array([0, 1, 2, 3])
+    known = np.array([True, True, True, False])
+    app, pair_known = appearance_affinity(e, known, view_of)
+    assert app[0, 1] == pytest.approx(1.0) and app[0, 2] == pytest.approx(0.0)
+    assert app[0, 3] == 0.5 and not pair_known[0, 3] and pair_known[0, 1]
+    same_view, _ = appearance_affinity(e[:2], known[:2], np.array([0, 0]))
+    assert same_view[0, 1] == 0
+    # Missing appearance leaves the geometric affinity untouched; known pairs get the geometric mean.
+    geo = np.full((4, 4), 0.64)
+    comb = combine_affinities(geo, app, pair_known, 0.5)
+    assert comb[0, 3] == pytest.approx(0.64) and comb[0, 1] == pytest.approx(0.8) and comb[0, 2] == 0
+    np.testing.assert_array_equal(combine_affinities(geo, app, pair_known, 0.0), geo)
+    with pytest.raises(ValueError):
+        combine_affinities(geo, app, pair_known, 1.5)
+
+
+def _two_on_one_epipolar_plane():
+    """Two cameras and two people, the second shifted along the baseline (every joint on its epipolar plane)."""
+    rig = _rig((1.5, 1.5))
+    base = rig[1].center - rig[0].center
+    a = person((0.0, 0.0), 0.3)
+    b = a + 1.0 * base / np.linalg.norm(base)
+    return rig, [a, b]
+
+
+def test_appearance_separates_people_geometry_cannot(rng):
+    rig, people = _two_on_one_epipolar_plane()
+    pts, conf = _views(rig, people)
+    pts[1], conf[1] = pts[1][::-1].copy(), conf[1][::-1].copy()  # view 1 lists b first
+    F = stack_fundamentals(rig)
+    geo, view_of, _ = frame_affinity(pts, conf, F)
+    # Geometry ties: a0 is as close to b1's epipolar lines as to a1's.
+    assert abs(geo[0, 2] - geo[0, 3]) < 1e-6 and geo[0, 2] > 0.99
+    colours = rng.normal(size=(2, 32))
+    desc = [colours + 0.05 * rng.normal(size=(2, 32)), colours[::-1] + 0.05 * rng.normal(size=(2, 32))]
+    both, _, _ = frame_affinity(pts, conf, F, desc)
+    assert both[0, 3] > 0.95 and both[0, 2] < 0.85 and both[1, 2] > 0.95 and both[1, 3] < 0.85
+    groups = MultiwayMatcher(rig).match(pts, conf, desc)
+    assert sorted(groups) == [((0, 0), (1, 1)), ((0, 1), (1, 0))]
+    # The switch: appearance off gives the geometric ties back.
+    off, _, _ = frame_affinity(pts, conf, F, desc, AffinityConfig(use_appearance=False))
+    np.testing.assert_array_equal(off, geo)
+
+
+def test_shape_errors():
+    rig = _rig()
+    pts, conf = _views(rig, PEOPLE)
+    F = stack_fundamentals(rig)
+    with pytest.raises(ShapeError):
+        frame_affinity(pts[:3], conf[:3], F)
+    with pytest.raises(ShapeError):
+        stack_views(pts, conf[:3])
+    with pytest.raises(ShapeError):
+        frame_affinity(pts, conf, F, [np.zeros((3, 8))] * 3 + [np.zeros((2, 8))])
