@@ -34,6 +34,7 @@ from core.skeleton import COCO17
 from core.types import Detections2D
 
 __all__ = [
+    "is_detection_file",
     "BODY25_TO_COCO17",
     "COCO18_TO_COCO17",
     "FORMAT",
@@ -45,6 +46,12 @@ __all__ = [
     "read_openpose_folder",
     "write_detections_json",
 ]
+
+
+def is_detection_file(source: str) -> bool:
+    """Whether a camera source is a detections file to replay instead of frames to detect on."""
+    return source.endswith((".json", ".json.gz"))
+
 
 log = logging.getLogger(__name__)
 

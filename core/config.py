@@ -50,6 +50,14 @@ class DetectorConfig:
         input_w: fixed network input width, pixels (a multiple of 32); 0 follows the frame.
         score_threshold: minimum person score in [0, 1].
         threads: onnxruntime intra-op threads per worker.
+        model: a model file of the user's, for the detectors that run one (``yolo-pose``: an
+            Ultralytics ``.onnx`` or ``.pt``; ``rtmo``, ``rtmpose``: MMPose/rtmlib ONNX exports;
+            ``movenet``: a ``.tflite``, default the pinned MoveNet MultiPose); checked before any
+            worker starts. Empty: none.
+        box_detector: ``rtmpose`` only: the registry name of the detector whose person boxes it
+            refines (top-down).
+        reid: each worker computes a re-ID appearance descriptor per detection
+            (:mod:`capture.detect.reid`) and sends it with the detections.
 
     Raises:
         ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w.
@@ -61,6 +69,9 @@ class DetectorConfig:
     input_w: int = 0
     score_threshold: float = 0.5
     threads: int = 1
+    model: str = ""
+    box_detector: str = "yolo11n-pose"
+    reid: bool = True
 
     def __post_init__(self) -> None:
         if self.input_long_px <= 0 or self.input_long_px % 32:
@@ -524,4 +535,5 @@ def load_config(path: str | Path) -> Config:
         cfg,
         calibration=resolve(cfg.calibration),
         cameras=tuple(dataclasses.replace(c, source=resolve(c.source), depth=resolve(c.depth)) for c in cfg.cameras),
+        detector=dataclasses.replace(cfg.detector, model=resolve(cfg.detector.model)),
     )

@@ -93,7 +93,9 @@ def _check_stills(cfg: Config) -> None:
 
 
 def models_for(cfg: Config) -> dict[str, str]:
-    """The default detector's ONNX model of each detecting camera, exported once per input shape.
+    """The default detector's ONNX model of each detecting camera, exported once per input shape,
+    after checking the ``[detector]`` choice (:func:`capture.detectors.check_detector`: a supplied
+    model's file is checked here, before any worker starts).
 
     Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`);
     the first frame of each source is read for its size.
@@ -102,12 +104,16 @@ def models_for(cfg: Config) -> dict[str, str]:
         camera name -> model path; cameras replaying detection files are left out.
 
     Raises:
+        ConfigError: an unknown detector, or a supplied model file missing or wrong.
         InputError: a source cannot be opened, or the export failed (no ultralytics, no network).
     """
     from capture.assets import yolo_pose_onnx
-    from capture.detectors import input_hw_for_frame
+    from capture.detectors import check_detector, input_hw_for_frame, uses_default_model
 
     det, models = cfg.detector, {}
+    check_detector(det.name, det.model, det.box_detector)
+    if not uses_default_model(det.name, det.box_detector):
+        return models
     for cam in cfg.cameras:
         frame_wh = check_source(cam.source, cam.name, stills=cam.stills)
         if frame_wh is not None:

@@ -14,20 +14,11 @@ waits for the node's before it publishes and no frame is lost to the PUB/SUB "sl
 (ZeroMQ guide, ch. 5). Offline (``realtime=False``) the socket does not drop at its high-water mark
 (``ZMQ_XPUB_NODROP``): a node that falls behind slows the worker down instead of losing frames.
 
-RGB-D cameras (``depth``: a folder of 16-bit PNG depth images numbered as the colour frames, or a
-``.npy`` recording; :mod:`capture.sources_depth`): the worker lifts each frame's 2D joints to 3D
-world points with the depth image of that frame (:func:`fusion.rgbd.lift_joints`, ``[rgbd]``) and
-sends them with their covariance in the same ``pose2d`` message (``joints3d``, ``joints3d_cov``;
-:mod:`capture.wire`). A frame without a readable depth image is sent with its 2D joints only, and
-counted (``depth_missing``).
-
-Input geometry: the detector's network input follows the camera's frames (``[detector]
-input_long_px`` along the frame's long side, :func:`capture.detectors.input_hw_for_frame`), unless
-``input_h``/``input_w`` fix it. Frames of another size than the calibration's image
-(``[[cameras]] image_map``) have their detections mapped to calibration pixels here, before they
-are sent (:func:`capture.image_map.map_detections`). Stills (``[[cameras]] stills``, or
-``--stills``): an image folder of independent moments, stamped an hour apart so the node carries no
-track from one image to the next (:data:`capture.sources.STILLS_GAP_S`).
+What a frame becomes (detector, network input following the frame, mapping to calibration
+pixels, re-ID descriptors, RGB-D lifting) is :class:`capture.detect.frames.FrameDetector`'s; RGB-D
+frames without a readable depth image are sent with their 2D joints only, and counted
+(``depth_missing``). Stills (``[[cameras]] stills``, or ``--stills``) are stamped an hour apart so
+the node carries no track from one image to the next (:data:`capture.sources.STILLS_GAP_S`).
 
 Live replay (``realtime=True``): each frame is due at its capture stamp on the wall clock. A worker
 slower than real time processes the freshest frame and skips the rest: a frame is skipped when the
@@ -51,11 +42,12 @@ import zmq
 
 from calibration.camera import Camera
 from capture import wire
-from capture.image_map import map_detections
+from capture.detect.frames import FrameDetector
+from capture.detection_files import is_detection_file
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
-from capture.sources_depth import DepthLifter, open_depth_source
+from capture.sources_depth import open_depth_source
 from core.config import DetectorConfig, ImageMap, RGBDConfig
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.types import Detections2D
@@ -69,11 +61,6 @@ SKIP_SLACK_S = 0.05
 """Realtime replay: a frame is skipped when the next one is already this overdue, seconds."""
 QUEUE_FRAMES = 8
 """Frames the producer may run ahead of the sender (bounded: backpressure on a slow node)."""
-
-
-def is_detection_file(source: str) -> bool:
-    """Whether a camera source is a detections file to replay instead of frames to detect on."""
-    return source.endswith((".json", ".json.gz"))
 
 
 def check_source(source: str, camera: str | None = None, stills: bool = False) -> tuple[int, int] | None:
@@ -189,9 +176,12 @@ class Worker:
         self.pixel_noise_px = float(pixel_noise_px)
         self.image_map = image_map
         self.stills = bool(stills)
-        self.input_hw: tuple[int, int] | None = None
-        self._lifter: DepthLifter | None = None
+        self.frames = FrameDetector(
+            camera, source, self.detector_cfg, model_path, stills=self.stills, image_map=image_map,
+            depth=depth, camera_model=camera_model, rgbd=self.rgbd, pixel_noise_px=self.pixel_noise_px,
+        )  # fmt: skip
         self.detect_ms = RunningStats()
+        self.reid_ms = RunningStats()
         self.frames_sent = 0
         self.frames_skipped = 0
         self.state = "loading"
@@ -227,41 +217,13 @@ class Worker:
             self._wait_due(current[1])
             yield current
 
-    def _open(self) -> Iterator[tuple[int, int, object]]:
-        """Open source (and model, and depth source); an iterator of ``(frame_idx, stamp_ns, payload)``."""
-        if self.depth:
-            self._lifter = DepthLifter(self.depth, self.camera_model, self.rgbd, self.pixel_noise_px)
-        if is_detection_file(self.source):
-            from capture.detection_files import read_detections_json
-
-            dets_list = read_detections_json(self.source)
-            return ((d.frame_idx, d.stamp_ns, d) for d in dets_list)
-        from capture.detectors import input_hw_for_frame, make_detector
-        from capture.sources import open_source
-
-        cfg = self.detector_cfg
-        self._source = open_source(self.source, epoch_ns=0, stills=self.stills)
-        self.input_hw = input_hw_for_frame(self._source.size, cfg.input_long_px, cfg.fixed_input_hw)
-        self._detector = make_detector(
-            cfg.name,
-            model_path=self.model_path,
-            input_hw=self.input_hw,
-            score_threshold=cfg.score_threshold,
-            threads=cfg.threads,
-        )
-        log.info("camera %s: %dx%d frames, network input %dx%d (width x height)", self.camera,
-                 *self._source.size, self.input_hw[1], self.input_hw[0])  # fmt: skip
-        return iter(self._source)
-
     def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
-        if isinstance(payload, Detections2D):
-            dets = Detections2D(self.camera, frame_idx, stamp_ns, payload.poses, payload.boxes)
-        else:
-            t0 = time.perf_counter()
-            poses, boxes = self._detector.detect(payload)
-            self.detect_ms.add((time.perf_counter() - t0) * 1e3)
-            dets = map_detections(Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes), self.image_map)
-        return dets if self._lifter is None else self._lifter.lift(dets)
+        dets = self.frames.detect(frame_idx, stamp_ns, payload)
+        if "detect" in self.frames.last_ms:
+            self.detect_ms.add(self.frames.last_ms["detect"])
+        if "reid" in self.frames.last_ms:
+            self.reid_ms.add(self.frames.last_ms["reid"])
+        return dets
 
     def _produce(self, out: queue.Queue) -> None:
         """Producer thread: ``("ready",)``, ``("dets", Detections2D)``..., then ``("end",)`` or ``("error", exc)``."""
@@ -275,9 +237,8 @@ class Worker:
                     continue
             return False
 
-        self._source = None
         try:
-            items = self._open()
+            items = self.frames.open()
             if self.ready_file is not None:
                 self.ready_file.touch()
             put(("ready",))
@@ -301,10 +262,7 @@ class Worker:
             log.exception("camera %s: producer failed", self.camera)
             put(("error", CaptureError(f"camera {self.camera}: {type(exc).__name__}: {exc}")))
         finally:
-            if self._source is not None:
-                self._source.close()
-            if self._lifter is not None:
-                self._lifter.close()
+            self.frames.close()
 
     # -- sender (main thread) ----------------------------------------------------------------
     def _wait_for_subscriber(self, sock: zmq.Socket, stop: threading.Event) -> None:
@@ -354,8 +312,9 @@ class Worker:
             "detection_ms": self.detect_ms.summary(),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "pid": os.getpid(),
-            **({"input_hw": list(self.input_hw)} if self.input_hw else {}),
-        } | ({"depth_lifted": self._lifter.lifted, "depth_missing": self._lifter.missing} if self._lifter else {})
+            **({"reid_ms": self.reid_ms.summary()} if self.reid_ms.count else {}),
+            **({"input_hw": list(self.frames.input_hw)} if self.frames.input_hw else {}),
+        } | ({"depth_lifted": lift.lifted, "depth_missing": lift.missing} if (lift := self.frames.lifter) else {})
 
     def run(self, ctx: zmq.Context | None = None, stop: threading.Event | None = None) -> dict:
         """Run until the source ends or ``stop`` is set; always sends the end-of-stream message.
@@ -458,6 +417,12 @@ def _depth_setup(args: argparse.Namespace, cfg) -> tuple[str, Camera | None]:  #
     return depth, rig[args.camera]
 
 
+def _uses_default_model(det: DetectorConfig) -> bool:
+    from capture.detectors import uses_default_model  # not on replays: cv2 and onnxruntime load slowly
+
+    return uses_default_model(det.name, det.box_detector)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``mvcap worker``: run one camera's worker. Exit 0 ok, 1 runtime failure, 2 bad input."""
     from core.logsetup import setup_logging
@@ -490,11 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         frame_wh = check_source(args.source, args.camera, stills=stills)
         secure = client_securer(args)
         model = args.model
-        if model is None and frame_wh is not None and cfg.detector.name == "yolo11n-pose":
+        det = cfg.detector
+        if model is None and frame_wh is not None and _uses_default_model(det):
             from capture.assets import yolo_pose_onnx
             from capture.detectors import input_hw_for_frame
 
-            det = cfg.detector
             model = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
         depth, camera_model = _depth_setup(args, cfg)
         worker = Worker(

@@ -123,9 +123,12 @@ def test_decode_rejects_wrong_output_shape() -> None:
 
 
 def test_registry() -> None:
-    assert detector_names() == ("yolo11n-pose",)
-    with pytest.raises(ConfigError, match="unknown detector 'movenet'; valid: yolo11n-pose"):
-        make_detector("movenet")
+    assert detector_names() == ("yolo11n-pose", "yolo-pose", "rtmo", "rtmpose", "movenet")
+    with pytest.raises(ConfigError, match="unknown detector 'openpose'; valid: yolo11n-pose, yolo-pose"):
+        make_detector("openpose")
+    for name in ("yolo-pose", "rtmo", "rtmpose"):  # a supplied model is required, named in the error
+        with pytest.raises(ConfigError, match=rf"detector '{name}' needs a model file: set \[detector\] model"):
+            make_detector(name)
 
 
 def test_missing_or_corrupt_model(tmp_path: Path) -> None:

@@ -71,9 +71,9 @@ def reconstruct(cfg: Config, rig: CameraRig, sources: dict[str, str], models: di
     per_cam = []
     for cam in rig:
         worker = Worker(cam.name, sources[cam.name], "tcp://127.0.0.1:1", cfg.detector, models[cam.name])
-        items = worker._open()
+        items = worker.frames.open()
         per_cam.append([worker._detect(i, s, img) for i, s, img in itertools.islice(items, N_FRAMES)])
-        worker._source.close()
+        worker.frames.close()
     rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, cfg.fusion)
     stamps = [round(f * 1e9 / DEMO_FPS) for f in range(N_FRAMES)]  # image folders replay at 30 fps: the videos' time
     return [rec.process([dets[f] for dets in per_cam], stamps[f]) for f in range(N_FRAMES)]

@@ -205,3 +205,28 @@ def test_one_rgbd_camera_is_a_rig_and_one_plain_camera_is_not(tmp_path):
         prepare(Config(calibration=str(calib), cameras=(plain,)))
     rgbd = dataclasses.replace(plain, depth=str(tmp_path / "depth"))
     assert prepare(Config(calibration=str(calib), cameras=(rgbd,))).names == ("cam01",)
+
+
+# --------------------------------------------------------------------------- detector model files
+@pytest.mark.parametrize(
+    ("detector", "expected"),
+    [
+        ('name = "rtmo"', "detector 'rtmo' needs a model file"),
+        ('name = "rtmpose"\nmodel = "absent-rtmpose.onnx"', "absent-rtmpose.onnx: model file not found"),
+        ('name = "yolo-pose"\nmodel = "junk.onnx"', "junk.onnx"),
+        ('name = "openpose"', "unknown detector 'openpose'"),
+    ],
+)
+def test_a_wrong_detector_model_exits_2_with_one_line_before_anything_starts(tmp_path, capsys, detector, expected):
+    from capture.service.run import run_main
+
+    (tmp_path / "junk.onnx").write_bytes(b"not a graph")
+    video = _video(tmp_path / "a.avi")
+    cams = "".join(f'[[cameras]]\nname = "{c}"\nsource = "{video}"\n' for c in CENTERS)
+    cfg = tmp_path / "rig.toml"
+    cfg.write_text(f'calibration = "{_calibration(tmp_path)}"\n[detector]\n{detector}\n{cams}')
+    out = tmp_path / "run"
+    assert run_main(["--config", str(cfg), "--out", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if " INFO " not in line]  # log lines aside
+    assert len(err) == 1 and err[0].startswith("mvcap run: error: ") and expected in err[0], err
+    assert not out.exists()  # nothing started, nothing written

@@ -90,7 +90,7 @@ class _FixedDetector:
 
 def test_worker_sends_calibration_pixels(tmp_path: Path) -> None:
     worker = Worker("cam02", _images(tmp_path / "small", (32, 20)), "tcp://127.0.0.1:1", image_map=HALF_MAP)
-    worker._detector = _FixedDetector()
+    worker.frames._detector = _FixedDetector()
     dets = worker._detect(0, 0, np.zeros((20, 32, 3), np.uint8))
     np.testing.assert_allclose(dets.poses[0, 0], [20.0, 14.0, 0.8], rtol=1e-6)  # ((10, 5) - (0, -2)) / 0.5
     np.testing.assert_allclose(dets.boxes[0], [8.0, 6.0, 40.0, 46.0, 0.9], rtol=1e-6)
