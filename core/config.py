@@ -91,6 +91,12 @@ class DetectorConfig:
         return (self.input_h, self.input_w) if self.input_h else None
 
 
+MATCHING_METHODS: tuple[str, ...] = ("epipolar", "multiway")
+"""Valid values of ``MatchingConfig.method``."""
+TRIANGULATION_METHODS: tuple[str, ...] = ("dlt", "pictorial")
+"""Valid values of ``TriangulationConfig.method``."""
+
+
 @dataclass(frozen=True, slots=True)
 class MatchingConfig:
     """Cross-view association (epipolar geometry).
@@ -108,6 +114,16 @@ class MatchingConfig:
         single_view_updates: a track seen by one view only in a frame is still updated: its
             predicted joints move onto that view's rays (depth kept from the prediction), as in
             the incremental cross-view tracking of Chen et al. 2020.
+        method: how detections no live track claimed are grouped across views: ``"epipolar"``
+            (pairwise epipolar distances, greedy grouping) or ``"multiway"`` (Dong et al. 2019's
+            affinity and, where the mutual-best pairs are not cycle-consistent, SVT multi-way
+            matching, :class:`matching.multiway.MultiwayMatcher`).
+        appearance_weight: weight of the re-ID appearance affinity against the epipolar one, in
+            [0, 1] (their weighted geometric mean; 0.5 is Dong et al.'s); 0 turns appearance off
+            (rigs where people look alike: uniforms). Used by ``"multiway"`` when the workers send
+            descriptors (``[detector] reid``).
+        appearance_floor: the descriptors' cosine similarity mapped to appearance affinity 0 (the
+            typical cosine of two different people), in [-1, 1).
     """
 
     min_joint_conf: float = 0.3
@@ -118,6 +134,18 @@ class MatchingConfig:
     track_gate_m: float = 0.3
     merge_m: float = 0.3
     single_view_updates: bool = True
+    method: str = "epipolar"
+    appearance_weight: float = 0.0
+    appearance_floor: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.method not in MATCHING_METHODS:
+            raise ConfigError(f"matching.method must be one of {', '.join(MATCHING_METHODS)}; got {self.method!r}")
+        if not 0.0 <= self.appearance_weight <= 1.0 or not -1.0 <= self.appearance_floor < 1.0:
+            raise ConfigError(
+                "matching.appearance_weight must lie in [0, 1] and appearance_floor in [-1, 1); got "
+                f"{self.appearance_weight}, {self.appearance_floor}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +156,21 @@ class TriangulationConfig:
         min_joint_conf: 2D joints below this confidence are not used.
         max_reproj_px: views whose reprojection error exceeds this (pixels) are dropped per joint.
         min_views: joints seen by fewer views are reported missing (conf 0).
+        method: ``"dlt"`` (the weighted DLT with per-joint view rejection,
+            :func:`triangulation.dlt.triangulate_robust`) or ``"pictorial"`` (3D pictorial
+            structures on a limb-length tree, :func:`triangulation.pictorial.triangulate_pictorial`).
     """
 
     min_joint_conf: float = 0.3
     max_reproj_px: float = 15.0
     min_views: int = 2
+    method: str = "dlt"
+
+    def __post_init__(self) -> None:
+        if self.method not in TRIANGULATION_METHODS:
+            raise ConfigError(
+                f"triangulation.method must be one of {', '.join(TRIANGULATION_METHODS)}; got {self.method!r}"
+            )
 
 
 FILTERS: tuple[str, ...] = ("ukf", "none")

@@ -269,16 +269,10 @@ def appearance_similarity(a: np.ndarray, b: np.ndarray, *, n_parts: int = N_PART
         >>> appearance_similarity(x, x).round(3).tolist()
         [[1.0, 1.0], [1.0, 1.0]]
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] % n_parts:
-        raise ShapeError(f"a and b must be (N, D) and (M, D) with D a multiple of {n_parts}; got {a.shape}, {b.shape}")
-    A = a.reshape(a.shape[0], n_parts, -1)
-    B = b.reshape(b.shape[0], n_parts, -1)
-    na, nb = np.linalg.norm(A, axis=-1), np.linalg.norm(B, axis=-1)  # (N, K), (M, K)
-    A = A / np.where(na > 0, na, 1.0)[..., None]  # unit blocks: their dot is the Bhattacharyya coefficient
-    B = B / np.where(nb > 0, nb, 1.0)[..., None]
-    bc = np.einsum("nkd,mkd->nmk", A, B)  # zero where either part is unseen
-    common = ((na > 0)[:, None, :] & (nb > 0)[None, :, :]).sum(-1)
-    sim = np.where(common > 0, bc.sum(-1) / np.maximum(common, 1), unseen)
-    return np.clip(sim, 0.0, 1.0)
+    from matching.affinity import part_similarity
+
+    if np.ndim(a) != 2 or np.ndim(b) != 2 or np.shape(a)[1] % n_parts:
+        raise ShapeError(
+            f"a and b must be (N, D) and (M, D) with D a multiple of {n_parts}; got {np.shape(a)}, {np.shape(b)}"
+        )
+    return np.clip(part_similarity(a, b, n_parts, unseen), 0.0, 1.0)

@@ -143,3 +143,22 @@ def test_shape_errors():
         stack_views(pts, conf[:3])
     with pytest.raises(ShapeError):
         frame_affinity(pts, conf, F, [np.zeros((3, 8))] * 3 + [np.zeros((2, 8))])
+
+
+def test_part_descriptors_are_compared_over_the_parts_seen_in_both():
+    """Person 1 seen whole in view 0 and without its legs block in view 1 stays a perfect match part
+    by part, while the whole-vector cosine drops; a different person stays apart either way."""
+    legs_a, torso_a, torso_b = np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    whole = np.concatenate([torso_a, legs_a]) / np.sqrt(2)
+    no_legs = np.concatenate([torso_a, [0.0, 0.0]])
+    other = np.concatenate([torso_b, [0.0, 1.0]]) / np.sqrt(2)
+    desc = np.stack([whole, no_legs, other])
+    view_of = np.array([0, 1, 1])
+    known = np.ones(3, bool)
+    by_part, pair_known = appearance_affinity(desc, known, view_of, cos_floor=0.0, n_parts=2)
+    whole_vec, _ = appearance_affinity(desc, known, view_of, cos_floor=0.0, n_parts=1)
+    assert by_part[0, 1] == pytest.approx(1.0) and whole_vec[0, 1] == pytest.approx(np.sqrt(0.5))
+    assert by_part[0, 2] == pytest.approx(0.0) and pair_known[0, 1] and pair_known[0, 2]
+    nothing_shared = np.stack([np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0, 0.0])])
+    aff, known2 = appearance_affinity(nothing_shared, np.ones(2, bool), np.array([0, 1]), n_parts=2)
+    assert not known2[0, 1] and aff[0, 1] == 0.5  # no part in common: unknown, neutral
