@@ -91,7 +91,7 @@ class DetectorConfig:
         return (self.input_h, self.input_w) if self.input_h else None
 
 
-MATCHING_METHODS: tuple[str, ...] = ("epipolar", "multiway")
+MATCHING_METHODS: tuple[str, ...] = ("epipolar", "pairwise", "multiway")
 """Valid values of ``MatchingConfig.method``."""
 TRIANGULATION_METHODS: tuple[str, ...] = ("dlt", "pictorial")
 """Valid values of ``TriangulationConfig.method``."""
@@ -115,12 +115,13 @@ class MatchingConfig:
             predicted joints move onto that view's rays (depth kept from the prediction), as in
             the incremental cross-view tracking of Chen et al. 2020.
         method: how detections no live track claimed are grouped across views: ``"epipolar"``
-            (pairwise epipolar distances, greedy grouping) or ``"multiway"`` (Dong et al. 2019's
-            affinity and, where the mutual-best pairs are not cycle-consistent, SVT multi-way
-            matching, :class:`matching.multiway.MultiwayMatcher`).
+            (pairwise epipolar distances, greedy grouping), ``"pairwise"`` (Dong et al. 2019's
+            affinity, with appearance, and its mutual-best pairs) or ``"multiway"`` (the same, and
+            where the pairs are not cycle-consistent, SVT multi-way matching;
+            :class:`matching.multiway.MultiwayMatcher`).
         appearance_weight: weight of the re-ID appearance affinity against the epipolar one, in
             [0, 1] (their weighted geometric mean; 0.5 is Dong et al.'s); 0 turns appearance off
-            (rigs where people look alike: uniforms). Used by ``"multiway"`` when the workers send
+            (rigs where people look alike: uniforms). Used by ``"pairwise"`` and ``"multiway"`` when the workers send
             descriptors (``[detector] reid``).
         appearance_floor: the descriptors' cosine similarity mapped to appearance affinity 0 (the
             typical cosine of two different people), in [-1, 1).

@@ -413,6 +413,9 @@ class MultiwayMatcher:
         tol: ``match_svt`` residual tolerance.
         threshold: smallest affinity (fast path) or relaxed value (SVT) of a match.
         fast_path: skip SVT when the pairwise matches are already cycle-consistent.
+        svt: run SVT at all; False keeps the mutual-best pairwise matches whatever their
+            consistency (groups from their connected components, split where a view repeats):
+            Dong et al.'s affinity without the multi-way step, for ablations.
         stable_iters: ``match_svt`` early stop after this many iterations without a change of the
             rounded matrix (0: run to ``tol`` as mvpose does).
         stable_tol: ``match_svt`` residual bound of the early stop.
@@ -437,6 +440,7 @@ class MultiwayMatcher:
         fast_path: bool = True,
         stable_iters: int = 15,
         stable_tol: float = 2e-2,
+        svt: bool = True,
     ):
         self.rig = rig
         self.affinity = affinity or AffinityConfig()
@@ -445,6 +449,7 @@ class MultiwayMatcher:
         )
         self.threshold = threshold
         self.fast_path = fast_path
+        self.svt = svt
         self._F = stack_fundamentals(rig)
         self.last_n_iter = 0
         self.last_used_svt = False
@@ -478,7 +483,7 @@ class MultiwayMatcher:
             return []
         matches = pairwise_matches(aff, view_of, self.threshold, "mutual")
         score = aff
-        if not (self.fast_path and is_cycle_consistent(matches, view_of)):
+        if self.svt and not (self.fast_path and is_cycle_consistent(matches, view_of)):
             counts = np.bincount(view_of, minlength=len(self.rig))
             result = match_svt(aff, counts, **self.svt_kwargs)
             self.last_n_iter, self.last_used_svt = result.n_iter, True

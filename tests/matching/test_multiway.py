@@ -128,18 +128,18 @@ def _views(rig, people, rng):
     return pts, conf, truth
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_matcher_recovers_people_with_the_epipolar_matcher_format(rng, fast_path):
+@pytest.mark.parametrize(("fast_path", "svt"), [(True, True), (False, True), (False, False)])
+def test_matcher_recovers_people_with_the_epipolar_matcher_format(rng, fast_path, svt):
     rig = ring_rig(5)
     people = [person((-0.8, 0.3), 0.2), person((0.5, -0.4), 1.9), person((0.9, 0.9), -0.7), person((-0.2, -1.0), 1)]
     pts, conf, truth = _views(rig, people, rng)
-    matcher = MultiwayMatcher(rig, fast_path=fast_path)
+    matcher = MultiwayMatcher(rig, fast_path=fast_path, svt=svt)
     groups = matcher.match(pts, conf)
     assert sorted(len(g) for g in groups) == [5, 5, 5, 5]
     for g in groups:
         assert len({c for c, _ in g}) == len(g) and len({int(truth[c][i]) for c, i in g}) == 1
         assert all(isinstance(c, int) and isinstance(i, int) for c, i in g)
-    assert matcher.last_used_svt or fast_path
+    assert matcher.last_used_svt == (svt and not fast_path)  # pairwise only (svt off) never runs it
     ref = EpipolarMatcher(rig).match(pts, conf)
     assert type(ref) is type(groups) and sorted(map(sorted, ref)) == sorted(map(sorted, groups))
 
