@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from capture.benchmarks.live import main as live_main
 
         return live_main(argv[1:])
+    if argv and argv[0] == "ablation":
+        from capture.benchmarks.ablation import main as ablation_main
+
+        return ablation_main(argv[1:])
     if argv and argv[0] == "soak":
         from capture.benchmarks.soak import main as soak_main
 
@@ -214,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "report":
         return _report_main(argv[1:])
     p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
-    p.add_argument("target", choices=["node", "live", "soak", *DATASETS, "report"], help="what to benchmark")
+    p.add_argument(
+        "target", choices=["node", "live", "soak", "ablation", *DATASETS, "report"], help="what to benchmark"
+    )
     p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
     p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
     p.add_argument("--repeats", type=int, default=3, help="passes over the frames")

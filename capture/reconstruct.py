@@ -1,10 +1,17 @@
 """Per-frame reconstruction: matching -> triangulation -> tracking, wired for the node.
 
-The only place where the three stages meet (STYLE §1). Detections arrive in distorted pixels; they are
-undistorted once per view, associated across views by epipolar geometry, triangulated by weighted DLT
-with per-joint view rejection, and given identities by the tracker. With ``[fusion] filter = "ukf"``
-the tracker is :class:`fusion.live.LiveTracker`: it filters every joint on the groups' 2D joints and
-the published poses are its filtered ones; with ``"none"`` they are the per-frame triangulations.
+The only place where the three stages meet (STYLE §1); each method lives in its package. Detections
+arrive in distorted pixels; they are undistorted once per view and padded into one (C, P, J) array;
+live tracks claim their detections in every view (:mod:`matching.track_claims`, with the left/right
+unflip of :mod:`matching.unflip`) and the rest are grouped across views by the cross-view matcher
+(``self.matcher``, :class:`matching.epipolar.EpipolarMatcher`: any object with the same ``match``);
+the groups are triangulated by weighted DLT with per-joint view rejection
+(:mod:`triangulation.dlt`), duplicate groups merged (:mod:`matching.merge`), a track seen by one view
+corrected along its rays (:mod:`matching.single_view`), and identities given by the tracker. With
+``[fusion] filter = "ukf"`` the tracker is :class:`fusion.live.LiveTracker`: it filters every joint
+on the groups' 2D joints and the published poses are its filtered ones; with ``"none"`` they are the
+per-frame triangulations. The detections' appearance descriptors (``Detections2D.embeddings``, where
+the workers send them) go with the unclaimed detections to the cross-view matcher.
 
 RGB-D cameras (:class:`fusion.rgbd.RGBDDetections`: detections with their joints lifted to 3D by
 the worker) take part in 2D matching and triangulation as any view. In addition their lifted
@@ -36,12 +43,20 @@ from core.errors import ShapeError
 from core.skeleton import Skeleton
 from core.types import Detections2D, RGBDDetections
 from fusion.live import LiveTracker
-from fusion.tracking import Tracker, pose_distance_matrix
+from fusion.tracking import Tracker
 from matching.epipolar import EpipolarMatcher
-from matching.tracks import assign_detections_to_tracks, joint_distance_matrix_2d
+from matching.merge import merge_duplicate_groups
+from matching.seed import spread_views
+from matching.single_view import single_view_pose
+from matching.track_claims import CrossViewMatcher, TrackDrivenAssociator
 from triangulation.dlt import TriangulationResult, triangulate_robust
 
-__all__ = ["MAX_VIEW_SKEW_S", "FrameReconstructor", "FrameResult"]
+__all__ = ["MAX_VIEW_SKEW_S", "SEED_VIEWS", "FrameReconstructor", "FrameResult"]
+
+SEED_VIEWS = 8
+"""With no live track, rigs of more cameras start from this many spread views (:mod:`matching.seed`):
+their people, triangulated, claim their detections in the other views as tracks would, instead of
+every pair of views being grouped (C^2)."""
 
 MAX_VIEW_SKEW_S = 0.25
 """A view's corrected capture time further than this (seconds) from the frame time is taken for a
@@ -111,10 +126,13 @@ class FrameReconstructor:
         self.mcfg = matching or MatchingConfig()
         self.tcfg = triangulation or TriangulationConfig()
         fcfg = fusion or FusionConfig()
-        self.matcher = EpipolarMatcher(
-            rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px
-        )
         self._P = rig.projections()
+        self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
+        self._distorted = [c for c, cam in enumerate(rig) if cam.has_distortion]
+        centers = np.array([cam.center for cam in rig])
+        self._seed = spread_views(centers, SEED_VIEWS) if len(rig) > SEED_VIEWS else None
+        matcher = EpipolarMatcher(rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px)
+        self.associator = TrackDrivenAssociator(self._P, self._focal, self._left, self._right, self.mcfg, matcher)
         self.live = fcfg.filter == "ukf"
         self.tracker: LiveTracker | Tracker = (
             LiveTracker(self._P, skeleton, fcfg, self.tcfg.min_joint_conf)
@@ -122,8 +140,18 @@ class FrameReconstructor:
             else Tracker(fcfg.gate_m, fcfg.max_missed_s, fcfg.min_joints)
         )
         self.fill_missing_s = fcfg.fill_missing_s
-        self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
         self.n_unflipped = 0  # left/right joint pairs swapped back (in 2D, and by the live tracker)
+
+    @property
+    def matcher(self) -> CrossViewMatcher:
+        """The cross-view matcher of the detections no track claims (:class:`matching.epipolar.EpipolarMatcher`
+        by default); any object with ``match(points_px, conf)`` returning groups of (view, detection) may
+        be assigned (it is given ``descriptors=`` when the detections carry embeddings)."""
+        return self.associator.matcher
+
+    @matcher.setter
+    def matcher(self, matcher: CrossViewMatcher) -> None:
+        self.associator.matcher = matcher
 
     def view_times(self, views: list[Detections2D | None], stamp_ns: int) -> np.ndarray | None:
         """(C,) int64 capture time of each view, nanoseconds on the frame's clock (a missing view:
@@ -142,225 +170,131 @@ class FrameReconstructor:
         return times
 
     def _prepare(
-        self, dets: Detections2D | None, cam_idx: int
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """Kept detections of one view: (P, J, 2) undistorted pixels, (P, J) confidences, and for an
-        RGB-D view its lifted joints (P, J, 4) and covariances (P, J, 3, 3) (None otherwise)."""
-        J = self.n_joints
-        if dets is None or dets.n_people == 0:
-            return np.zeros((0, J, 2)), np.zeros((0, J)), None
-        if dets.poses.shape[1] != J:
-            raise ShapeError(f"camera {dets.camera}: poses must have {J} joints; got {dets.poses.shape[1]}")
-        conf = dets.poses[..., 2].astype(np.float64)
-        keep = (dets.boxes[:, 4] >= self.mcfg.min_box_score) & (
-            (conf >= self.mcfg.min_joint_conf).sum(axis=1) >= self.mcfg.min_valid_joints
-        )
-        pts = dets.poses[keep, :, :2].astype(np.float64)
-        und = self.rig[cam_idx].undistort_px(pts.reshape(-1, 2)).reshape(pts.shape)
-        lifted = None
-        if isinstance(dets, RGBDDetections):
-            lifted = (dets.joints3d[keep].astype(np.float64), dets.joints3d_cov[keep].astype(np.float64))
-        return und, conf[keep], lifted
+        self, views: list[Detections2D | None]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray] | None], list | None]:
+        """Kept detections of all views, padded to the most per view: (C, P, J, 2) undistorted
+        pixels, (C, P, J) confidences (padding 0), (C,) counts, per view for an RGB-D view its
+        lifted joints (P_c, J, 4) and covariances (P_c, J, 3, 3) (None otherwise), and per view the
+        (P_c, D) appearance descriptors (None for a view without; None when no view has them)."""
+        C, J, m = len(views), self.n_joints, self.mcfg
+        n = np.array([0 if d is None else d.n_people for d in views], dtype=np.int64)
+        raw = np.zeros((C, int(n.max(initial=0)), J, 3))
+        score = np.full(raw.shape[:2], -np.inf, dtype=np.float32)  # compared as the boxes are
+        for c, d in enumerate(views):
+            if n[c]:
+                if d.poses.shape[1] != J:
+                    raise ShapeError(f"camera {d.camera}: poses must have {J} joints; got {d.poses.shape[1]}")
+                raw[c, : n[c]], score[c, : n[c]] = d.poses, d.boxes[:, 4]
+        keep = (score >= m.min_box_score) & ((raw[..., 2] >= m.min_joint_conf).sum(axis=2) >= m.min_valid_joints)
+        counts = keep.sum(axis=1)
+        order = np.argsort(~keep, axis=1, kind="stable")[:, : int(counts.max(initial=0))]  # kept first, in order
+        if (counts == n).all():  # nothing dropped: the padding is already 0
+            kept = raw[:, : order.shape[1]]
+        else:
+            kept = np.take_along_axis(raw, order[:, :, None, None], axis=1)
+            kept[np.arange(kept.shape[1])[None] >= counts[:, None]] = 0.0
+        pts, conf = np.ascontiguousarray(kept[..., :2]), np.ascontiguousarray(kept[..., 2])
+        for c in self._distorted:
+            if counts[c]:
+                pts[c, : counts[c]] = self.rig[c].undistort_px(pts[c, : counts[c]].reshape(-1, 2)).reshape(-1, J, 2)
+        lifted: list[tuple[np.ndarray, np.ndarray] | None] = [None] * C
+        for c, d in enumerate(views):
+            if isinstance(d, RGBDDetections) and n[c]:
+                k = order[c, : counts[c]]
+                lifted[c] = (d.joints3d[k].astype(np.float64), d.joints3d_cov[k].astype(np.float64))
+        desc = [
+            None if d is None or d.embeddings is None else d.embeddings[order[c, : counts[c]]]
+            for c, d in enumerate(views)
+        ]
+        return pts, conf, counts, lifted, None if all(e is None for e in desc) else desc
 
     def _associate(
-        self, pts: list[np.ndarray], conf: list[np.ndarray], stamp_ns: int, lifted: list | None = None
-    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, np.ndarray, int, int]]]:
-        """Groups of (view, detection) per person, the track id each group was built for (0: new),
-        and the (track id, predicted (J, 4) pose, view, detection) of tracks claimed in one view only.
-
-        Live tracks are projected into every view and claim detections there first (per-view
-        Hungarian, gated); a track claimed in fewer than 2 views releases its detection. The
-        remaining detections are grouped across views by epipolar geometry. A detection of an
-        RGB-D view (``lifted[c]`` not None) left in no group and claimed by no track is a group of
-        its own.
-        """
-        lifted = lifted or [None] * len(pts)
-        C, m = len(self.rig), self.mcfg
-        claimed = [np.full(p.shape[0], -1, dtype=np.int64) for p in pts]
-        track_ids, preds = self.tracker.predictions(stamp_ns)
-        groups: list[tuple[tuple[int, int], ...]] = []
-        hints: list[int] = []
-        singles: list[tuple[int, np.ndarray, int, int]] = []
-        if len(track_ids):
-            # Project every track into every view at once.
-            Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
-            proj = Xh[None] @ self._P.transpose(0, 2, 1)[:, None]  # (C, T, J, 3)
-            depth = proj[..., 2]
-            valid_all = (preds[..., 3] > 0)[None] & (depth > 0.1)  # (C, T, J)
-            uv_all = proj[..., :2] / np.where(valid_all, depth, 1.0)[..., None]
-            n_valid = valid_all.sum(axis=2)  # (C, T)
-            mean_depth = np.where(valid_all, depth, 0.0).sum(axis=2) / np.maximum(n_valid, 1)
-            gates = np.where(n_valid > 0, m.track_gate_m * self._focal[:, None] / np.maximum(mean_depth, 1e-3), 0.0)
-            for c in range(C):
-                if pts[c].shape[0] == 0:
-                    continue
-                cost = joint_distance_matrix_2d(
-                    uv_all[c], valid_all[c], pts[c], conf[c], m.min_joint_conf, m.min_common_joints
-                )
-                claimed[c] = assign_detections_to_tracks(cost, gates[c])
-                self._unflip(pts[c], conf[c], claimed[c], uv_all[c], valid_all[c], lifted[c])
-            members: list[list[tuple[int, int]]] = [[] for _ in range(len(track_ids))]
-            for c, cl in enumerate(claimed):
-                for i, t in enumerate(cl.tolist()):
-                    if t >= 0:
-                        members[t].append((c, i))
-            for t, tid in enumerate(track_ids.tolist()):
-                if len(members[t]) >= 2:
-                    groups.append(tuple(members[t]))
-                    hints.append(tid)
-                else:
-                    for c, i in members[t]:
-                        claimed[c][i] = -1
-                        singles.append((tid, preds[t], c, i))
-        pool = [np.nonzero(cl < 0)[0] for cl in claimed]
-        if sum(idx.size > 0 for idx in pool) >= 2:  # epipolar grouping needs two views with leftovers
-            for g in self.matcher.match(
-                [p[idx] for p, idx in zip(pts, pool, strict=True)],
-                [q[idx] for q, idx in zip(conf, pool, strict=True)],
-            ):
-                if len(g) >= 2:
-                    groups.append(tuple((c, int(pool[c][i])) for c, i in g))
-                    hints.append(0)
-        used = {m for g in groups for m in g}
-        singles = [s for s in singles if (s[2], s[3]) not in used]
-        taken = used | {(c, i) for _, _, c, i in singles}
-        for c, lift in enumerate(lifted):
-            if lift is not None:
-                alone = [((c, i),) for i in range(pts[c].shape[0]) if (c, i) not in taken]
-                groups += alone
-                hints += [0] * len(alone)
-        return groups, hints, singles
-
-    def _unflip(
         self,
         pts: np.ndarray,
         conf: np.ndarray,
-        claimed: np.ndarray,
-        uv: np.ndarray,
-        valid: np.ndarray,
-        lifted: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> None:
-        """Undo left/right swaps of 2D detections claimed by a track, in place.
+        counts: np.ndarray,
+        stamp_ns: int,
+        lifted: list | None = None,
+        descriptors: list[np.ndarray | None] | None = None,
+    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], list[tuple[int, np.ndarray, int, int]]]:
+        """Groups of (view, detection) per person, the track id each group was built for (0: new),
+        and the (track id, predicted (J, 4) pose, view, detection) of tracks claimed in one view only:
+        :meth:`matching.track_claims.TrackDrivenAssociator.associate` with the tracker's predictions.
+        With no live track and more than ``SEED_VIEWS`` cameras, the people of the spread seed views
+        stand in for the tracks (:mod:`matching.seed`). ``descriptors`` (per view (P_c, D) or None) go
+        to the cross-view matcher."""
+        track_ids, preds = self.tracker.predictions(stamp_ns)
+        seeded = not len(track_ids) and self._seed is not None
+        if seeded:
+            track_ids, preds = self._seed_people(pts, conf, counts, descriptors)
+        assoc = self.associator.associate(pts, conf, counts, track_ids, preds, lifted, descriptors)
+        self.n_unflipped += assoc.n_unflipped
+        if not seeded:
+            return assoc.groups, assoc.hints, assoc.singles
+        # The seeds are no tracks: their groups are new people, and a seed seen by one view is nobody.
+        return assoc.groups, [max(h, 0) for h in assoc.hints], [s for s in assoc.singles if s[0] > 0]
 
-        2D detectors confuse left and right (mostly on people seen from behind); with two views,
-        or with the swap in several views, the swapped limbs triangulate consistently but wrongly.
-        For each left/right joint pair, a detection whose swapped pair lies much closer (< half the
-        distance) to the track's projected pair is swapped back.
+    def _seed_people(
+        self, pts: np.ndarray, conf: np.ndarray, counts: np.ndarray, descriptors: list | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Start-up of a large rig: the people of the spread views ``self._seed``, grouped across those
+        views and triangulated, as (G,) negative pseudo track ids and (G, J, 4) poses."""
+        seed = np.zeros(len(counts), dtype=bool)
+        seed[self._seed] = True
+        n = np.where(seed, counts, 0)
+        extra = {}
+        if descriptors is not None:
+            extra["descriptors"] = [None if d is None else d[: n[c]] for c, d in enumerate(descriptors)]
+        groups = [
+            g
+            for g in self.matcher.match(
+                [pts[c, : n[c]] for c in range(len(n))], [conf[c, : n[c]] for c in range(len(n))], **extra
+            )
+            if len(g) >= 2
+        ]
+        if not groups:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.n_joints, 4))
+        return -np.arange(1, len(groups) + 1, dtype=np.int64), self._triangulate(groups, pts, conf)[1]
 
-        Args:
-            pts: (P, J, 2) detections of one view, pixels (modified).
-            conf: (P, J) confidences (modified).
-            claimed: (P,) track index of each detection, -1 for none.
-            uv: (T, J, 2) tracks projected into the view, pixels.
-            valid: (T, J) projected joints that are known.
-            lifted: an RGB-D view's lifted joints (P, J, 4) and covariances (P, J, 3, 3) (swapped alike).
-        """
-        det = np.nonzero(claimed >= 0)[0]
-        if det.size == 0 or self._left.size == 0:
-            return
-        L, R = self._left, self._right
-        t = claimed[det]
-        P_, U, V, Cf = pts[det], uv[t], valid[t], conf[det]  # gathered once: (D, J, ...)
-        dl, dr, ul, ur = P_[:, L], P_[:, R], U[:, L], U[:, R]  # (D, pairs, 2)
-        a, b, c, d = dl - ul, dr - ur, dl - ur, dr - ul
-        d_keep = np.hypot(a[..., 0], a[..., 1]) + np.hypot(b[..., 0], b[..., 1])
-        d_swap = np.hypot(c[..., 0], c[..., 1]) + np.hypot(d[..., 0], d[..., 1])
-        usable = V[:, L] & V[:, R] & (Cf[:, L] > 0) & (Cf[:, R] > 0)
-        swap = usable & (d_swap < 0.5 * d_keep)  # (D, pairs)
-        k, pair = np.nonzero(swap)
-        if k.size:
-            p, li, ri = det[k], L[pair], R[pair]
-            pts[p, li], pts[p, ri] = pts[p, ri], pts[p, li]  # fancy indexing copies the right side
-            conf[p, li], conf[p, ri] = conf[p, ri], conf[p, li]
-            for arr in lifted or ():
-                arr[p, li], arr[p, ri] = arr[p, ri], arr[p, li]
-            self.n_unflipped += int(k.size)
-
-    def _single_view_pose(self, pred: np.ndarray, c: int, uv: np.ndarray, conf: np.ndarray) -> np.ndarray:
-        """A track's predicted pose corrected by one view: each joint moves onto its camera ray.
-
-        Only the two directions the view observes are corrected; the depth along the ray is kept
-        from the prediction. Joints carry half their 2D confidence, marking them single-view.
-
-        Args:
-            pred: (J, 4) predicted pose, metres.
-            c: view index.
-            uv: (J, 2) undistorted pixels of the track's detection in that view.
-            conf: (J,) their confidences.
-
-        Returns:
-            (J, 4) pose; joints unseen in the view or unknown in the prediction have conf 0.
-        """
-        cam = self.rig[c]
-        rays = np.concatenate([uv, np.ones((uv.shape[0], 1))], axis=1) @ np.linalg.inv(cam.K).T @ cam.R  # (J, 3)
-        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-        rel = pred[:, :3] - cam.center
-        s = (rel * rays).sum(axis=1)
-        ok = (pred[:, 3] > 0) & (conf >= self.tcfg.min_joint_conf) & (s > 0)
-        out = np.zeros_like(pred)
-        out[ok, :3] = cam.center + s[ok, None] * rays[ok]
-        out[ok, 3] = 0.5 * conf[ok]
-        return out
+    @staticmethod
+    def _members(groups: list[tuple[tuple[int, int], ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(M,) group, view and detection index of every member of the groups."""
+        flat = [(g, c, i) for g, members in enumerate(groups) for c, i in members]
+        return (
+            tuple(np.array(x, dtype=np.int64) for x in zip(*flat, strict=True))
+            if flat
+            else (np.zeros(0, np.int64),) * 3
+        )
 
     def _triangulate(
-        self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]
+        self, groups: list[tuple[tuple[int, int], ...]], pts: np.ndarray, conf: np.ndarray
     ) -> tuple[TriangulationResult, np.ndarray]:
-        """Triangulate every group in one batch; returns the raw result and (G, J, 4) poses."""
+        """Triangulate every group in one batch (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per
+        view); returns the raw result and (G, J, 4) poses."""
         C, J, G = len(self.rig), self.n_joints, len(groups)
-        obs = np.zeros((C, G * J, 2))
-        w = np.zeros((C, G * J))
-        for g, members in enumerate(groups):
-            for c, i in members:
-                obs[c, g * J : (g + 1) * J] = pts[c][i]
-                w[c, g * J : (g + 1) * J] = conf[c][i]
+        g, c, i = self._members(groups)
+        obs = np.zeros((C, G, J, 2))
+        w = np.zeros((C, G, J))
+        obs[c, g], w[c, g] = pts[c, i], conf[c, i]
         t = self.tcfg
-        tri = triangulate_robust(self._P, obs, w, t.min_joint_conf, t.max_reproj_px, t.min_views)
+        tri = triangulate_robust(
+            self._P, obs.reshape(C, G * J, 2), w.reshape(C, G * J), t.min_joint_conf, t.max_reproj_px, t.min_views
+        )
         return tri, np.concatenate([tri.points, tri.conf[:, None]], axis=1).reshape(G, J, 4)
 
     def _tri_used(self, tri: TriangulationResult, groups: list) -> np.ndarray:
         """(G, C, J) bool views the robust triangulation kept for each group's joints."""
         return tri.used.reshape(len(self.rig), len(groups), self.n_joints).transpose(1, 0, 2)
 
-    def _merge_duplicates(
-        self, groups: list[tuple[tuple[int, int], ...]], hints: list[int], poses: np.ndarray
-    ) -> tuple[list[tuple[tuple[int, int], ...]], list[int], bool]:
-        """Merge groups of the same person: disjoint views, 3D poses within ``merge_m``.
-
-        A person whose detections are too noisy in some views for the track gate, or ambiguous in
-        epipolar geometry, is otherwise split into two groups (a duplicate person). Two tracked
-        groups are never merged (they are different tracks); the merged group keeps the track id.
-        """
-        if len(groups) < 2 or all(h > 0 for h in hints):
-            return groups, hints, False  # two tracked groups never merge
-        dist = pose_distance_matrix(poses, poses)
-        np.fill_diagonal(dist, np.inf)
-        groups, hints = list(groups), list(hints)
-        alive = [True] * len(groups)
-        merged = False
-        for flat in np.argsort(dist, axis=None):
-            a, b = divmod(int(flat), len(groups))
-            if dist[a, b] > self.mcfg.merge_m:
-                break
-            if a > b or not (alive[a] and alive[b]) or (hints[a] > 0 and hints[b] > 0):
-                continue
-            if not {c for c, _ in groups[a]}.isdisjoint(c for c, _ in groups[b]):
-                continue
-            keep, drop = (a, b) if hints[a] > 0 or (hints[b] == 0 and len(groups[a]) >= len(groups[b])) else (b, a)
-            groups[keep] = tuple(sorted(groups[keep] + groups[drop]))
-            alive[drop] = False
-            merged = True
-        idx = [g for g in range(len(groups)) if alive[g]]
-        return [groups[g] for g in idx], [hints[g] for g in idx], merged
-
     def _observations(
-        self, groups: list[tuple[tuple[int, int], ...]], pts: list[np.ndarray], conf: list[np.ndarray]
+        self, groups: list[tuple[tuple[int, int], ...]], pts: np.ndarray, conf: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(G, C, J, 2) undistorted pixels and (G, C, J) confidences of each group's detections."""
+        """(G, C, J, 2) undistorted pixels and (G, C, J) confidences of each group's detections
+        (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per view)."""
         obs_px = np.zeros((len(groups), len(self.rig), self.n_joints, 2))
         obs_conf = np.zeros((len(groups), len(self.rig), self.n_joints))
-        for p, members in enumerate(groups):
-            for c, i in members:
-                obs_px[p, c], obs_conf[p, c] = pts[c][i], conf[c][i]
+        g, c, i = self._members(groups)
+        obs_px[g, c], obs_conf[g, c] = pts[c, i], conf[c, i]
         return obs_px, obs_conf
 
     def _lift_singles(
@@ -404,8 +338,8 @@ class FrameReconstructor:
         singles: list[tuple[int, np.ndarray, int, int]],
         poses: np.ndarray,
         tri_used: np.ndarray,
-        pts: list[np.ndarray],
-        conf: list[np.ndarray],
+        pts: np.ndarray,
+        conf: np.ndarray,
         lifted: list,
         stamp_ns: int,
         t0: float,
@@ -468,21 +402,18 @@ class FrameReconstructor:
         if len(views) != len(self.rig):
             raise ShapeError(f"expected {len(self.rig)} views; got {len(views)}")
         t0 = time.thread_time()
-        prepared = [self._prepare(d, c) for c, d in enumerate(views)]
-        pts = [p for p, _, _ in prepared]
-        conf = [c for _, c, _ in prepared]
-        lifted = [m for _, _, m in prepared]
+        pts, conf, counts, lifted, desc = self._prepare(views)  # (C, P, J, 2), (C, P, J) padded per view
         rgbd = any(m is not None for m in lifted)
         view_ns = self.view_times(views, stamp_ns)
         pred_ns = stamp_ns if view_ns is None else int(view_ns.min())  # gated at the earliest view
-        groups, hints, singles = self._associate(pts, conf, pred_ns, lifted)
+        groups, hints, singles = self._associate(pts, conf, counts, pred_ns, lifted, desc)
         t1 = time.thread_time()
         tri, poses = self._triangulate(groups, pts, conf)
         if rgbd:  # a lone RGB-D detection's pose is its lifted joints, also for merging
             poses = self._lift_singles(
                 groups, poses.reshape(-1, self.n_joints, 4), self._tri_used(tri, groups), lifted
             )[0]
-        groups, hints, merged = self._merge_duplicates(groups, hints, poses)
+        groups, hints, merged = merge_duplicate_groups(groups, hints, poses, self.mcfg.merge_m)
         if merged:
             tri, poses = self._triangulate(groups, pts, conf)
         reproj = tri.errors[tri.used]
@@ -497,7 +428,7 @@ class FrameReconstructor:
                 [
                     self._lifted_pose(lifted, c, i)
                     if lifted[c] is not None
-                    else self._single_view_pose(pred, c, pts[c][i], conf[c][i])
+                    else single_view_pose(pred, self.rig[c], pts[c][i], conf[c][i], self.tcfg.min_joint_conf)
                     for _, pred, c, i in singles
                 ]
             )

@@ -48,13 +48,36 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
     N = points_px.shape[1]
     if weights.shape != (C, N):
         raise ShapeError(f"weights must be (C, N) = ({C}, {N}); got {weights.shape}")
-    # Normalise each camera's rows so that the weights, not the matrix scale, set each view's influence.
+    return _dlt(_normal_constants(P), points_px, weights)
+
+
+_LAST_RIG: tuple[np.ndarray, np.ndarray] | None = None  # (P, _normal_constants(P)) of the last call
+
+
+def _normal_constants(P: np.ndarray) -> np.ndarray:
+    """Per-camera constants of the DLT normal matrix, (4 C, 16), for :func:`_dlt`.
+
+    Each camera's rows are normalised (``|p3[:3]| = 1``) so that the weights, not the matrix scale,
+    set each view's influence. The normal matrix ``A^T A`` of the rows ``w (u p3 - p1)`` and
+    ``w (v p3 - p2)`` is, per camera, ``w^2 ((u^2 + v^2) p3 p3^T - u (p1 p3^T + p3 p1^T) - v (p2 p3^T
+    + p3 p2^T) + p1 p1^T + p2 p2^T)``: these four 4 x 4 matrices are the constants.
+    """
     Pn = P / np.sqrt((P[:, 2, :3] ** 2).sum(axis=1))[:, None, None]  # (C, 3, 4)
-    w = weights[..., None]  # (C, N, 1)
-    rows_u = w * (points_px[..., 0:1] * Pn[:, None, 2, :] - Pn[:, None, 0, :])  # (C, N, 4)
-    rows_v = w * (points_px[..., 1:2] * Pn[:, None, 2, :] - Pn[:, None, 1, :])  # (C, N, 4)
-    A = np.concatenate([rows_u, rows_v]).transpose(1, 0, 2)  # (N, 2C, 4)
-    M = A.transpose(0, 2, 1) @ A  # (N, 4, 4) normal matrix A^T A
+    p1, p2, p3 = Pn[:, 0], Pn[:, 1], Pn[:, 2]  # (C, 4)
+    outer = np.einsum("cki,ckl->kcil", np.stack([p3, p1, p2, p1, p2], axis=1), np.stack([p3, p3, p3, p1, p2], axis=1))
+    Q = np.stack(
+        [outer[0], outer[1] + outer[1].transpose(0, 2, 1), outer[2] + outer[2].transpose(0, 2, 1), outer[3] + outer[4]]
+    )  # (4, C, 4, 4)
+    return Q.reshape(4 * P.shape[0], 16)
+
+
+def _dlt(Q: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`triangulate_dlt` with the camera constants ``Q`` of :func:`_normal_constants`: (N, 3)."""
+    C, N = weights.shape
+    a = weights * weights  # (C, N)
+    u, v = points_px[..., 0], points_px[..., 1]
+    coef = np.stack([a * (u * u + v * v), -a * u, -a * v, a])  # (4, C, N)
+    M = (coef.reshape(4 * C, N).T @ Q).reshape(N, 4, 4)  # (N, 4, 4) normal matrices, all in one product
     # Jacobi scaling (pixels ~1e3 against 1) keeps the 3 x 3 system well conditioned.
     d = 1.0 / np.sqrt(np.maximum(np.einsum("nii->ni", M), 1e-300))  # (N, 4)
     Mn = M * d[:, :, None] * d[:, None, :]
@@ -96,7 +119,7 @@ def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarr
         depth: (C, N) depth of each point in each camera (positive in front), in units of P's scale.
     """
     Xh = np.concatenate([points_w, np.ones((points_w.shape[0], 1))], axis=1)  # (N, 4)
-    proj = np.einsum("cij,nj->cni", P, Xh)  # (C, N, 3)
+    proj = (Xh @ P.reshape(-1, 4).T).reshape(-1, P.shape[0], 3).transpose(1, 0, 2)  # (C, N, 3), one product
     depth = proj[..., 2]
     safe = np.where(np.abs(depth) < 1e-12, 1e-12, depth)
     uv = proj[..., :2] / safe[..., None]
@@ -136,6 +159,10 @@ def triangulate_robust(
     points in one batch). Points left with fewer than ``min_views`` views, still above the error
     bound, or behind a camera that sees them are reported missing (conf 0).
 
+    Cost: each round re-triangulates only the points that lost a view in the previous one, and the
+    cameras' normal-matrix constants (:func:`_normal_constants`) are kept from one call to the next
+    while ``P`` is the same (a node's rig), so a call costs a few array operations per round.
+
     Args:
         P: (C, 3, 4) projection matrices for undistorted pixels.
         points_px: (C, N, 2) undistorted pixel observations.
@@ -152,21 +179,29 @@ def triangulate_robust(
     """
     if min_views < 2:
         raise ShapeError(f"min_views must be >= 2; got {min_views}")
+    if P.ndim != 3 or P.shape[1:] != (3, 4) or points_px.shape != conf.shape + (2,) or conf.shape[0] != P.shape[0]:
+        raise ShapeError(f"expected P (C, 3, 4), points_px (C, N, 2), conf (C, N); got {P.shape}, "
+                         f"{points_px.shape}, {conf.shape}")  # fmt: skip
+    global _LAST_RIG
+    rig = _LAST_RIG  # read once: another thread may replace it
+    if rig is None or rig[0].shape != P.shape or not np.array_equal(rig[0], P):
+        rig = _LAST_RIG = (P.copy(), _normal_constants(P))  # per-rig constants, kept for the next frame
+    Q = rig[1]
     used = conf >= min_conf  # (C, N)
-    X = triangulate_dlt(P, points_px, np.where(used, conf, 0.0))
+    X = _dlt(Q, points_px, np.where(used, conf, 0.0))
     err, depth = reprojection_errors(P, X, points_px)
+    act = np.arange(X.shape[0])  # points that may still lose a view: only those that just lost one
     for _ in range(max(0, P.shape[0] - min_views)):
-        err_used = np.where(used, err, -1.0)
-        worst = np.argmax(err_used, axis=0)  # (N,)
-        worst_err = err_used[worst, np.arange(err.shape[1])]
-        drop = (worst_err > max_reproj_px) & (used.sum(axis=0) > min_views)
+        err_used = np.where(used[:, act], err[:, act], -1.0)
+        worst = np.argmax(err_used, axis=0)  # (A,)
+        drop = (err_used[worst, np.arange(act.size)] > max_reproj_px) & (used[:, act].sum(axis=0) > min_views)
         if not drop.any():
             break
-        used[worst[drop], np.nonzero(drop)[0]] = False
+        act, worst = act[drop], worst[drop]
+        used[worst, act] = False
         # Re-triangulate only the points that lost a view.
-        idx = np.nonzero(drop)[0]
-        X[idx] = triangulate_dlt(P, points_px[:, idx], np.where(used[:, idx], conf[:, idx], 0.0))
-        err[:, idx], depth[:, idx] = reprojection_errors(P, X[idx], points_px[:, idx])
+        X[act] = _dlt(Q, points_px[:, act], np.where(used[:, act], conf[:, act], 0.0))
+        err[:, act], depth[:, act] = reprojection_errors(P, X[act], points_px[:, act])
     n_used = used.sum(axis=0)
     valid = (
         (n_used >= min_views)

@@ -8,8 +8,13 @@ process (one thread, as deployed) and receives them over loopback TCP from this 
   divided by the time between its first and last published frame (subscribed here);
 - latency: frames are sent at ``--rate-hz`` (below saturation); the node measures, per frame, the
   time from the arrival of the frame's last view to the publication of its 3D poses (median and
-  99th percentile, from its ``summary.json``).
-Both are measured in the same run as a baseline: the same node with 4 cameras.
+  99th percentile, from its ``summary.json``);
+- node CPU time per frame (the ``node_ms`` of each published frame, from the saturated run): median,
+  99th percentile (nearest rank) and maximum over all frames, start-up included, and that of the first
+  frame (no tracks yet: the start-up association);
+- tracks: the number of track ids the node gave over the run (the people simulated, when right).
+Both are measured in the same run as a baseline: the same node with 4 cameras. ``--filter ukf,none``
+runs each case with each ``[fusion] filter``.
 """
 
 from __future__ import annotations
@@ -102,13 +107,23 @@ def send_eos(pubs: list, last_frame: int) -> None:
         pub.send_multipart(wire.encode(wire.Message("eos", name, last_frame, time.time_ns(), {}, {})))
 
 
-def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, workdir: Path) -> dict:
-    """One node process fed ``n_frames`` frames of ``n_cams`` cameras; returns its figures."""
+def _nearest_rank(values: list[float], q: float) -> float:
+    """The ``q`` percentile of ``values`` by nearest rank ``round(q / 100 (n - 1))``, as the node's."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def run_case(
+    n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, workdir: Path, filt: str = "ukf"
+) -> dict:
+    """One node process (``[fusion] filter = filt``) fed ``n_frames`` frames of ``n_cams`` cameras;
+    returns its figures."""
     rng = np.random.default_rng(n_cams)
     rig = ring_rig(n_cams, radius=5.0)
     frames = [pose2d_messages(rig, f, 30.0, n_people, rng) for f in range(n_frames)]
-    tag = f"{n_cams}cams_{'sat' if rate_hz is None else int(rate_hz)}"
-    node, out, node_in, node_out = start_node(rig, workdir, tag, "rcvhwm = 1000000\nstatus_every_s = 0.0\n")
+    tag = f"{n_cams}cams_{filt}_{'sat' if rate_hz is None else int(rate_hz)}"
+    toml = f'rcvhwm = 1000000\nstatus_every_s = 0.0\n[fusion]\nfilter = "{filt}"\n'
+    node, out, node_in, node_out = start_node(rig, workdir, tag, toml)
     ctx = zmq.Context()
     pubs = []
     try:
@@ -127,10 +142,11 @@ def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, w
             for (_, pub), msg in zip(pubs, per_cam, strict=True):
                 pub.send_multipart(msg)
         send_eos(pubs, n_frames - 1)
-        stamps = []
+        stamps, node_ms = [], []
         while len(stamps) < n_frames and sub.poll(30000, zmq.POLLIN):
-            sub.recv_multipart()
+            msg = wire.decode(sub.recv_multipart())
             stamps.append(time.perf_counter())
+            node_ms.append((msg.frame_idx, float(msg.meta.get("node_ms", float("nan")))))
         node.wait(60)
     finally:
         for _, pub in pubs:
@@ -140,13 +156,26 @@ def run_case(n_cams: int, n_people: int, n_frames: int, rate_hz: float | None, w
             node.kill()
     summary = json.loads((out / "summary.json").read_text())
     span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+    ms = [v for _, v in sorted(node_ms)]
     return {
         "cameras": n_cams,
         "people": n_people,
+        "filter": filt,
         "frames": summary["frames"],
         "frames_per_s": round((len(stamps) - 1) / span, 1) if rate_hz is None else None,
         "latency_ms": summary["latency_ms"] if rate_hz else None,
         "node_cpu_ms_per_frame_median": summary["node_ms_per_frame"]["total"]["median"],
+        "node_cpu_ms_per_frame": {
+            "median": round(float(np.median(ms)), 3) if ms else None,
+            "p99": round(_nearest_rank(ms, 99.0), 3) if ms else None,
+            "max": round(max(ms), 3) if ms else None,
+            "first_frame": round(ms[0], 3) if ms else None,
+        },
+        "node_stage_ms_median": {
+            k: v["median"]
+            for k, v in summary["node_ms_per_frame"].items()
+            if k in ("matching", "triangulation", "tracking")
+        },
         "tracks": len(summary["tracks"]),
         "node_peak_rss_mb": summary["node_peak_rss_mb"],
     }
@@ -159,18 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--people", type=int, default=4, help="simulated people")
     p.add_argument("--frames", type=int, default=300, help="frames per run")
     p.add_argument("--rate-hz", type=float, default=30.0, help="send rate of the latency runs, frames/s")
+    p.add_argument("--filter", default="ukf", help='comma-separated [fusion] filters to run: "ukf", "none"')
     args = p.parse_args(argv)
+    filters = [f.strip() for f in args.filter.split(",") if f.strip()]
+    if not filters or set(filters) - {"ukf", "none"}:
+        p.error(f"--filter: expected ukf and/or none; got {args.filter!r}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (int(c) for c in args.cameras.split(",")):
-            sat = run_case(n, args.people, args.frames, None, Path(tmp))
-            lat = run_case(n, args.people, args.frames, args.rate_hz, Path(tmp))
-            results.append({**sat, "latency_ms": lat["latency_ms"], "latency_rate_hz": args.rate_hz})
-            print(json.dumps(results[-1]), flush=True)
-    base = results[0]["frames_per_s"] or float("nan")
-    print(
-        json.dumps(
-            {"throughput_ratio_to_first": {r["cameras"]: round((r["frames_per_s"] or 0) / base, 2) for r in results}}
-        )
-    )
+        for filt in filters:
+            for n in (int(c) for c in args.cameras.split(",")):
+                sat = run_case(n, args.people, args.frames, None, Path(tmp), filt)
+                lat = run_case(n, args.people, args.frames, args.rate_hz, Path(tmp), filt)
+                results.append({**sat, "latency_ms": lat["latency_ms"], "latency_rate_hz": args.rate_hz})
+                print(json.dumps(results[-1]), flush=True)
+    for filt in filters:
+        rows = [r for r in results if r["filter"] == filt]
+        base = rows[0]["frames_per_s"] or float("nan")
+        ratio = {r["cameras"]: round((r["frames_per_s"] or 0) / base, 2) for r in rows}
+        print(json.dumps({"filter": filt, "throughput_ratio_to_first": ratio}))
     return 0

@@ -5,8 +5,9 @@ import pytest
 from synth import person, project_people
 
 from calibration.camera import fundamental_matrix
+from capture.benchmarks.synthetic import ring_rig, walking_people
 from core.errors import ShapeError
-from matching.epipolar import EpipolarMatcher, epipolar_distance_matrix, group_by_affinity
+from matching.epipolar import EpipolarMatcher, epipolar_distance_matrix, group_by_affinity, refine_groups
 
 PEOPLE = [person((-0.8, 0.3), 0.2), person((0.5, -0.4), 1.9), person((0.9, 0.9), -0.7)]
 
@@ -100,3 +101,96 @@ def test_group_by_affinity_respects_view_exclusivity():
     view_of = np.array([0, 0, 1])
     d = np.array([[np.inf, np.inf, 1.0], [np.inf, np.inf, 2.0], [1.0, 2.0, np.inf]])
     assert group_by_affinity(view_of, d, 10.0) == [(0, 2), (1,)]
+
+
+def _greedy_average_linkage(view_of, dist, max_dist):
+    """Reference: merge the globally closest admissible pair of clusters, one merge at a time."""
+    clusters = [[i] for i in range(len(view_of))]
+    while True:
+        best = None
+        for a, b in itertools.combinations(range(len(clusters)), 2):
+            if {view_of[i] for i in clusters[a]} & {view_of[i] for i in clusters[b]}:
+                continue
+            link = np.mean([dist[i, j] for i in clusters[a] for j in clusters[b]])
+            if np.isfinite(link) and link <= max_dist and (best is None or link < best[0]):
+                best = (link, a, b)
+        if best is None:
+            break
+        _, a, b = best
+        clusters[a] += clusters.pop(b)
+    return sorted((tuple(sorted(c)) for c in clusters), key=lambda g: (-len(g), g))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_group_by_affinity_equals_closest_pair_first(seed):
+    # Mutual-nearest merges in rounds must give the clusters of merging the closest pair first.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 14))
+    view_of = rng.integers(0, 4, n)
+    d = rng.uniform(0, 30, (n, n))
+    d = (d + d.T) / 2
+    d[rng.uniform(size=(n, n)) < 0.15] = np.inf
+    d = np.minimum(d, d.T)
+    assert group_by_affinity(view_of, d, 12.0) == _greedy_average_linkage(view_of, d, 12.0)
+
+
+def test_batched_distances_equal_pairwise(rig, rng):
+    # All view pairs in one batch, with views of different counts, an empty view and weak joints.
+    counts = [3, 0, 2, 1]
+    pts = [rng.uniform(0, 1000, (n, 17, 2)) for n in counts]
+    conf = [rng.uniform(0, 1, (n, 17)) for n in counts]
+    m = EpipolarMatcher(rig)
+    d = m.distances(pts, conf)
+    off = np.cumsum([0] + counts)
+    assert d.shape == (6, 6)
+    for a, b in itertools.product(range(4), repeat=2):
+        block = d[off[a] : off[a + 1], off[b] : off[b + 1]]
+        if a == b:
+            assert np.isinf(block).all()
+        elif counts[a] and counts[b]:
+            F = fundamental_matrix(rig[a], rig[b]) if a < b else fundamental_matrix(rig[b], rig[a])
+            ref = (epipolar_distance_matrix(F, pts[a], conf[a], pts[b], conf[b]) if a < b
+                   else epipolar_distance_matrix(F, pts[b], conf[b], pts[a], conf[a]).T)  # fmt: skip
+            np.testing.assert_allclose(block, ref, rtol=1e-10)
+            assert np.array_equal(np.isinf(block), np.isinf(ref))
+
+
+def test_refine_moves_a_ghost_pair_into_the_people_it_belongs_to():
+    # Views 0..3; person A = items 0-3, person B = items 4-7. Item 2 (A, view 2) and item 7 (B, view 3)
+    # happen to agree best (a ghost pair, 1 px) and were merged first, so A lacks view 2 and B view 3.
+    view_of = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    person = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    d = np.where(person[:, None] == person[None], 3.0, 200.0)
+    d[2, 7] = d[7, 2] = 1.0
+    d[view_of[:, None] == view_of[None]] = np.inf
+    greedy = [(0, 1, 3), (4, 5, 6), (2, 7)]
+    assert refine_groups(view_of, d, greedy, 30.0) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    # A real pair seen by two views only stays (no other group can take it).
+    d2 = d.copy()
+    d2[2, :], d2[:, 2], d2[7, :], d2[:, 7] = 200.0, 200.0, 200.0, 200.0
+    d2[2, 7] = d2[7, 2] = 1.0
+    d2[view_of[:, None] == view_of[None]] = np.inf
+    assert refine_groups(view_of, d2, greedy, 30.0) == sorted(greedy, key=lambda g: (-len(g), g))
+
+
+@pytest.mark.parametrize("n_people", [4, 10])
+def test_32_camera_ring_gives_one_group_per_person(n_people):
+    # The bench scene that made a ghost person: 32 cameras at one height, people of one height. Every
+    # group holds one person; the people inside the ring (all but those near the cameras) are whole.
+    rig = ring_rig(32, radius=5.0)
+    rng = np.random.default_rng(32)
+    people = walking_people(n_people, 0.0)
+    pts = [np.stack([cam.project(X) + rng.normal(scale=2.0, size=(17, 2)) for X in people]) for cam in rig]
+    conf = [np.full((n_people, 17), 0.9)] * 32
+    groups = EpipolarMatcher(rig).match(pts, conf)
+    for g in groups:
+        assert len({i for _, i in g}) == 1, f"group mixes people: {g}"
+    inside = [k for k, X in enumerate(people) if np.linalg.norm(X[:, :2], axis=1).max() < 4.0]
+    assert {i: len(g) for g in groups for _, i in g[:1] if i in inside} == dict.fromkeys(inside, 32)
+
+
+def test_match_accepts_descriptors_and_ignores_them(rig, rng):
+    pts, conf, _ = _views(rig, PEOPLE, rng)
+    desc = [rng.normal(size=(p.shape[0], 8)) for p in pts]
+    m = EpipolarMatcher(rig)
+    assert m.match(pts, conf, descriptors=desc) == m.match(pts, conf)

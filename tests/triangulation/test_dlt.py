@@ -92,3 +92,29 @@ def test_shape_errors(rig):
         triangulate_dlt(rig.projections(), np.zeros((3, 3, 2)), np.ones((3, 3)))
     with pytest.raises(ShapeError, match="min_views"):
         triangulate_robust(rig.projections(), np.zeros((4, 3, 2)), np.ones((4, 3)), min_views=1)
+
+
+def test_equals_least_squares_of_the_weighted_rows(rig, rng):
+    # The normal matrix built from per-camera constants is the one of the explicit DLT rows
+    # w (u p3 - p1), w (v p3 - p2) (rows normalised by |p3[:3]|), solved with X4 = 1.
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(20, 3))
+    uv = _obs(rig, X, rng, noise_px=3.0)
+    w = rng.uniform(0.2, 1.0, (4, 20))
+    w[1, :5] = 0.0
+    P = rig.projections() * rng.uniform(0.5, 2.0, (4, 1, 1))  # the scale of each P must not matter
+    got = triangulate_dlt(P, uv, w)
+    Pn = P / np.linalg.norm(P[:, 2, :3], axis=1)[:, None, None]
+    for n in range(20):
+        A = np.concatenate([w[:, n, None] * (uv[:, n, :1] * Pn[:, 2] - Pn[:, 0]),
+                            w[:, n, None] * (uv[:, n, 1:] * Pn[:, 2] - Pn[:, 1])])  # fmt: skip
+        ref = np.linalg.lstsq(A[:, :3], -A[:, 3], rcond=None)[0]
+        np.testing.assert_allclose(got[n], ref, atol=1e-9)
+
+
+def test_two_rigs_in_turn(rng):
+    # Per-rig constants are reused from call to call: a different rig must not get the last one's.
+    rigs = [ring_rig(4), ring_rig(5, radius=3.0)]
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(30, 3))
+    for r in rigs + rigs:
+        res = triangulate_robust(r.projections(), _obs(r, X), np.ones((len(r), 30)))
+        assert np.abs(res.points - X).max() < 1e-6
