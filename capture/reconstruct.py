@@ -50,8 +50,9 @@ from matching.seed import spread_views
 from matching.single_view import single_view_pose
 from matching.track_claims import CrossViewMatcher, TrackDrivenAssociator
 from triangulation.dlt import TriangulationResult, triangulate_robust
+from triangulation.pictorial import triangulate_pictorial
 
-__all__ = ["MAX_VIEW_SKEW_S", "SEED_VIEWS", "FrameReconstructor", "FrameResult"]
+__all__ = ["MAX_VIEW_SKEW_S", "SEED_VIEWS", "FrameReconstructor", "FrameResult", "make_matcher"]
 
 SEED_VIEWS = 8
 """With no live track, rigs of more cameras start from this many spread views (:mod:`matching.seed`):
@@ -97,6 +98,33 @@ class FrameResult:
     raw_poses: np.ndarray | None = None
 
 
+def make_matcher(rig: CameraRig, m: MatchingConfig) -> CrossViewMatcher:
+    """The cross-view matcher ``[matching] method`` names, for the detections no track claims.
+
+    ``"epipolar"``: :class:`matching.epipolar.EpipolarMatcher`; ``"pairwise"`` and ``"multiway"``:
+    :class:`matching.multiway.MultiwayMatcher` on Dong et al.'s affinity (the epipolar distance of
+    affinity 0.5 is ``max_epipolar_px``; appearance weighted by ``appearance_weight``, compared part by
+    part as :mod:`capture.detect.reid` lays its descriptors out), without resp. with SVT where the
+    mutual-best pairs are not cycle-consistent.
+    """
+    if m.method == "epipolar":
+        return EpipolarMatcher(rig, m.min_joint_conf, m.min_common_joints, m.max_epipolar_px)
+    from capture.detect.reid import N_PARTS
+    from matching.affinity import AffinityConfig
+    from matching.multiway import MultiwayMatcher
+
+    affinity = AffinityConfig(
+        min_conf=m.min_joint_conf,
+        min_common=m.min_common_joints,
+        half_px=m.max_epipolar_px,
+        use_appearance=m.appearance_weight > 0,
+        appearance_weight=m.appearance_weight,
+        cos_floor=m.appearance_floor,
+        n_parts=N_PARTS,
+    )
+    return MultiwayMatcher(rig, affinity, svt=m.method == "multiway")
+
+
 class FrameReconstructor:
     """Turns the 2D detections of all views of a frame into tracked 3D poses.
 
@@ -131,7 +159,7 @@ class FrameReconstructor:
         self._distorted = [c for c, cam in enumerate(rig) if cam.has_distortion]
         centers = np.array([cam.center for cam in rig])
         self._seed = spread_views(centers, SEED_VIEWS) if len(rig) > SEED_VIEWS else None
-        matcher = EpipolarMatcher(rig, self.mcfg.min_joint_conf, self.mcfg.min_common_joints, self.mcfg.max_epipolar_px)
+        matcher = make_matcher(rig, self.mcfg)
         self.associator = TrackDrivenAssociator(self._P, self._focal, self._left, self._right, self.mcfg, matcher)
         self.live = fcfg.filter == "ukf"
         self.tracker: LiveTracker | Tracker = (
@@ -277,7 +305,8 @@ class FrameReconstructor:
         w = np.zeros((C, G, J))
         obs[c, g], w[c, g] = pts[c, i], conf[c, i]
         t = self.tcfg
-        tri = triangulate_robust(
+        triangulate = triangulate_pictorial if t.method == "pictorial" else triangulate_robust
+        tri = triangulate(
             self._P, obs.reshape(C, G * J, 2), w.reshape(C, G * J), t.min_joint_conf, t.max_reproj_px, t.min_views
         )
         return tri, np.concatenate([tri.points, tri.conf[:, None]], axis=1).reshape(G, J, 4)

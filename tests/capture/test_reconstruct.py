@@ -295,3 +295,40 @@ def test_large_rig_start_up_finds_people_the_seed_views_miss(filt):
         ok = pose[:, 3] > 0
         err = min(np.linalg.norm(pose[ok, :3] - X[ok], axis=1).max() for X in people)
         assert err < 0.02
+
+
+@pytest.mark.parametrize(("method", "tri"), [("pairwise", "dlt"), ("multiway", "dlt"), ("multiway", "pictorial")])
+def test_configured_methods_reconstruct_the_same_people(rig, rng, method, tri):
+    """[matching] method and [triangulation] method plug Dong et al.'s matcher and 3DPS into the node:
+    the same three people come out as with the defaults, within a centimetre."""
+    from core.config import MatchingConfig, TriangulationConfig
+    from matching.multiway import MultiwayMatcher
+
+    mcfg = MatchingConfig(method=method, appearance_weight=0.5)
+    rec = FrameReconstructor(rig, COCO17, mcfg, TriangulationConfig(method=tri), FusionConfig(filter="none"))
+    assert isinstance(rec.matcher, MultiwayMatcher) and rec.matcher.svt == (method == "multiway")
+    people = _people(0)
+    res = rec.process(_views(rig, people, rng), 0)
+    assert len(res.track_ids) == 3
+    for pose in res.poses:
+        truth = min(people, key=lambda p: np.linalg.norm(p[[11, 12], :2].mean(0) - pose[[11, 12], :2].mean(0)))
+        valid = pose[:, 3] > 0
+        assert valid.sum() >= 15 and np.median(np.linalg.norm(pose[valid, :3] - truth[valid], axis=1)) < 0.01
+
+
+def test_3dps_keeps_the_forearm_when_one_view_misplaces_a_wrist(rig, rng):
+    """One view puts a person's wrist 80 px off: the node's DLT with view rejection or 3DPS must not
+    stretch the forearm; 3DPS keeps it within 2 cm of the truth."""
+    from core.config import TriangulationConfig
+
+    people = [_people(0)[2]]
+    views = _views(rig, people, rng, noise_px=0.5)
+    wrist, elbow = COCO17.index("left_wrist"), COCO17.index("left_elbow")
+    poses = views[1].poses.copy()
+    poses[0, wrist, :2] += 80.0
+    views[1] = dataclasses.replace(views[1], poses=poses)
+    true_len = np.linalg.norm(people[0][wrist] - people[0][elbow])
+    rec = FrameReconstructor(rig, COCO17, triangulation=TriangulationConfig(method="pictorial"),
+                             fusion=FusionConfig(filter="none"))  # fmt: skip
+    pose = rec.process(views, 0).poses[0]
+    assert abs(np.linalg.norm(pose[wrist, :3] - pose[elbow, :3]) - true_len) < 0.02
