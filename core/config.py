@@ -205,11 +205,20 @@ class FusionConfig:
         max_tentative_s: ``"ukf"``: a track not confirmed within this many seconds of its first
             detection is deleted (OpenPTrack's ``sec_before_fake``).
         accel_noise_mps2: ``"ukf"``: standard deviation of a joint's white-noise acceleration,
-            metres/second^2 (larger follows fast motion sooner, smooths less).
+            metres/second^2 (larger follows fast motion sooner, smooths less), times 1.5 for wrists
+            and ankles, 1 for elbows and knees, 0.5 for the head and trunk (:mod:`fusion.live`).
         pixel_noise_px: ``"ukf"``: standard deviation of a 2D joint of confidence 1, pixels (a joint
             of confidence c gets pixel_noise_px / c); it also sets the Mahalanobis gate's width.
         bone_std_m: ``"ukf"``: standard deviation of the bone-length pseudo-measurement, metres
             (smaller is stiffer); 0 turns the bone constraint off.
+        reid_max_s: ``"ukf"``: a confirmed track deleted after ``max_missed_s`` can still be
+            re-identified (:mod:`fusion.reid`: bone lengths, reach, optional appearance) by a person
+            seen again within this many seconds of its last detection; 0 turns re-identification off.
+        reid_speed_mps: ``"ukf"``: largest plausible walking speed of a person while unseen,
+            metres/second (a re-identified person is at most ``gate_m`` plus this times the time away
+            from where it was last seen).
+        reid_min_cosine: ``"ukf"``: smallest cosine similarity of two appearance descriptors of a
+            re-identified person (used only when the worker sends descriptors).
     """
 
     filter: str = "ukf"
@@ -222,6 +231,9 @@ class FusionConfig:
     accel_noise_mps2: float = 20.0
     pixel_noise_px: float = 6.0
     bone_std_m: float = 0.02
+    reid_max_s: float = 10.0
+    reid_speed_mps: float = 1.5
+    reid_min_cosine: float = 0.7
 
     def __post_init__(self) -> None:
         if self.filter not in FILTERS:
@@ -229,6 +241,10 @@ class FusionConfig:
         for name in ("accel_noise_mps2", "pixel_noise_px"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"fusion.{name} must be positive; got {getattr(self, name)!r}")
+        if self.reid_max_s < 0 or self.reid_speed_mps < 0:
+            raise ConfigError(
+                f"fusion.reid_max_s and reid_speed_mps must be >= 0; got {self.reid_max_s}, {self.reid_speed_mps}"
+            )
         if self.confirm_after < 1 or self.bone_std_m < 0:
             raise ConfigError(
                 f"fusion.confirm_after must be >= 1 and bone_std_m >= 0; got {self.confirm_after}, {self.bone_std_m}"

@@ -1,7 +1,8 @@
 """Fusion of 3D poses over time: the live UKF tracker (:class:`LiveTracker`, batched UKF in
-:mod:`fusion.ukf`), RGB-D lifting (:mod:`fusion.rgbd`), constant-velocity identity tracking, and
-UKF + RTS smoothing of each track's joints (over a whole take, :func:`smooth_sequence`, or streamed
-in bounded memory, :class:`StreamSmoother`).
+:mod:`fusion.ukf`, re-identification of returning people in :mod:`fusion.reid`), RGB-D lifting
+(:mod:`fusion.rgbd`), constant-velocity identity tracking, and UKF + RTS smoothing of each track's
+joints (over a whole take, :func:`smooth_sequence`, or streamed in bounded memory,
+:class:`StreamSmoother`).
 
 Names are imported on first use (PEP 562): a worker that only lifts depth (``fusion.rgbd``) does not
 pay for filterpy and scipy.stats (about 0.7 s of start-up).
@@ -15,6 +16,7 @@ _LAZY = {
     "LiveTracker": "fusion.live",
     "LiveUpdate": "fusion.live",
     "LiveTrack": "fusion.live_tracks",
+    "ReIdentifier": "fusion.reid",
     "TrackState": "fusion.live_tracks",
     "confidence_from_std": "fusion.live_tracks",
     "SequenceFrame": "fusion.smoothing",

@@ -37,7 +37,15 @@ from scipy.special import chdtri
 from core.numeric import masked_median
 from fusion.ukf import SigmaWeights
 
-__all__ = ["GATE_D2", "Gating", "assign_groups", "gate_groups", "mahalanobis2", "predicted_pixels"]
+__all__ = [
+    "GATE_D2",
+    "Gating",
+    "assign_groups",
+    "gate_groups",
+    "mahalanobis2",
+    "predicted_pixels",
+    "swap_triangulated",
+]
 
 GATE_D2: Final = float(chdtri(2, 0.01))  # chi2.ppf(0.99, 2): scipy.special, not scipy.stats (1 s to import)
 """Squared Mahalanobis gate of one 2D observation: chi-square 99% quantile, 2 degrees of freedom."""
@@ -75,7 +83,7 @@ def predicted_pixels(
     q = (sig.reshape(-1, 3) @ M + m).reshape(B, sig.shape[1], C, 3)
     front = (q[..., 2] > 1e-3).all(axis=1)
     h = q[..., :2] / np.where(q[..., 2:] > 1e-3, q[..., 2:], 1e-3)
-    zp = np.einsum("s,bsci->bci", _W3_MEAN, h)
+    zp = (_W3_MEAN @ h.reshape(B, sig.shape[1], -1)).reshape(B, C, 2)
     dev = h - zp[:, None]
     wdev = _W3_COV[:, None, None] * dev
     Sh = np.stack(
@@ -158,8 +166,8 @@ def gate_groups(
     C = projections.shape[0]
     zp, Sh, front = predicted_pixels(pos.reshape(-1, 3), cov.reshape(-1, 3, 3), projections)
     zp, Sh, front = zp.reshape(T, J, C, 2), Sh.reshape(T, J, C, 3), front.reshape(T, J, C)
-    d2 = mahalanobis2(z[None] - zp[:, None], Sh[:, None], var[None])  # (T, G, J, C)
-    d2m = mahalanobis2(z[None, :, mirror] - zp[:, None], Sh[:, None], var[None, :, mirror])
+    zz = np.stack([z, z[:, mirror]])  # (2, G, J, C, 2): as given, and each joint's left/right partner
+    d2, d2m = mahalanobis2(zz[:, None] - zp[:, None], Sh[:, None], np.stack([var, var[:, mirror]])[:, None])
     usable = meas[None] & active[:, None, :, None] & front[:, None]
     left = np.nonzero(mirror > np.arange(J))[0]
     right = mirror[left]
@@ -176,7 +184,7 @@ def gate_groups(
     ok = (2 * n_in >= n_common) & (n_in >= _MIN_INLIERS)
     common = active[:, None] & (poses[None, :, :, 3] > 0)
     dist = masked_median(np.linalg.norm(pos[:, None] - poses[None, :, :, :3], axis=-1), common, 3)
-    var_m2 = (np.trace(cov, axis1=-2, axis2=-1) * active).sum(axis=1) / (3.0 * np.maximum(active.sum(axis=1), 1))
+    var_m2 = (np.einsum("tjii->tj", cov) * active).sum(axis=1) / (3.0 * np.maximum(active.sum(axis=1), 1))
     spread = 3.0 * np.sqrt(np.maximum(var_m2, 0.0))  # (T,) three RMS joint position std, metres
     ok &= ~(np.isfinite(dist) & (dist > gate_m + spread[:, None]))
     return Gating(swap, inlier, cost, ok, dist)
@@ -223,3 +231,30 @@ def assign_groups(
         free[rows[r[good]]] = False
         fallback[cols[c[good]]] = stage == 1
     return assign, fallback
+
+
+def swap_triangulated(poses: np.ndarray, swap: np.ndarray, meas: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Triangulated poses with the left/right swaps of the gate applied.
+
+    A pair is swapped where every view measuring both of its joints was swapped, and dropped (conf 0)
+    where only some were (the triangulation mixed the two sides).
+
+    Args:
+        poses: (G, J, 4) triangulated poses [x, y, z, conf], metres.
+        swap: (G, J, C) bool, swapped observations (:attr:`Gating.swap` of the assigned tracks).
+        meas: (G, J, C) bool, observations that may be used.
+        pairs: (K, 2) int (left, right) joint pairs.
+
+    Returns:
+        (G, J, 4) new poses.
+    """
+    L, R = pairs[:, 0], pairs[:, 1]
+    n_sw = swap[:, L].sum(axis=-1)  # (G, pairs)
+    n_meas = (meas[:, L] & meas[:, R]).sum(axis=-1)
+    out = poses.copy()
+    full = (n_sw > 0) & (n_sw >= n_meas)
+    g, k = np.nonzero(full)
+    out[g, L[k]], out[g, R[k]] = poses[g, R[k]], poses[g, L[k]]
+    g, k = np.nonzero((n_sw > 0) & ~full)
+    out[g, L[k], 3] = out[g, R[k], 3] = 0.0
+    return out

@@ -14,7 +14,9 @@ hard constraint (the estimate projection of Simon & Chia 2002); a larger value a
 Convention: both joints of a limb move, each by its own share of the covariance along the bone
 (its gain), so a well-observed joint stays and an uncertain one follows it. The joints' filters are
 independent, so the cross-covariance such an update creates between two joints is not kept (a
-standard approximation; the limbs are applied in a few batches of joint-disjoint limbs, in turn).
+standard approximation). All limbs of a person enter as one stacked measurement (limbs sharing a
+joint are correlated through it), which is exact for the linearised constraints and takes a few
+array operations per frame for everyone (a 17 x 17 inverse per person for COCO-17).
 """
 
 from __future__ import annotations
@@ -24,24 +26,6 @@ import numpy as np
 from core.errors import ShapeError
 
 __all__ = ["BoneModel"]
-
-
-def _disjoint_batches(limbs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``limbs`` (L, 2) split into batches in which no joint appears twice (greedy): per batch, the
-    (k,) limb indices, the (2k,) joints (first joints, then second joints) and the (2k,) sign of
-    the length's derivative along the unit vector from first to second joint (-1, then +1)."""
-    batches: list[list[int]] = []
-    joints: list[set[int]] = []
-    for k, (a, b) in enumerate(limbs.tolist()):
-        for batch, used in zip(batches, joints, strict=True):
-            if a not in used and b not in used:
-                batch.append(k)
-                used |= {a, b}
-                break
-        else:
-            batches.append([k])
-            joints.append({a, b})
-    return [(np.array(b), np.r_[limbs[b, 0], limbs[b, 1]], np.r_[-np.ones(len(b)), np.ones(len(b))]) for b in batches]
 
 
 class BoneModel:
@@ -74,7 +58,8 @@ class BoneModel:
         self.window = int(window)
         self.min_samples = int(min_samples)
         self.std_m = float(std_m)
-        self._batches = _disjoint_batches(limbs)
+        self._a, self._b = limbs[:, 0], limbs[:, 1]
+        self._r_eye = self.std_m**2 * np.eye(len(limbs))
 
     @property
     def n_limbs(self) -> int:
@@ -128,6 +113,12 @@ class BoneModel:
     def constrain(self, x: np.ndarray, P: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> None:
         """Apply every ready limb length as a pseudo-measurement to the joints' filters (in place).
 
+        All limbs of a person form one stacked measurement ``h(x) = (|x_b - x_a|)_limbs`` (an extended
+        Kalman update linearised at the current estimate, Simon 2010 §2.3): ``S = H P H^T + r I`` over
+        the person's limbs (limbs sharing a joint are correlated through it), ``x += P H^T S^-1 y`` and
+        each joint's ``P_j -= (P H^T)_j S^-1 (P H^T)_j^T``, the joint's diagonal block of the updated
+        covariance (the cross-covariances between joints are not kept).
+
         Args:
             x: (T, J, 6) joint states [x, y, z, vx, vy, vz], metres and metres/second (modified).
             P: (T, J, 6, 6) their covariances (modified).
@@ -136,20 +127,23 @@ class BoneModel:
         """
         if self.std_m <= 0 or x.shape[0] == 0:
             return
-        r = self.std_m**2
-        ready = np.isfinite(lengths) & active[:, self.limbs[:, 0]] & active[:, self.limbs[:, 1]]  # (T, L)
-        for batch, ends, sign in self._batches:  # ends: (2k,) first joints then second joints
-            k = batch.size
-            xe, Pe = x[:, ends], P[:, ends]  # (T, 2k, 6), (T, 2k, 6, 6) copies
-            d = xe[:, k:, :3] - xe[:, :k, :3]  # (T, k, 3) from first to second joint
-            norm = np.sqrt(np.einsum("tki,tki->tk", d, d))
-            ok = ready[:, batch] & (norm > 1e-6)
-            u = d / np.where(ok, norm, 1.0)[..., None]
-            u2 = np.concatenate([u, u], axis=1)[..., None]  # (T, 2k, 3, 1)
-            Pu = Pe[..., :3] @ u2  # (T, 2k, 6, 1): P H^T up to the sign of H (-u for the first joint)
-            hu = (u2 * Pu[..., :3, :]).sum(axis=(-2, -1))  # (T, 2k) u^T P_pos u
-            s = hu[:, :k] + hu[:, k:] + r  # (T, k) innovation variance of the length
-            g = np.where(ok, lengths[:, batch] - norm, 0.0) / s  # innovation / variance, 1/metres
-            x[:, ends] = xe + Pu[..., 0] * (np.concatenate([g, g], axis=1) * sign)[..., None]  # x += K y
-            w = np.concatenate([ok / s, ok / s], axis=1)[..., None, None]
-            P[:, ends] = Pe - w * (Pu @ np.swapaxes(Pu, -1, -2))  # P -= K K^T s = P H^T H P / s
+        T, J = active.shape
+        a, b = self._a, self._b
+        d = x[:, b, :3] - x[:, a, :3]  # (T, L, 3) from first to second joint
+        norm = np.sqrt(np.einsum("tli,tli->tl", d, d))
+        ok = np.isfinite(lengths) & active[:, a] & active[:, b] & (norm > 1e-6)  # (T, L)
+        if not ok.any():
+            return
+        u = d * (ok / np.where(ok, norm, 1.0))[..., None]  # unit vectors, 0 for skipped limbs
+        G = np.zeros((T, J, 3, self.n_limbs))  # H restricted to each joint's position, transposed
+        cols = np.arange(self.n_limbs)
+        G[:, a, :, cols] = -u.transpose(1, 0, 2)
+        G[:, b, :, cols] += u.transpose(1, 0, 2)
+        PG = P[..., :3] @ G  # (T, J, 6, L): P H^T per joint
+        # S = H P H^T + r I = sum over joints of G_j^T (P H^T)_j,pos (a matmul over the (J * 3) axis).
+        PG3 = np.ascontiguousarray(PG[:, :, :3]).reshape(T, 3 * J, -1)
+        S = np.swapaxes(G.reshape(T, 3 * J, -1), 1, 2) @ PG3 + self._r_eye
+        y = np.where(ok, lengths - norm, 0.0)
+        S_inv = np.linalg.inv(S)
+        x += (PG @ (S_inv @ y[..., None])[:, None])[..., 0]
+        P -= PG @ S_inv[:, None] @ np.swapaxes(PG, -1, -2)

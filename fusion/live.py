@@ -1,7 +1,9 @@
 """The live multi-person tracker: every joint of every person filtered by an unscented Kalman filter.
 
 Per tracked person the state is each joint's position and velocity (metres, metres/second, world
-frame), predicted at constant velocity with white-noise acceleration (``accel_noise_mps2``) and
+frame), predicted at constant velocity with white-noise acceleration (``accel_noise_mps2`` times a
+per-joint factor: 1.5 for wrists and ankles, 1 for elbows and knees, 0.5 for the head and trunk,
+which move slower; Bar-Shalom et al. 2001, §6.2.2, with the noise level per target) and
 updated every frame, in one batch for all joints of all people (:mod:`fusion.ukf`), by the unscented
 Kalman filter (Julier & Uhlmann 1997; Wan & van der Merwe 2000) on the measurement the views
 actually make: each view's 2D joint through that camera's projection, noise ``pixel_noise_px /
@@ -30,24 +32,10 @@ Motion while unseen: a joint not measured by two views in a frame has its veloci
 the person's mean joint velocity (time constant 0.1 s): an occluded hand moves on with the body, a
 single-view joint does not drift along the ray, and a lost person moves on as a whole.
 
-RGB-D cameras (:mod:`fusion.rgbd`): a view may also give a joint's lifted 3D position with its
-covariance. It enters by a linear Kalman update (``H = [I 0]``,
-:func:`fusion.live_tracks.update_position`) *instead of* that view's pixels (the lifted point
-carries the pixel's lateral information, so using both would count it twice), beside the other
-views' pixels; it is gated on its own squared Mahalanobis distance (chi-square 99%, 3 degrees of
-freedom: 11.34; a self-occluded joint lifted onto its occluder fails it), and a view whose 3D
-measurement fails the gate falls back to its pixels. A lifted joint observes the whole position,
-so it counts as two views for the velocity rule below, and a person seen by one RGB-D camera alone
-is a group whose ``poses`` are its lifted joints: it starts, restarts and keeps a track as a
-triangulated one does.
-
-Unsynchronised cameras (``view_stamps_ns`` of :meth:`LiveTracker.update`): when the views of a
-frame carry their own capture times, the frame is associated and gated at the earliest of them, and
-the assigned tracks are then updated one view after the other in time order, each predicted to that
-view's capture time before its pixel (or lifted 3D) update, as OpenPTrack fuses detections one at a
-time (Munaro & Menegatti 2014). The published pose is the filter's at the frame time (its position
-moved along its velocity from the last view's time). Without ``view_stamps_ns`` every view enters at
-the frame time.
+RGB-D cameras' lifted joints (beside or instead of a view's pixels) and views entering the filter
+at their own capture times: :mod:`fusion.live_views`. People who left every view for longer than
+``max_missed_s`` and come back: :mod:`fusion.reid` (new tracks within reach of a deleted one are
+not published until matched to it, by body shape and optional appearance, or given their own id).
 
 Published pose (per assigned group): each joint measured in the frame (or, with ``fill_missing_s``,
 measured at most that long ago) at the filter's position, with confidence
@@ -60,12 +48,11 @@ confidence 0 (and std 0).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import chdtri
 
 from core.config import FusionConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
-from fusion.association import assign_groups, gate_groups
+from fusion.association import assign_groups, gate_groups, swap_triangulated
 from fusion.bones import BoneModel
 from fusion.live_tracks import (
     INIT_POS_STD_M,
@@ -74,11 +61,13 @@ from fusion.live_tracks import (
     LiveUpdate,
     TrackArrays,
     TrackState,
+    accel_scale,
     confidence_from_std,
     position_std,
     predict_linear,
-    update_position,
 )
+from fusion.live_views import GATE_D2_3D, gate_lifted, sequential_update, update_lifted
+from fusion.reid import REID_MIN_HITS, ReIdentifier, running_descriptors, track_roots, track_signatures
 from fusion.ukf import SigmaWeights, update
 
 __all__ = ["GATE_D2_3D", "LiveTracker"]
@@ -89,8 +78,6 @@ _BONE_WINDOW = 120
 _BONE_MIN_SAMPLES = 10
 _BONE_REFRESH = 4
 _RESTART_AFTER_S = 0.1
-GATE_D2_3D = float(chdtri(3, 0.01))  # chi2.ppf(0.99, 3)
-"""Squared Mahalanobis gate of a lifted 3D joint: chi-square 99% quantile, 3 degrees of freedom."""
 
 
 class LiveTracker:
@@ -126,10 +113,17 @@ class LiveTracker:
             self._mirror[left], self._mirror[right] = right, left
         self._pairs = np.array(skeleton.left_right, dtype=np.int64).reshape(-1, 2)
         self._w = SigmaWeights(6)
+        # Per-joint acceleration noise (J,): hands and feet move faster than the trunk.
+        self._accel = self.cfg.accel_noise_mps2 * np.array([accel_scale(n) for n in skeleton.joints])
         self._t = TrackArrays.empty(0, self.n_joints, self.bones)
         self._next_id = 1
         self._updates = 0
+        self._advanced_ns: int | None = None
         self.n_swapped = 0
+        c = self.cfg
+        self.reid = ReIdentifier(c.reid_max_s, c.reid_speed_mps, c.gate_m, c.reid_min_cosine)
+        self._desc: dict[int, np.ndarray] = {}  # track id -> unit running appearance descriptor
+        self.n_reidentified = 0
 
     def continue_ids_above(self, track_id: int) -> None:
         """Give new tracks ids above ``track_id`` (a take continued after a restart reuses no id)."""
@@ -166,13 +160,20 @@ class LiveTracker:
     # -- prediction ----------------------------------------------------------------------------
     def _advance(self, stamp_ns: int) -> None:
         """Delete expired tracks, then predict the rest to ``stamp_ns`` (velocity relaxation included)."""
+        if stamp_ns == self._advanced_ns:  # already there (predictions then update of one frame)
+            return
+        self._advanced_ns = stamp_ns
         t = self._t
         unseen_s = (stamp_ns - t.last_ns) * _NS
         expired = (unseen_s > self.cfg.max_missed_s) | (
             (t.state == TrackState.TENTATIVE) & ((stamp_ns - t.first_ns) * _NS > self.cfg.max_tentative_s)
         )
         if expired.any():
+            self._keep_signatures(np.nonzero(expired & (t.state != TrackState.TENTATIVE) & ~t.pending)[0])
+            for i in t.ids[expired].tolist():
+                self._desc.pop(i, None)
             t = self._t = t.take(~expired)
+        self.reid.forget_older(stamp_ns)
         dt = np.maximum((stamp_ns - t.stamp_ns) * _NS, 0.0)  # (T,)
         if not (dt > 0).any():
             return
@@ -186,7 +187,7 @@ class LiveTracker:
             f = np.exp(-dt / _VEL_RELAX_S)[:, None, None]
             t.x[..., 3:] = np.where(stale[..., None], v_mean + f * (t.x[..., 3:] - v_mean), t.x[..., 3:])
         dts = np.repeat(dt, J)
-        x, P = predict_linear(t.x.reshape(-1, 6), t.P.reshape(-1, 6, 6), dts, self.cfg.accel_noise_mps2)
+        x, P = predict_linear(t.x.reshape(-1, 6), t.P.reshape(-1, 6, 6), dts, np.tile(self._accel, T))
         t.x, t.P = x.reshape(T, J, 6), P.reshape(T, J, 6, 6)
         t.stamp_ns = np.maximum(t.stamp_ns, stamp_ns)
         t.views[:] = 0
@@ -218,6 +219,7 @@ class LiveTracker:
         obs_3d: np.ndarray | None = None,
         obs_3d_cov: np.ndarray | None = None,
         view_stamps_ns: np.ndarray | None = None,
+        descriptors: np.ndarray | None = None,
     ) -> LiveUpdate:
         """Associate the groups of one frame with the tracks, filter, and manage the tracks.
 
@@ -241,6 +243,9 @@ class LiveTracker:
                 ``stamp_ns`` (clock offsets already corrected). Given, the frame is gated at their
                 minimum (call :meth:`predictions` with it) and each view's observations enter the
                 filter at its own time, in time order; None: every view at ``stamp_ns``.
+            descriptors: (G, D) optional appearance descriptor of each group (any vectors compared by
+                cosine similarity, e.g. colour histograms; a row of zeros: none). A track keeps their
+                running mean for re-identification (:mod:`fusion.reid`).
 
         Returns:
             :class:`LiveUpdate`.
@@ -303,7 +308,7 @@ class LiveTracker:
             m = self._mirror
             z_eff = np.where(swap[..., None], z[:, m], z)
             var_eff, conf_eff, meas_eff = (np.where(swap, a[:, m], a) for a in (var, conf, meas))
-            poses = self._swap_triangulated(poses, swap, meas)
+            poses = swap_triangulated(poses, swap, meas, self._pairs)
             if has3 is not None:
                 z3 = np.where(swap[..., None], z3[:, m], z3)
                 cov3 = np.where(swap[..., None, None], cov3[:, m], cov3)
@@ -324,21 +329,12 @@ class LiveTracker:
             self._start(poses[new], stamp_ns)
             assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
             updated = np.concatenate([updated, poses[new, :, 3] > 0])
+        if descriptors is not None:
+            g = np.nonzero(assign >= 0)[0]
+            running_descriptors(self._desc, self._t.ids[assign[g]], np.asarray(descriptors, float).reshape(G, -1)[g])
+        if self._t.pending.any():
+            self._reidentify(stamp_ns)
         return self._output(assign, updated, z_eff, conf_eff, used, stamp_ns, n_swapped, view_ns is not None)
-
-    def _swap_triangulated(self, poses: np.ndarray, swap: np.ndarray, meas: np.ndarray) -> np.ndarray:
-        """Triangulated poses (G, J, 4) with a left/right pair swapped where every view measuring it was
-        swapped, and dropped (conf 0) where only some were (the triangulation mixed the two sides)."""
-        L, R = self._pairs[:, 0], self._pairs[:, 1]
-        n_sw = swap[:, L].sum(axis=-1)  # (G, pairs)
-        n_meas = (meas[:, L] & meas[:, R]).sum(axis=-1)
-        out = poses.copy()
-        full = (n_sw > 0) & (n_sw >= n_meas)
-        g, k = np.nonzero(full)
-        out[g, L[k]], out[g, R[k]] = poses[g, R[k]], poses[g, L[k]]
-        g, k = np.nonzero((n_sw > 0) & ~full)
-        out[g, L[k], 3] = out[g, R[k], 3] = 0.0
-        return out
 
     def _filter(
         self, k: np.ndarray, z: np.ndarray, mask: np.ndarray, cand: np.ndarray, var: np.ndarray, poses: np.ndarray,
@@ -359,24 +355,21 @@ class LiveTracker:
         x, P = t.x[k], t.P[k]
         used3 = np.zeros((A, J, C), bool)
         if lifted is not None:
-            z3, cov3, has3 = lifted
-            # Gate each lifted joint on the prediction; those inside replace their view's pixels.
-            d_pos = z3 - x[:, :, None, :3]
-            S3 = P[:, :, None, :3, :3] + np.where(has3[..., None, None], cov3, np.eye(3))
-            d2 = np.einsum("ajci,ajci->ajc", d_pos, np.linalg.solve(S3, d_pos[..., None])[..., 0])
-            used3 = has3 & t.active[k][..., None] & (d2 <= GATE_D2_3D)
+            z3, cov3, has3 = lifted  # those within their 3D gate replace their view's pixels
+            used3 = gate_lifted(x, P, z3, cov3, has3) & t.active[k][..., None]
             mask = mask & ~used3
         if view_ns is None:
             res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z.reshape(-1, C, 2), mask.reshape(-1, C),
                          var.reshape(-1, C), self.projections, self._w)  # fmt: skip
             x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
             n_px = res.n_views.reshape(A, J)
-            for c in np.nonzero(used3.any(axis=(0, 1)))[0]:  # one view after the other (sequential updates)
-                m = used3[..., c]
-                x[m], P[m], _ = update_position(x[m], P[m], z3[..., c, :][m], cov3[..., c, :, :][m])
+            if lifted is not None:
+                x, P = update_lifted(x, P, z3, cov3, used3)
         else:
             lift = None if lifted is None else (z3, cov3, used3)
-            x, P, n_px, t.stamp_ns[k] = self._sequential(t.stamp_ns[k], x, P, z, mask, var, view_ns, lift)
+            x, P, n_px, t.stamp_ns[k] = sequential_update(
+                t.stamp_ns[k], x, P, z, mask, var, view_ns, lift, self.projections, self._w, np.tile(self._accel, A)
+            )
         n3 = used3.sum(axis=-1)
         P = 0.5 * (P + np.swapaxes(P, -1, -2))
         n_views = n_px + n3
@@ -395,16 +388,20 @@ class LiveTracker:
         active = t.active[k] | restart
         if not active.all():  # never-observed joints stay untouched
             x[~active], P[~active] = t.x[k][~active], t.P[k][~active]
-        c = np.nonzero(t.state[k] != TrackState.TENTATIVE)[0]  # bones: confirmed tracks only
+        # Bone samples from confirmed tracks and pending ones (for re-identification), the constraint
+        # on confirmed ones.
+        confirmed = t.state[k] != TrackState.TENTATIVE
+        b = np.nonzero(confirmed | t.pending[k])[0]
+        if b.size:  # in place: rows of the (T, L) samples, without copying the buffers
+            lengths, ok = np.zeros(t.bone_n.shape), np.zeros(t.bone_n.shape, bool)
+            lengths[k[b]], ok[k[b]] = self.bones.measure(poses[b, :, :3], tri[b])
+            self.bones.push(t.bone_buf, t.bone_n, lengths, ok)
+        c = np.nonzero(confirmed)[0]
         if c.size:
-            lengths, ok = self.bones.measure(poses[c, :, :3], tri[c])
-            buf, cnt = t.bone_buf[k[c]], t.bone_n[k[c]]
-            self.bones.push(buf, cnt, lengths, ok)
-            t.bone_buf[k[c]], t.bone_n[k[c]] = buf, cnt
             # The medians move by one sample a frame: refreshed every few frames, or while some are missing.
             self._updates += 1
             if self._updates % _BONE_REFRESH == 0 or np.isnan(t.bone_len[k[c]]).any():
-                t.bone_len[k[c]] = self.bones.lengths(buf, cnt)
+                t.bone_len[k[c]] = self.bones.lengths(t.bone_buf[k[c]], t.bone_n[k[c]])
             xc, Pc = (x, P) if c.size == A else (x[c], P[c])  # constrained in place
             self.bones.constrain(xc, Pc, t.bone_len[k[c]], active[c])
             if c.size < A:
@@ -416,41 +413,6 @@ class LiveTracker:
         t.views[k] = np.where(restart, n_cand + n_lifted, n_views + n3)  # a lifted joint counts as two views
         t.agree_ns[k] = np.where(restart, stamp_ns, agree)
         return fresh, used3
-
-    def _sequential(
-        self, stamp: np.ndarray, x: np.ndarray, P: np.ndarray, z: np.ndarray, mask: np.ndarray, var: np.ndarray,
-        view_ns: np.ndarray, lifted: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-        """Views entering at their own capture times: per view in time order, predict (constant
-        velocity) to its time, then its masked pixel update and its lifted joints' linear updates.
-
-        Args: stamp (A,) the tracks' filter times, ns; x (A, J, 6), P (A, J, 6, 6); z, mask, var as in
-        :meth:`_filter`; view_ns (C,) capture times, ns; lifted: (z3, cov3, used3) or None.
-
-        Returns: x, P updated; (A, J) number of pixel views used; (A,) the tracks' new filter times.
-        """
-        A, J, C = mask.shape
-        n_px = np.zeros((A, J), np.int64)
-        stamp = stamp.copy()
-        seen = mask.any(axis=(0, 1)) | (False if lifted is None else lifted[2].any(axis=(0, 1)))
-        for c in [c for c in np.argsort(view_ns, kind="stable") if seen[c]]:
-            dt = np.maximum((view_ns[c] - stamp) * _NS, 0.0)
-            if (dt > 0).any():
-                xf, Pf = predict_linear(x.reshape(-1, 6), P.reshape(-1, 6, 6), np.repeat(dt, J),
-                                        self.cfg.accel_noise_mps2)  # fmt: skip
-                x, P = xf.reshape(A, J, 6), Pf.reshape(A, J, 6, 6)
-                stamp = np.maximum(stamp, view_ns[c])
-            m = mask[..., c]
-            if m.any():
-                res = update(x.reshape(-1, 6), P.reshape(-1, 6, 6), z[..., c : c + 1, :].reshape(-1, 1, 2),
-                             m.reshape(-1, 1), var[..., c : c + 1].reshape(-1, 1), self.projections[c : c + 1],
-                             self._w)  # fmt: skip
-                x, P = res.x.reshape(A, J, 6), res.P.reshape(A, J, 6, 6)
-                n_px += res.n_views.reshape(A, J)
-            if lifted is not None and lifted[2][..., c].any():
-                m3 = lifted[2][..., c]
-                x[m3], P[m3], _ = update_position(x[m3], P[m3], lifted[0][..., c, :][m3], lifted[1][..., c, :, :][m3])
-        return x, P, n_px, stamp
 
     def _states(self, assign: np.ndarray, stamp_ns: int) -> None:
         """Hits and state transitions of the existing tracks after the frame's assignment."""
@@ -477,7 +439,32 @@ class LiveTracker:
         new.views = np.where(new.active, 2, 0)
         new.agree_ns = new.seen_ns.copy()
         new.state[:] = TrackState.CONFIRMED if self.cfg.confirm_after <= 1 else TrackState.TENTATIVE
+        if len(self.reid):  # someone who left might be back: not published until re-identified or not
+            new.pending = self.reid.reachable(track_roots(new.x, new.active), stamp_ns).any(axis=1)
         self._t = self._t.extend(new)
+
+    # -- re-identification -------------------------------------------------------------------------
+    def _keep_signatures(self, idx: np.ndarray) -> None:
+        """Hand the signatures of confirmed tracks ``idx``, about to be deleted, to the re-identifier."""
+        if idx.size and self.cfg.reid_max_s > 0:
+            self.reid.keep(track_signatures(self._t, idx, self.bones.window, self._desc))
+
+    def _reidentify(self, stamp_ns: int) -> None:
+        """Pending tracks with enough detections are matched to kept signatures: a match takes the old
+        id (and appearance), the others keep their own id; either way they are published from now on."""
+        t = self._t
+        idx = np.nonzero(t.pending & (t.hits >= max(REID_MIN_HITS, self.cfg.confirm_after)))[0]
+        if not idx.size:
+            return
+        old = self.reid.match(track_signatures(t, idx, self.bones.window, self._desc), stamp_ns)
+        for k, i in zip(idx.tolist(), old.tolist(), strict=True):
+            if i:
+                desc = self._desc.pop(int(t.ids[k]), None)
+                if desc is not None:
+                    self._desc[i] = desc
+                t.ids[k] = i
+                self.n_reidentified += 1
+        t.pending[idx] = False
 
     def _output(
         self, assign: np.ndarray, updated: np.ndarray, z: np.ndarray, conf: np.ndarray, used: np.ndarray,
@@ -500,7 +487,7 @@ class LiveTracker:
                 x[..., :3] += ((stamp_ns - t.stamp_ns[k]) * _NS)[:, None, None] * x[..., 3:]
             poses[g] = self._pose(x, s, publish)
             std[g] = np.where(publish, s, 0.0)
-            ids[g] = t.ids[k]
+            ids[g] = np.where(t.pending[k], 0, t.ids[k])  # a pending track is not published yet
         return LiveUpdate(
             ids, poses, std, z.transpose(0, 2, 1, 3), conf.transpose(0, 2, 1), used.transpose(0, 2, 1), n_swapped
         )

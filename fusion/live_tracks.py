@@ -1,5 +1,5 @@
 """The live tracker's tracks: life-cycle states, batched state arrays, snapshots, and the
-constant-velocity prediction of their joints (see :mod:`fusion.live`)."""
+constant-velocity prediction of their joints with per-joint acceleration noise (see :mod:`fusion.live`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ import numpy as np
 from fusion.bones import BoneModel
 
 __all__ = [
+    "ACCEL_SCALE_EXTREMITY",
+    "ACCEL_SCALE_LIMB",
+    "ACCEL_SCALE_TRUNK",
     "INIT_POS_STD_M",
     "INIT_VEL_STD_MPS",
     "LiveTrack",
     "LiveUpdate",
     "TrackArrays",
     "TrackState",
+    "accel_scale",
     "confidence_from_std",
     "position_std",
     "predict_linear",
@@ -29,6 +33,12 @@ INIT_POS_STD_M: Final = 0.03
 """Prior standard deviation of a new joint filter's position around its triangulation, metres."""
 INIT_VEL_STD_MPS: Final = 1.0
 """Prior standard deviation of a new joint filter's velocity (it starts at rest), metres/second."""
+ACCEL_SCALE_EXTREMITY: Final = 1.5
+"""Factor of ``accel_noise_mps2`` for wrists, ankles, hands and feet (they move fastest)."""
+ACCEL_SCALE_LIMB: Final = 1.0
+"""Factor of ``accel_noise_mps2`` for elbows and knees."""
+ACCEL_SCALE_TRUNK: Final = 0.5
+"""Factor of ``accel_noise_mps2`` for the head, shoulders and hips."""
 _CONF_STD_M: Final = 0.05
 _AXES: Final = np.arange(3)
 
@@ -125,6 +135,8 @@ class TrackArrays:
         agree_ns: (T, J) int64 last update whose candidate views mostly accepted the joint.
         bone_buf: (T, L, W) bone-length samples, metres; bone_n: (T, L) int64 samples written;
             bone_len: (T, L) their running median, metres (NaN until ``BoneModel.min_samples``).
+        pending: (T,) bool, new tracks that may be a re-identified person (:mod:`fusion.reid`):
+            not published until matched or given their own id.
     """
 
     ids: np.ndarray  # (T,) int64
@@ -142,6 +154,7 @@ class TrackArrays:
     bone_buf: np.ndarray  # (T, L, W)
     bone_n: np.ndarray  # (T, L) int64
     bone_len: np.ndarray  # (T, L) estimated lengths (NaN until estimated)
+    pending: np.ndarray  # (T,) bool awaiting re-identification
 
     @classmethod
     def empty(cls, n: int, n_joints: int, bones: BoneModel) -> TrackArrays:
@@ -152,7 +165,7 @@ class TrackArrays:
         never = np.full((n, J), -1, np.int64)
         return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), np.zeros((n, J, 6)),
                    np.tile(P0, (n, J, 1, 1)), np.zeros((n, J), bool), never, np.zeros((n, J), np.int64),
-                   never.copy(), buf, count, np.full(count.shape, np.nan))  # fmt: skip
+                   never.copy(), buf, count, np.full(count.shape, np.nan), np.zeros(n, bool))  # fmt: skip
 
     def take(self, idx: np.ndarray) -> TrackArrays:
         """The tracks selected by ``idx`` (boolean mask or indices), as copies."""
@@ -166,7 +179,7 @@ class TrackArrays:
 
 
 def predict_linear(
-    x: np.ndarray, P: np.ndarray, dt_s: np.ndarray, accel_std_mps2: float
+    x: np.ndarray, P: np.ndarray, dt_s: np.ndarray, accel_std_mps2: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Constant-velocity prediction of B joint filters in closed form.
 
@@ -179,7 +192,8 @@ def predict_linear(
         x: (B, 6) states [x, y, z, vx, vy, vz], metres and metres/second.
         P: (B, 6, 6) covariances.
         dt_s: (B,) time steps, seconds.
-        accel_std_mps2: white-noise acceleration standard deviation, metres/second^2.
+        accel_std_mps2: white-noise acceleration standard deviation, metres/second^2: one for all,
+            or (B,) one per filter.
 
     Returns:
         x (B, 6) and P (B, 6, 6) predicted.
@@ -190,7 +204,7 @@ def predict_linear(
     x_new = x.copy()
     x_new[:, :3] += dt[:, None] * x[:, 3:]
     # Q of constant_velocity_noise (white-noise acceleration, Bar-Shalom et al. 2001, 6.2.2), by blocks.
-    var = accel_std_mps2**2
+    var = np.asarray(accel_std_mps2, dtype=np.float64) ** 2
     Q = np.zeros_like(P)
     Q[:, _AXES, _AXES] = (0.25 * var * dt**4)[:, None]
     Q[:, _AXES, _AXES + 3] = Q[:, _AXES + 3, _AXES] = (0.5 * var * dt**3)[:, None]
@@ -251,3 +265,20 @@ def position_std(P: np.ndarray) -> np.ndarray:
         0.02
     """
     return np.sqrt(np.maximum(np.trace(P[..., :3, :3], axis1=-2, axis2=-1), 0.0) / 3.0)
+
+
+def accel_scale(joint: str) -> float:
+    """Factor of the white-noise acceleration of a joint, by its name: extremities (wrists, ankles,
+    hands, feet) :data:`ACCEL_SCALE_EXTREMITY`, elbows and knees :data:`ACCEL_SCALE_LIMB`, others
+    (head, shoulders, hips) :data:`ACCEL_SCALE_TRUNK`: a target's own noise level (Bar-Shalom et
+    al. 2001, §6.2.2), hands and feet moving fastest.
+
+    Example:
+        >>> [accel_scale(n) for n in ("left_wrist", "right_knee", "nose")]
+        [1.5, 1.0, 0.5]
+    """
+    if any(k in joint for k in ("wrist", "ankle", "hand", "foot", "toe", "heel", "finger", "thumb")):
+        return ACCEL_SCALE_EXTREMITY
+    if any(k in joint for k in ("elbow", "knee")):
+        return ACCEL_SCALE_LIMB
+    return ACCEL_SCALE_TRUNK

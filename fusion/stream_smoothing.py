@@ -18,11 +18,9 @@ smoothed mean of a frame ``L`` updates before that start differs from the full R
 filtered-minus-smoothed difference at the start, carried back through ``L`` smoother gains, so the
 difference shrinks geometrically with ``L``. The lag counts updates, not frames, because a frame
 before a gap, or one in a run of single-view updates, needs the observations after the gap.
-Measured on synthetic 30 fps takes (tests/fusion/test_stream_smoothing.py: 4 views, 2 px noise,
-2 people with swinging limbs, random and scripted gaps, default settings; largest 3D difference
-from the reference over 3 takes, with ``hop_frames=1``): lag 5: 24 mm, 10: 10 mm, 15: 1.7 mm,
-20: 0.41 mm, 25: 0.08 mm (99th percentile 3.7, 0.42, 0.12, 0.020, 0.006 mm). The worst frames
-are those before a gap or in a run of single-view updates; at lag 20 the median is 1 µm.
+Largest 3D difference from the reference (tests/fusion/test_stream_smoothing.py: 3 synthetic 30 fps
+takes, 4 views, 2 px noise, gaps, ``hop_frames=1``) at lag 5/10/15/20/25: 24/10/1.7/0.41/0.08 mm
+(99th percentile 3.7/0.42/0.12/0.020/0.006 mm; worst before a gap or in single-view runs).
 
 The backward pass runs once per ``hop_frames`` frames handed back, over about ``lag_frames +
 hop_frames`` states per joint. The constant-velocity transition is linear, so each of its steps is
@@ -38,14 +36,11 @@ Past that, the update count is waived and the previous reconstruction's confiden
 differs from the reference only in a run of single-view updates longer than ``2 max_gap_s``.
 
 Memory bound: at most ``max(lag_frames, frames spanning max_gap_s) + hop_frames`` frames are held
-(35 at 30 fps with the defaults and max_gap_s = 1 s). Each holds its input arrays and, per track
-and joint, one (6,) state and (6, 6) covariance (and a few frame numbers). Nothing grows with the
-length of the take.
+(35 at 30 fps, defaults, max_gap_s = 1 s), each with its inputs and, per track and joint, one (6,)
+state and (6, 6) covariance. Nothing grows with the length of the take.
 
-One more difference from the reference, at the level of floating-point noise for a regular frame
-rate: the backward pass's process noise (one ``Q`` for every step, as in the reference) uses the
-median frame interval of the held frames, not of the track's whole span (0.02 mm with +-2 ms
-jitter).
+One more difference from the reference (0.02 mm with +-2 ms jitter): the backward pass's ``Q``
+uses the median frame interval of the held frames, not of the track's whole span.
 """
 
 from __future__ import annotations

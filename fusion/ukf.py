@@ -233,17 +233,21 @@ def update(
     m = mask.astype(bool)
     sigmas_f = w.points(x, P)
     seen2 = np.repeat(m, 2, axis=1)  # (B, 2C)
-    sigmas_h = project_points(sigmas_f[..., :3], projections).reshape(B, -1, 2 * C)
-    sigmas_h = np.where(seen2[:, None, :], sigmas_h, 0.0)
+    q = sigmas_f[..., :3] @ projections[:, :, :3].reshape(-1, 3).T + projections[:, :, 3].reshape(-1)  # (B, 2n+1, 3C)
+    q = q.reshape(B, -1, C, 3)
+    sigmas_h = np.where(seen2[:, None, :], (q[..., :2] / q[..., 2:]).reshape(B, -1, 2 * C), 0.0)
     zp, S = _unscented_transform(sigmas_h, w)
     R = np.where(seen2, np.repeat(var_px2, 2, axis=1), 1.0)
-    S = S + R[:, :, None] * np.eye(2 * C)
+    diag = np.arange(2 * C)
+    S[:, diag, diag] += R
     dev_x = sigmas_f - x[:, None, :]
     dev_z = sigmas_h - zp[:, None, :]
-    Pxz = np.swapaxes(dev_x, 1, 2) @ (w.Wc[:, None] * dev_z)
+    Pxz = np.swapaxes(dev_x, 1, 2) @ (w.Wc[:, None] * dev_z)  # (B, n, 2C)
     y = np.where(seen2, z_px.reshape(B, 2 * C) - zp, 0.0)
-    K = np.swapaxes(np.linalg.solve(S, np.swapaxes(Pxz, 1, 2)), 1, 2)  # Pxz S^-1 (S symmetric)
-    x_new = x + np.einsum("bij,bj->bi", K, y)
-    P_new = P - K @ S @ np.swapaxes(K, 1, 2)
-    d2 = np.einsum("bi,bi->b", y, np.linalg.solve(S, y[..., None])[..., 0])
+    # One solve for the gain and the innovation: S^-1 [Pxz^T | y] (S symmetric), K = Pxz S^-1.
+    sol = np.linalg.solve(S, np.concatenate([np.swapaxes(Pxz, 1, 2), y[..., None]], axis=2))
+    s_y = sol[..., -1]
+    x_new = x + (Pxz @ s_y[..., None])[..., 0]
+    P_new = P - Pxz @ sol[..., :-1]  # P - K S K^T = P - Pxz S^-1 Pxz^T
+    d2 = np.einsum("bi,bi->b", y, s_y)
     return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
