@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from capture.benchmarks.ablation import main as ablation_main
 
         return ablation_main(argv[1:])
+    if argv and argv[0] == "pizza":
+        from capture.benchmarks.pizza import main as pizza_main
+
+        return pizza_main(argv[1:])
     if argv and argv[0] == "soak":
         from capture.benchmarks.soak import main as soak_main
 
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report_main(argv[1:])
     p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
     p.add_argument(
-        "target", choices=["node", "live", "soak", "ablation", *DATASETS, "report"], help="what to benchmark"
+        "target", choices=["node", "live", "soak", "ablation", "pizza", *DATASETS, "report"], help="what to benchmark"
     )
     p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
     p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
