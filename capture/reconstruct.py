@@ -43,6 +43,7 @@ from core.errors import ShapeError
 from core.skeleton import Skeleton
 from core.types import Detections2D, RGBDDetections
 from fusion.live import LiveTracker
+from fusion.reid import group_descriptors
 from fusion.tracking import Tracker
 from matching.epipolar import EpipolarMatcher
 from matching.merge import merge_duplicate_groups
@@ -374,10 +375,12 @@ class FrameReconstructor:
         t0: float,
         t1: float,
         view_ns: np.ndarray | None = None,
+        desc: list[np.ndarray | None] | None = None,
     ) -> FrameResult:
         """The tracking stage with the live UKF tracker: it filters the groups' 2D joints (and lifted
         3D joints), and the published poses are its; a track claimed in one view only is updated by
-        that view alone."""
+        that view alone. Each group's appearance (the mean of its views' descriptors, ``desc``) goes
+        with it, for re-identification (:mod:`fusion.reid`)."""
         t2 = time.thread_time()
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:
@@ -392,7 +395,7 @@ class FrameReconstructor:
             poses, tri_used = self._lift_singles(groups, poses, tri_used, lifted)
         upd = self.tracker.update(
             poses, obs_px, obs_conf, stamp_ns, np.array(hints, dtype=np.int64), tri_used,
-            *(obs3 if obs3 is not None else (None, None)), view_ns,
+            *(obs3 if obs3 is not None else (None, None)), view_ns, group_descriptors(groups, desc),
         )  # fmt: skip
         self.n_unflipped += upd.n_swapped
         keep = upd.track_ids > 0
@@ -450,7 +453,9 @@ class FrameReconstructor:
         if rgbd:
             poses, used = self._lift_singles(groups, poses.reshape(-1, self.n_joints, 4), used, lifted)
         if self.live:
-            return self._process_live(groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1, view_ns)
+            return self._process_live(
+                groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1, view_ns, desc
+            )
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:
             single_poses = np.stack(

@@ -54,6 +54,7 @@ __all__ = [
     "ReIdentifier",
     "Signature",
     "bone_signature",
+    "group_descriptors",
     "running_descriptors",
     "track_roots",
     "track_signatures",
@@ -288,3 +289,28 @@ def track_signatures(t: TrackArrays, idx: np.ndarray, window: int, desc: dict[in
             if v is not None:
                 d[r, : v.shape[0]] = v
     return Signature(ids, t.last_ns[idx].copy(), track_roots(t.x[idx], t.active[idx]), lengths, se, d)
+
+
+def group_descriptors(
+    groups: list[tuple[tuple[int, int], ...]], descriptors: list[np.ndarray | None] | None
+) -> np.ndarray | None:
+    """Each matched group's appearance: the unit mean of its views' descriptors.
+
+    Args:
+        groups: per group, its (view, detection) pairs.
+        descriptors: per view, (P_c, D) descriptors of its detections, or None (the view has none);
+            None when no view has any.
+
+    Returns:
+        (G, D) unit rows (zeros for a group with no descriptor), or None when no view has descriptors.
+    """
+    if descriptors is None or all(d is None for d in descriptors):
+        return None
+    dim = next(d.shape[1] for d in descriptors if d is not None)
+    out = np.zeros((len(groups), dim))
+    for g, members in enumerate(groups):
+        for c, i in members:
+            if descriptors[c] is not None:
+                out[g] += descriptors[c][i]
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)

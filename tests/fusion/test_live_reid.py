@@ -146,3 +146,13 @@ def test_reid_settings_are_checked():
             FusionConfig(**bad)
     with pytest.raises(ValueError):
         ReIdentifier(keep_s=-1.0, speed_mps=1.5, gate_m=0.5)
+
+
+def test_group_descriptors_are_the_unit_mean_of_their_views():
+    from fusion.reid import group_descriptors
+
+    desc = [np.array([[1.0, 0.0], [0.0, 1.0]]), None, np.array([[0.0, 1.0]])]
+    groups = [((0, 0), (2, 0)), ((0, 1),), ((1, 0),)]  # mixed views; one view of one person; a view with none
+    out = group_descriptors(groups, desc)
+    np.testing.assert_allclose(out, [[2**-0.5, 2**-0.5], [0.0, 1.0], [0.0, 0.0]])
+    assert group_descriptors(groups, None) is None and group_descriptors(groups, [None, None, None]) is None
