@@ -108,7 +108,7 @@ def make_matcher(rig: CameraRig, m: MatchingConfig) -> CrossViewMatcher:
     part as :mod:`capture.detect.reid` lays its descriptors out), without resp. with SVT where the
     mutual-best pairs are not cycle-consistent.
     """
-    if m.method == "epipolar":
+    if m.method in ("auto", "epipolar"):  # "auto" is epipolar unless the run resolved it (stills)
         return EpipolarMatcher(rig, m.min_joint_conf, m.min_common_joints, m.max_epipolar_px)
     from capture.detect.reid import N_PARTS
     from matching.affinity import AffinityConfig

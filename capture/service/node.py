@@ -87,8 +87,9 @@ class Node:
             raise ConfigError(f"clock_offsets_ms must map camera names of the rig to numbers; got {bad}")
         offsets_ns = {k: int(v * 1e6) for k, v in node.clock_offsets_ms.items()}
         # Time mode (unsynchronised cameras): each view enters the live UKF at its own capture time.
+        stills = bool(config.cameras) and all(c.stills for c in config.cameras)
         self.reconstructor = FrameReconstructor(
-            rig, skeleton, config.matching, config.triangulation, config.fusion,
+            rig, skeleton, config.matching.resolved(stills), config.triangulation, config.fusion,
             clock_offsets_ns=offsets_ns if node.sync_window_ms > 0 else None,
         )  # fmt: skip
         self.intake = Intake(rig.names, skeleton.n_joints, node.max_people_per_view, node.heartbeat_timeout_s)

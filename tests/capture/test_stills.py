@@ -59,3 +59,22 @@ def test_stills_carry_no_track_between_moments(tmp_path: Path) -> None:
             got = r.poses[:, :, :3]
             err = np.linalg.norm(got[:, None] - truth[None], axis=-1).mean(axis=-1).min(axis=1)
             assert (err < 1e-3).all(), (filt, err)
+
+
+def test_stills_are_matched_multi_way_and_video_by_epipolar_grouping(tmp_path: Path) -> None:
+    """[matching] method "auto" (the default) is resolved by the run: multi-way matching for stills,
+    epipolar grouping otherwise; an explicit method is kept."""
+    from capture.service.node import Node
+    from core.config import CameraSource, Config, MatchingConfig
+    from matching.epipolar import EpipolarMatcher
+    from matching.multiway import MultiwayMatcher
+
+    assert MatchingConfig().method == "auto"
+    assert MatchingConfig().resolved(stills=True).method == "multiway"
+    assert MatchingConfig().resolved(stills=False).method == "epipolar"
+    assert MatchingConfig(method="pairwise").resolved(stills=True).method == "pairwise"
+    rig = ring_rig(3)
+    for stills, kind in ((True, MultiwayMatcher), (False, EpipolarMatcher)):
+        cams = tuple(CameraSource(c.name, f"{c.name}.json", stills=stills) for c in rig)
+        node = Node(rig, Config(calibration="rig.json", cameras=cams), tmp_path / f"run{stills}")
+        assert isinstance(node.reconstructor.matcher, kind)
