@@ -199,17 +199,21 @@ def predict_linear(
         x (B, 6) and P (B, 6, 6) predicted.
     """
     dt = np.asarray(dt_s, dtype=np.float64)
-    F = np.tile(np.eye(6), (dt.shape[0], 1, 1))
-    F[:, _AXES, _AXES + 3] = dt[:, None]
     x_new = x.copy()
     x_new[:, :3] += dt[:, None] * x[:, 3:]
+    # F P F^T by blocks: rows, then columns, of the position gain dt times those of the velocity.
+    d = dt[:, None, None]
+    P_new = P.copy()
+    P_new[:, :3] += d * P[:, 3:]
+    P_new[:, :, :3] += d * P_new[:, :, 3:]
     # Q of constant_velocity_noise (white-noise acceleration, Bar-Shalom et al. 2001, 6.2.2), by blocks.
     var = np.asarray(accel_std_mps2, dtype=np.float64) ** 2
-    Q = np.zeros_like(P)
-    Q[:, _AXES, _AXES] = (0.25 * var * dt**4)[:, None]
-    Q[:, _AXES, _AXES + 3] = Q[:, _AXES + 3, _AXES] = (0.5 * var * dt**3)[:, None]
-    Q[:, _AXES + 3, _AXES + 3] = (var * dt**2)[:, None]
-    return x_new, F @ P @ np.swapaxes(F, 1, 2) + Q
+    q_pv = (0.5 * var * dt**3)[:, None]
+    P_new[:, _AXES, _AXES] += (0.25 * var * dt**4)[:, None]
+    P_new[:, _AXES, _AXES + 3] += q_pv
+    P_new[:, _AXES + 3, _AXES] += q_pv
+    P_new[:, _AXES + 3, _AXES + 3] += (var * dt**2)[:, None]
+    return x_new, P_new
 
 
 def update_position(

@@ -15,6 +15,11 @@ so their block of the innovation covariance is their noise alone and their colum
 zero; the update is then exactly the update with the seen views only (block-diagonal argument),
 which is what filterpy computes with the shorter measurement vector.
 
+With more pixel coordinates than sigma points (2 C > 2 n + 1 = 13, from 7 cameras on), the update
+inverts the 13 x 13 matrix of the matrix inversion lemma instead of the 2 C x 2 C innovation
+covariance (:func:`_update_woodbury`; equal to rounding): at 32 cameras a 13 x 13 solve per joint
+instead of a 64 x 64 one.
+
 Convention: sigma points are ordered as filterpy's (centre, then +columns, then -columns of the
 Cholesky factor of ``(n + lambda) P``); pixels are undistorted (``Camera.undistort_px``).
 """
@@ -26,8 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import ShapeError
+from fusion.scratch import scratch
 
-__all__ = ["MaskedUpdate", "SigmaWeights", "constant_velocity_noise", "predict", "project_points", "update"]
+__all__ = [
+    "MaskedUpdate",
+    "SigmaWeights",
+    "constant_velocity_noise",
+    "homogeneous_pixels",
+    "predict",
+    "project_points",
+    "update",
+]
 
 STATE_DIM = 6
 
@@ -177,6 +191,26 @@ def project_points(points_w: np.ndarray, projections: np.ndarray) -> np.ndarray:
     return q[..., :2] / q[..., 2:]
 
 
+def homogeneous_pixels(points_w: np.ndarray, projections: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Homogeneous pixels of points in every view, by one matrix product.
+
+    Args:
+        points_w: (..., 3) world points, metres.
+        projections: (C, 3, 4) matrices mapping world metres to undistorted pixels.
+        out: optional (K, 3 C) float64 array to write to, K the number of points.
+
+    Returns:
+        (..., 3, C) ``P_c [X; 1]``: rows u w, v w and w (the depth along the optical axis, metres;
+        pixels are the first two rows divided by the third).
+    """
+    C = projections.shape[0]
+    lead = points_w.shape[:-1]
+    pts = points_w.reshape(-1, 3)
+    homog = np.empty((pts.shape[0], 4))
+    homog[:, :3], homog[:, 3] = pts, 1.0
+    return np.matmul(homog, projections.transpose(2, 1, 0).reshape(4, 3 * C), out=out).reshape(*lead, 3, C)
+
+
 @dataclass(frozen=True, slots=True)
 class MaskedUpdate:
     """The result of :func:`update`.
@@ -232,18 +266,32 @@ def update(
         )
     m = mask.astype(bool)
     sigmas_f = w.points(x, P)
-    seen2 = np.repeat(m, 2, axis=1)  # (B, 2C)
-    q = sigmas_f[..., :3] @ projections[:, :, :3].reshape(-1, 3).T + projections[:, :, 3].reshape(-1)  # (B, 2n+1, 3C)
-    q = q.reshape(B, -1, C, 3)
-    sigmas_h = np.where(seen2[:, None, :], (q[..., :2] / q[..., 2:]).reshape(B, -1, 2 * C), 0.0)
-    zp, S = _unscented_transform(sigmas_h, w)
-    R = np.where(seen2, np.repeat(var_px2, 2, axis=1), 1.0)
+    # Pixel coordinates in blocks, [u_0 .. u_C-1, v_0 .. v_C-1] (one homogeneous matmul; their order
+    # does not matter to the update).
+    seen2 = np.concatenate([m, m], axis=1)  # (B, 2C)
+    N = sigmas_f.shape[1]
+    # The large intermediates live in reused buffers: fresh pages of memory cost more than the arithmetic.
+    q = homogeneous_pixels(sigmas_f[..., :3], projections, out=scratch("q", (B * N, 3 * C)))
+    dev_z = scratch("h", (B, N, 2 * C))
+    np.divide(q.reshape(B, N, 3, C)[:, :, :2], q.reshape(B, N, 3, C)[:, :, 2:], out=dev_z.reshape(B, N, 2, C))
+    if not m.all():
+        np.copyto(dev_z, 0.0, where=~seen2[:, None, :])
+    zp = w.Wm @ dev_z
+    dev_z -= zp[:, None, :]  # (B, 2n+1, 2C)
+    dev_x = sigmas_f - x[:, None, :]  # (B, 2n+1, n)
+    y = np.where(seen2, z_px.transpose(0, 2, 1).reshape(B, 2 * C) - zp, 0.0)
+    var2 = np.concatenate([var_px2, var_px2], axis=1)
+    wc = w.Wc
+    if 2 * C > len(wc) and (wc != 0).all():
+        r_inv = np.where(seen2, 1.0 / var2, 0.0)
+        DR = np.multiply(dev_z, r_inv[:, None, :], out=q.reshape(-1)[: dev_z.size].reshape(dev_z.shape))
+        x_new, P_new, d2 = _update_woodbury(x, P, dev_x, dev_z, DR, y, r_inv, wc)
+        return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
+    S = np.swapaxes(dev_z, 1, 2) @ (wc[:, None] * dev_z)
+    R = np.where(seen2, var2, 1.0)
     diag = np.arange(2 * C)
     S[:, diag, diag] += R
-    dev_x = sigmas_f - x[:, None, :]
-    dev_z = sigmas_h - zp[:, None, :]
-    Pxz = np.swapaxes(dev_x, 1, 2) @ (w.Wc[:, None] * dev_z)  # (B, n, 2C)
-    y = np.where(seen2, z_px.reshape(B, 2 * C) - zp, 0.0)
+    Pxz = np.swapaxes(dev_x, 1, 2) @ (wc[:, None] * dev_z)  # (B, n, 2C)
     # One solve for the gain and the innovation: S^-1 [Pxz^T | y] (S symmetric), K = Pxz S^-1.
     sol = np.linalg.solve(S, np.concatenate([np.swapaxes(Pxz, 1, 2), y[..., None]], axis=2))
     s_y = sol[..., -1]
@@ -251,3 +299,39 @@ def update(
     P_new = P - Pxz @ sol[..., :-1]  # P - K S K^T = P - Pxz S^-1 Pxz^T
     d2 = np.einsum("bi,bi->b", y, s_y)
     return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
+
+
+def _update_woodbury(
+    x: np.ndarray,
+    P: np.ndarray,
+    X: np.ndarray,
+    D: np.ndarray,
+    DR: np.ndarray,
+    y: np.ndarray,
+    r_inv: np.ndarray,
+    wc: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The UKF update through the (2n+1)-sized inverse of the matrix inversion lemma (Woodbury).
+
+    With sigma-point deviations X (B, N, n) of the state and D (B, N, m) of the measurement (N = 2n+1),
+    covariance weights W = diag(wc) and a diagonal noise R, the innovation covariance is
+    ``S = D^T W D + R``; with ``M = W^-1 + D R^-1 D^T`` (N x N), ``S^-1 = R^-1 - R^-1 D^T M^-1 D R^-1``, so
+    the gain is ``K = X^T M^-1 D R^-1`` and ``P - K S K^T = P - X^T W X + X^T M^-1 X``: an N x N solve
+    instead of an m x m one (m = 2 C pixel coordinates; Press et al., *Numerical Recipes*, §2.7.3).
+    Unseen coordinates have ``r_inv`` 0 and drop out exactly, as in the masked form.
+
+    Args: x (B, n), P (B, n, n); X (B, N, n), D (B, N, m) the deviations, DR = D R^-1; y (B, m)
+    innovations; r_inv (B, m) inverse noise variances; wc (N,) covariance weights (none zero).
+
+    Returns: x (B, n), P (B, n, n) updated and (B,) squared Mahalanobis distances of ``y``.
+    """
+    M = DR @ np.swapaxes(D, 1, 2)
+    diag = np.arange(M.shape[1])
+    M[:, diag, diag] += 1.0 / wc
+    b = DR @ y[..., None]  # (B, N, 1)
+    sol = np.linalg.solve(M, np.concatenate([b, X], axis=2))  # M^-1 [b | X]
+    Xt = np.swapaxes(X, 1, 2)
+    x_new = x + (Xt @ sol[..., :1])[..., 0]
+    P_new = P + Xt @ (sol[..., 1:] - wc[:, None] * X)
+    d2 = np.einsum("bi,bi->b", y * r_inv, y) - np.einsum("bi,bi->b", b[..., 0], sol[..., 0])
+    return x_new, P_new, d2

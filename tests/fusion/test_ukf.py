@@ -32,11 +32,12 @@ def test_process_noise_matches_filterpy():
         np.testing.assert_allclose(Q[b], ref, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("n_cams", [4, 12])  # 12: more pixel coordinates than sigma points (Woodbury form)
 @pytest.mark.parametrize(("alpha", "atol"), [(0.5, 1e-9), (1e-3, 1e-7)])
-def test_batched_filter_equals_filterpy(alpha, atol):
+def test_batched_filter_equals_filterpy(alpha, atol, n_cams):
     """Equal to 1e-9 at the default alpha; at 1e-3 both lose digits to weights of order 1e6."""
     rng = np.random.default_rng(3)
-    projections = _rig(4)
+    projections = _rig(n_cams)
     B, steps = 6, 25
     weights = SigmaWeights(6, alpha=alpha, beta=2.0, kappa=0.0)
     x0 = np.c_[rng.normal(0, 0.5, (B, 3)), np.zeros((B, 3))]
@@ -58,10 +59,10 @@ def test_batched_filter_equals_filterpy(alpha, atol):
     for _ in range(steps):
         dt = rng.uniform(0.01, 0.05, B)  # views enter at their own times: steps differ per filter
         truth += vel * dt[:, None]
-        z = project_points(truth, projections) + rng.normal(0, 1.5, (B, 4, 2))
-        mask = rng.random((B, 4)) < 0.6
+        z = project_points(truth, projections) + rng.normal(0, 1.5, (B, n_cams, 2))
+        mask = rng.random((B, n_cams)) < 0.6
         mask[0] = False  # a filter with no view keeps its prediction
-        var = rng.uniform(1.0, 9.0, (B, 4))
+        var = rng.uniform(1.0, 9.0, (B, n_cams))
         Q = constant_velocity_noise(dt, 4.0)
         x, P = predict(x, P, dt, Q, weights)
         res = update(x, P, z, mask, var, projections, weights)
