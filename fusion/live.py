@@ -329,7 +329,7 @@ class LiveTracker:
             self._start(poses[new], stamp_ns)
             assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
             updated = np.concatenate([updated, poses[new, :, 3] > 0])
-        if descriptors is not None:
+        if descriptors is not None and G:
             g = np.nonzero(assign >= 0)[0]
             running_descriptors(self._desc, self._t.ids[assign[g]], np.asarray(descriptors, float).reshape(G, -1)[g])
         if self._t.pending.any():

@@ -109,14 +109,14 @@ class FrameDetector:
         self._source = open_source(self.source, epoch_ns=0, stills=self.stills)
         self.input_hw = input_hw_for_frame(self._source.size, cfg.input_long_px, cfg.fixed_input_hw)
         supplied = cfg.name != "yolo11n-pose"
+        extra = {"box_detector": cfg.box_detector, "box_model": self.model_path} if cfg.name == "rtmpose" else {}
         self._detector = make_detector(
             cfg.name,
             model_path=cfg.model or None if supplied else self.model_path,
             input_hw=self.input_hw,
             score_threshold=cfg.score_threshold,
             threads=cfg.threads,
-            box_detector=cfg.box_detector,
-            box_model=self.model_path,
+            **extra,
         )
         if cfg.reid:
             from capture.detect.reid import part_histograms

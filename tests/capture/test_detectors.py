@@ -225,3 +225,25 @@ def test_detector_config_input_geometry() -> None:
     for bad in ({"input_h": 640}, {"input_long_px": 100}, {"input_h": 640, "input_w": 390}, {"input_long_px": 0}):
         with pytest.raises(ConfigError, match="input"):
             config_from_dict({"detector": bad})
+
+
+def test_default_detector_through_the_workers_frame_stage(tmp_path: Path) -> None:
+    """The path `mvcap demo` takes: the registry's default detector on a real frame via FrameDetector,
+    with re-ID descriptors; it must find the demo's people (a keyword the default factory does not
+    take broke every worker once)."""
+    from capture.detect.frames import FrameDetector
+    from core.config import DetectorConfig
+
+    model, video = _cached_model(), _demo_video()
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    folder = tmp_path / "cam01"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000.png"), frame)
+    frames = FrameDetector("cam01", str(folder), DetectorConfig(), str(model))
+    dets = frames.detect(*next(frames.open()))
+    frames.close()
+    assert frames.input_hw == (640, 384) and dets.n_people >= 2
+    assert dets.embeddings is not None and dets.embeddings.shape[0] == dets.n_people

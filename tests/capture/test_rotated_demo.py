@@ -95,6 +95,7 @@ def test_rotated_camera_sees_the_rotated_image() -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # only the measured shortfall: an error in the path itself must fail the test
     reason="rotating the demo also lays its people on their side: YOLO11n-pose, trained on upright people, then "
     "finds about 1 of the 3 people per frame (0 with the old fixed portrait input); input geometry is not the cause",
 )

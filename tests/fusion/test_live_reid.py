@@ -156,3 +156,16 @@ def test_group_descriptors_are_the_unit_mean_of_their_views():
     out = group_descriptors(groups, desc)
     np.testing.assert_allclose(out, [[2**-0.5, 2**-0.5], [0.0, 1.0], [0.0, 0.0]])
     assert group_descriptors(groups, None) is None and group_descriptors(groups, [None, None, None]) is None
+
+
+def test_a_frame_without_people_and_with_descriptors_updates(rig, rng):
+    """The node calls update every frame, also with no group at all; the descriptors are then (0, D)
+    (this crashed the tracker on the first empty frame of a run whose workers send descriptors)."""
+    tr = _tracker(rig)
+    P = rig.projections()
+    desc = np.eye(1, 8)
+    for f in range(4):
+        tr.update(*_frame(P, [_body((0.0, 0.0))], rng), f * DT_NS, descriptors=desc)
+    empty = tr.update(np.zeros((0, J, 4)), np.zeros((0, len(rig), J, 2)), np.zeros((0, len(rig), J)), 4 * DT_NS,
+                      descriptors=np.zeros((0, 8)))  # fmt: skip
+    assert empty.track_ids.size == 0 and len(tr.tracks) == 1  # the person is lost, not forgotten
