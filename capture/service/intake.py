@@ -276,7 +276,9 @@ class Intake:
                 self.event(cam, "hello", host=who[0], pid=who[1])
                 log.info("camera %s announced itself (host %s, pid %s)", cam, *who)
                 s._host_pid = who
-            if s.state in ("absent", "ended"):
+                if s.state == "ended":  # a new process of an ended camera: it streams again
+                    s.state = "hello"
+            if s.state == "absent":  # a repeat, e.g. a straggler read after its end of stream, revives nothing
                 s.state = "hello"
         elif event == "ready":
             if s.state != "ready":

@@ -79,6 +79,21 @@ def test_lifecycle_events_are_bounded_and_repeated_hellos_only_counted():
     assert len(intake.events) == MAX_EVENTS and intake.events_not_kept == 2 * MAX_EVENTS + 2 - MAX_EVENTS
 
 
+def test_a_repeated_hello_read_after_the_end_of_stream_revives_nothing():
+    """A flood of one sender's hellos can be read after the camera's end of stream (ZeroMQ queues
+    each peer apart): the repeats leave the camera ended; a new process (another pid) revives it."""
+    intake = Intake(CAMS, 17, max_people=64, heartbeat_timeout_s=3.0)
+    hello = {"event": "hello", "host": "h", "pid": 7}
+    intake.accept(_beat("cam02", hello))
+    intake.accept(_pose2d("cam02", 0, [0.9]))
+    intake.accept([bytes(f) for f in wire.encode(wire.Message("eos", "cam02", 0, 1, {}, {"frames": 1}))])
+    assert intake.cameras["cam02"].state == "ended"
+    intake.accept(_beat("cam02", hello))
+    assert intake.cameras["cam02"].state == "ended"
+    intake.accept(_beat("cam02", hello | {"pid": 8}))  # the worker restarted
+    assert intake.cameras["cam02"].state == "hello"
+
+
 def test_a_ready_state_in_a_heartbeat_counts_for_a_node_started_later():
     intake = Intake(CAMS, 17, max_people=64, heartbeat_timeout_s=3.0)
     intake.accept(_beat("cam02", {"frames": 10, "skipped": 4, "state": "ready"}))
