@@ -26,6 +26,7 @@ __all__ = [
     "SUPPLIED_MODELS",
     "Detector",
     "check_detector",
+    "check_image_bgr",
     "YoloPoseOnnx",
     "decode_yolo_pose",
     "detector_names",
@@ -40,6 +41,16 @@ log = logging.getLogger(__name__)
 PAD_VALUE: Final = 114  # grey used by Ultralytics' LetterBox
 N_KPT: Final = 17
 STRIDE: Final = 32  # YOLO11's largest feature stride: input sides are multiples of it
+
+
+def check_image_bgr(image_bgr: np.ndarray) -> None:
+    """Check a frame given to a detector or descriptor.
+
+    Raises:
+        ShapeError: ``image_bgr`` is not an (H, W, 3) uint8 array.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+        raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
 
 
 @runtime_checkable
@@ -314,8 +325,7 @@ class YoloPoseOnnx:
         Raises:
             ShapeError: the image is not (H, W, 3) uint8.
         """
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+        check_image_bgr(image_bgr)
         blob, gain, pad = self.preprocess(image_bgr)
         (output,) = self._session.run([self._output_name], {self._input_name: blob})
         h, w = image_bgr.shape[:2]

@@ -23,7 +23,7 @@ import numpy as np
 
 from capture.assets import sha256_file
 from capture.detect.model_files import MOVENET_HINT, check_model_file
-from capture.detectors import letterbox
+from capture.detectors import check_image_bgr, letterbox
 from core.errors import ConfigError, InputError, ShapeError
 from core.skeleton import COCO17, Skeleton
 
@@ -215,8 +215,7 @@ class MoveNetMultiPose:
         Raises:
             ShapeError: bad image.
         """
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+        check_image_bgr(image_bgr)
         h, w = image_bgr.shape[:2]
         input_hw = movenet_input_hw((h, w), self.long_side_px)
         self._prepare(input_hw)

@@ -37,6 +37,7 @@ from typing import Final
 import cv2
 import numpy as np
 
+from capture.detectors import check_image_bgr
 from core.errors import ShapeError
 from core.skeleton import COCO17
 
@@ -210,8 +211,7 @@ def part_histograms(
         (True, 1.0, False)
     """
     image_bgr = np.asarray(image_bgr)
-    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-        raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+    check_image_bgr(image_bgr)
     poses = np.asarray(poses, dtype=np.float32)
     if poses.ndim != 3 or poses.shape[1:] != (COCO17.n_joints, 3):
         raise ShapeError(f"poses must be (P, {COCO17.n_joints}, 3); got {poses.shape}")

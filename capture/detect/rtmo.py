@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from capture.detect.model_files import onnx_layout, open_onnx_session
+from capture.detectors import check_image_bgr
 from core.errors import ConfigError, ShapeError
 from core.skeleton import COCO17, Skeleton
 
@@ -161,8 +162,7 @@ class RtmoOnnx:
         Raises:
             ShapeError: bad image.
         """
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+        check_image_bgr(image_bgr)
         padded, ratio = pad_top_left(image_bgr, self.input_hw)
         blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
         dets, kpts = self._session.run(list(self.info.output_names), {self.info.input_name: blob})

@@ -19,8 +19,7 @@ import numpy as np
 
 from capture.detect.model_files import onnx_layout, open_onnx_session
 from capture.detect.simcc import box_center_scale, crop_affine, crop_to_image, decode_simcc, warp_crops
-from capture.detectors import Detector
-from core.errors import ShapeError
+from capture.detectors import Detector, check_image_bgr
 from core.skeleton import COCO17, Skeleton
 
 __all__ = ["RtmPoseOnnx"]
@@ -99,8 +98,7 @@ class RtmPoseOnnx:
         Raises:
             ShapeError: bad image or boxes.
         """
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ShapeError(f"image_bgr must be (H, W, 3) uint8; got {image_bgr.shape} {image_bgr.dtype}")
+        check_image_bgr(image_bgr)
         center, scale = box_center_scale(boxes, self.input_wh, self.padding)
         n = center.shape[0]
         if n == 0:
