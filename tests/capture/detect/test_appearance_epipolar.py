@@ -6,34 +6,21 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from render_people import draw_person
 from synth import look_at_camera, person
 
 from calibration.camera import CameraRig
 from capture.detect.reid import N_PARTS, part_histograms
-from core.skeleton import COCO17
 from matching.affinity import AffinityConfig, frame_affinity, stack_fundamentals
 from matching.epipolar import EpipolarMatcher
 from matching.multiway import MultiwayMatcher
 
-_J = COCO17.index
-SKIN = (120, 160, 210)
 CLOTHES = {"a": ((40, 40, 200), (110, 50, 20)), "b": ((60, 170, 40), (150, 150, 150))}  # BGR shirt, trousers
 
 
 def _draw(img: np.ndarray, uv: np.ndarray, shirt: tuple, trousers: tuple) -> None:
-    """Draw a person from its (17, 2) projected joints: trousers on the legs, shirt on torso and upper arms."""
-    pt = lambda j: tuple(int(round(v)) for v in uv[_J(j)])  # noqa: E731
-    height = np.ptp(uv[:, 1])
-    w = max(3, int(0.09 * height))
-    for side in ("left", "right"):
-        cv2.line(img, pt(f"{side}_hip"), pt(f"{side}_knee"), trousers, w + 3)
-        cv2.line(img, pt(f"{side}_knee"), pt(f"{side}_ankle"), trousers, w)
-    torso = np.array([pt("left_shoulder"), pt("right_shoulder"), pt("right_hip"), pt("left_hip")], np.int32)
-    cv2.fillConvexPoly(img, torso, shirt)
-    for side in ("left", "right"):
-        cv2.line(img, pt(f"{side}_shoulder"), pt(f"{side}_elbow"), shirt, w)
-        cv2.line(img, pt(f"{side}_elbow"), pt(f"{side}_wrist"), SKIN, max(2, w - 2))
-    cv2.circle(img, pt("nose"), int(0.06 * height), SKIN, -1)
+    """Draw a person from its (17, 2) projected joints, sized by its height in the image."""
+    draw_person(img, uv, shirt, trousers, float(np.ptp(uv[:, 1])), min_width=3, head=0.06)
 
 
 def _scene(rng):

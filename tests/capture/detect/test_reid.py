@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+from render_people import draw_person
 
 from capture.detect.reid import BINS_PER_PART, DIM, N_PARTS, PARTS, appearance_similarity, part_histograms
 from core.errors import ShapeError
@@ -18,23 +19,12 @@ _TEMPLATE = np.array(
     ]
 )  # fmt: skip
 _J = COCO17.index
-SKIN = (120, 160, 210)
 
 
 def _person(img, x, y, height, shirt, trousers):
     """Draw a person (BGR colours) with its top of head at (x, y); return its (17, 3) pose and (5,) box."""
     xy = _TEMPLATE * height + [x, y]
-    pt = lambda j: tuple(int(round(v)) for v in xy[_J(j)])  # noqa: E731
-    w = max(2, int(0.09 * height))
-    for side in ("left", "right"):
-        cv2.line(img, pt(f"{side}_hip"), pt(f"{side}_knee"), trousers, w + 3)
-        cv2.line(img, pt(f"{side}_knee"), pt(f"{side}_ankle"), trousers, w)
-    torso = np.array([pt("left_shoulder"), pt("right_shoulder"), pt("right_hip"), pt("left_hip")], np.int32)
-    cv2.fillConvexPoly(img, torso, shirt)
-    for side in ("left", "right"):
-        cv2.line(img, pt(f"{side}_shoulder"), pt(f"{side}_elbow"), shirt, w)
-        cv2.line(img, pt(f"{side}_elbow"), pt(f"{side}_wrist"), SKIN, max(2, w - 2))
-    cv2.circle(img, pt("nose"), int(0.07 * height), SKIN, -1)
+    draw_person(img, xy, shirt, trousers, height, min_width=2, head=0.07)
     pose = np.concatenate([xy, np.ones((17, 1))], axis=1).astype(np.float32)
     box = np.array([*(xy.min(0) - 0.05 * height), *(xy.max(0) + 0.05 * height), 0.9], np.float32)
     return pose, box
