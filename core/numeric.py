@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["masked_median"]
+__all__ = ["masked_median", "pose_distance_matrix"]
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
@@ -28,3 +28,23 @@ def masked_median(values: np.ndarray, mask: np.ndarray, min_count: int = 1) -> n
     rows = np.arange(k.size)
     med = ((srt[rows, (k - 1) // 2] + srt[rows, k // 2]) / 2).reshape(n.shape)
     return np.where(n >= min_count, med, np.inf)
+
+
+def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndarray:
+    """Median Euclidean distance over joints valid (conf > 0) in both poses.
+
+    The median, not the mean, so that a few wrong joints (a left/right swap, a misplaced wrist)
+    do not push a person out of its own track's gate.
+
+    Args:
+        a: (Pa, J, 4) poses, metres.
+        b: (Pb, J, 4) poses, metres.
+        min_common: pairs with fewer common joints get ``inf``.
+
+    Returns:
+        (Pa, Pb) distances, metres.
+    """
+    both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
+    diff = a[:, None, :, :3] - b[None, :, :, :3]  # (Pa, Pb, J, 3)
+    d = np.sqrt((diff * diff).sum(axis=-1))
+    return masked_median(d, both, min_common)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.errors import ShapeError
-from core.numeric import masked_median
+from core.numeric import pose_distance_matrix
 
 __all__ = ["Track", "Tracker", "pose_distance_matrix"]
 
@@ -48,26 +48,6 @@ class Track:
         out = self.pose.copy()
         out[:, :3] += self.velocity * dt
         return out
-
-
-def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndarray:
-    """Median Euclidean distance over joints valid (conf > 0) in both poses.
-
-    The median, not the mean, so that a few wrong joints (a left/right swap, a misplaced wrist)
-    do not push a person out of its own track's gate.
-
-    Args:
-        a: (Pa, J, 4) poses, metres.
-        b: (Pb, J, 4) poses, metres.
-        min_common: pairs with fewer common joints get ``inf``.
-
-    Returns:
-        (Pa, Pb) distances, metres.
-    """
-    both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
-    diff = a[:, None, :, :3] - b[None, :, :, :3]  # (Pa, Pb, J, 3)
-    d = np.sqrt((diff * diff).sum(axis=-1))
-    return masked_median(d, both, min_common)
 
 
 class Tracker:

@@ -10,7 +10,7 @@ from matching.epipolar import (
     pairwise_epipolar_distances,
     refine_groups,
 )
-from matching.merge import merge_duplicate_groups, pose_distances
+from matching.merge import merge_duplicate_groups
 from matching.multiway import MultiwayMatcher, is_cycle_consistent, match_svt, pairwise_matches
 from matching.seed import spread_views
 from matching.single_view import single_view_pose
@@ -37,7 +37,6 @@ __all__ = [
     "pairwise_epipolar_distances",
     "pairwise_matches",
     "part_similarity",
-    "pose_distances",
     "project_tracks",
     "refine_groups",
     "single_view_pose",

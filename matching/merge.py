@@ -12,19 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.numeric import masked_median
+from core.numeric import pose_distance_matrix
 
-__all__ = ["merge_duplicate_groups", "pose_distances"]
+__all__ = ["merge_duplicate_groups"]
 
 Group = tuple[tuple[int, int], ...]
-
-
-def pose_distances(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndarray:
-    """(Pa, Pb) median Euclidean distance, metres, over joints valid (conf > 0) in both of two poses
-    (a: (Pa, J, 4), b: (Pb, J, 4) [x, y, z, conf]); ``inf`` with fewer than ``min_common`` such joints."""
-    both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
-    diff = a[:, None, :, :3] - b[None, :, :, :3]  # (Pa, Pb, J, 3)
-    return masked_median(np.sqrt((diff * diff).sum(axis=-1)), both, min_common)
 
 
 def merge_duplicate_groups(
@@ -46,7 +38,7 @@ def merge_duplicate_groups(
     """
     if len(groups) < 2 or all(h > 0 for h in hints):
         return groups, hints, False  # two tracked groups never merge
-    dist = pose_distances(poses, poses)
+    dist = pose_distance_matrix(poses, poses)
     np.fill_diagonal(dist, np.inf)
     groups, hints = list(groups), list(hints)
     alive = [True] * len(groups)

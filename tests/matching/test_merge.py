@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from synth import person
 
-from matching.merge import merge_duplicate_groups, pose_distances
+from core.numeric import pose_distance_matrix
+from matching.merge import merge_duplicate_groups
 
 
 def _pose(xy, yaw=0.0, dx=0.0):
@@ -16,10 +17,10 @@ def _pose(xy, yaw=0.0, dx=0.0):
 def test_pose_distances_median_over_common_joints():
     a, b = _pose((0, 0)), _pose((0, 0), dx=0.1)
     b[:5, :3] += 3.0  # a few wrong joints do not move the median
-    assert abs(pose_distances(a[None], b[None])[0, 0] - 0.1) < 1e-9
+    assert abs(pose_distance_matrix(a[None], b[None])[0, 0] - 0.1) < 1e-9
     b[:, 3] = 0.0
     b[:2, 3] = 1.0
-    assert np.isinf(pose_distances(a[None], b[None])[0, 0])  # 2 common joints < 3
+    assert np.isinf(pose_distance_matrix(a[None], b[None])[0, 0])  # 2 common joints < 3
 
 
 def test_split_person_is_merged_keeping_the_track():
