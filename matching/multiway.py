@@ -400,7 +400,8 @@ class MultiwayMatcher:
 
     Drop-in for :class:`matching.epipolar.EpipolarMatcher`: same ``match`` output. The affinity is
     :func:`matching.affinity.frame_affinity` (epipolar geometry, and appearance when descriptors are
-    given); groups come from the fast path when the mutual-best pairwise matches are cycle-consistent,
+    given: by default it only breaks geometric ties, :func:`matching.affinity.appearance_ratio`);
+    groups come from the fast path when the mutual-best pairwise matches are cycle-consistent,
     otherwise from :func:`match_svt` rounded by per-pair Hungarian assignment.
 
     Args:

@@ -14,6 +14,11 @@ Each frame is detected with YOLO11n-pose, its detections get part colour histogr
 calibration pixels; one :class:`capture.reconstruct.FrameReconstructor` per matching variant groups
 them (``filter = "none"``: the still's own triangulations). Pass: each of G, M, P, B forms exactly
 one group holding every view where the node keeps a detection of them, and no group mixes labels.
+
+``--affinity`` also prints, for the multi-way + appearance variant, the labelled affinity blocks
+(geometric, appearance, and their combination, :mod:`matching.affinity`): the check that showed Dong
+et al.'s absolute geometric mean dropping B from views 0 and 4 (B's colour histograms score 0.39-0.81
+between his own views, other pairs up to 0.93), which the default ratio combination does not.
 """
 
 from __future__ import annotations
@@ -62,7 +67,13 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("multiway", {"method": "multiway", "appearance_weight": 0.0}),
     ("multiway + appearance", {"method": "multiway", "appearance_weight": 0.5}),
     ("pairwise + appearance", {"method": "pairwise", "appearance_weight": 0.5}),
+    (
+        "multiway + appearance, geometric mean",
+        {"method": "multiway", "appearance_weight": 0.5, "combination": "geometric_mean"},
+    ),
 )
+"""(name, ``[matching]`` overrides) of each variant; ``combination`` (not a ``[matching]`` key) sets the
+multi-way matcher's :attr:`matching.affinity.AffinityConfig.combination`."""
 
 
 def read_pizza_rig(path: Path) -> CameraRig:
@@ -162,17 +173,88 @@ def check_groups(groups: list[list[tuple[int, int]]], labels: list[list[str | No
     return {"ok": not problems, "problems": problems, "matched_views": matched}
 
 
-def run_pizza(data: Path, variants: tuple[tuple[str, dict], ...] = VARIANTS) -> dict:
+def affinity_blocks(rig: CameraRig, views: list[Detections2D], labels: list[list[str | None]], overrides: dict) -> dict:
+    """The multi-way matcher's affinity terms between every pair of kept detections, labelled.
+
+    Args:
+        rig: the 5 cameras.
+        views: per view, the calibration-pixel detections with descriptors (:func:`detect_views`).
+        labels: per view, each detection's label.
+        overrides: ``[matching]`` overrides of a ``"pairwise"`` or ``"multiway"`` variant.
+
+    Returns:
+        ``{"names": ["<view><label>"] (N), "geometric", "appearance", "combined": (N, N) arrays}``,
+        detections in view order (the matcher's), ``?`` for an unlabelled one.
+
+    Raises:
+        ConfigError: the overrides name the epipolar matcher, which has no such affinity.
+    """
+    from capture.reconstruct import make_matcher
+    from core.errors import ConfigError
+    from matching.affinity import (
+        appearance_affinity,
+        epipolar_distances,
+        frame_affinity,
+        geometric_affinity,
+        stack_fundamentals,
+        stack_views,
+    )
+
+    fields = dict(overrides)
+    combination = fields.pop("combination", None)
+    m = dataclasses.replace(Config().matching, **fields)
+    matcher = make_matcher(rig, m)
+    if not hasattr(matcher, "affinity"):
+        raise ConfigError(f"matching method {m.method!r} has no affinity to print")
+    cfg = matcher.affinity if combination is None else dataclasses.replace(matcher.affinity, combination=combination)
+    kept = [_kept(d, m) for d in views]
+    pts = [
+        cam.undistort_px(d.poses[k, :, :2].reshape(-1, 2)).reshape(len(k), -1, 2)
+        for cam, d, k in zip(rig, views, kept, strict=True)
+    ]
+    conf = [d.poses[k, :, 2].astype(np.float64) for d, k in zip(views, kept, strict=True)]
+    desc = [d.embeddings[k].astype(np.float64) for d, k in zip(views, kept, strict=True)]
+    F = stack_fundamentals(rig)
+    stacked, cf, view_of, _ = stack_views(pts, conf)
+    geo = geometric_affinity(
+        epipolar_distances(stacked, cf, view_of, F, cfg.min_conf, cfg.min_common), view_of, cfg.half_px, cfg.steepness
+    )
+    app, _ = appearance_affinity(
+        np.concatenate(desc), np.ones(view_of.size, bool), view_of, cfg.cos_floor, n_parts=cfg.n_parts
+    )
+    combined, _, _ = frame_affinity(pts, conf, F, desc, cfg)
+    names = [f"{c}{labels[c][i] or '?'}" for c in range(len(views)) for i in kept[c]]
+    return {"names": names, "geometric": geo, "appearance": app, "combined": combined}
+
+
+def format_blocks(blocks: dict) -> str:
+    """The labelled (N, N) matrices of :func:`affinity_blocks`, two decimals."""
+    names = blocks["names"]
+    lines = []
+    for key in ("geometric", "appearance", "combined"):
+        lines.append(f"{key} affinity:")
+        lines.append("     " + "".join(f"{n:>6}" for n in names))
+        for n, row in zip(names, blocks[key], strict=True):
+            lines.append(f"{n:>5}" + "".join(f"{x:6.2f}" for x in row))
+    return "\n".join(lines)
+
+
+def run_pizza(data: Path, variants: tuple[tuple[str, dict], ...] = VARIANTS, affinity_of: str | None = None) -> dict:
     """Detect once, then reconstruct the still with each matching variant.
 
     Args:
         data: the ``pizza_5views`` folder.
-        variants: (name, ``[matching]`` overrides) pairs.
+        variants: (name, ``[matching]`` overrides) pairs; an override ``combination`` goes to the
+            multi-way matcher's affinity settings instead.
+        affinity_of: the name of a variant whose affinity blocks (:func:`affinity_blocks`) to add
+            as ``"affinity"``; None: none.
 
     Returns:
         ``{"detect_s": float, "labels": per view labels, "variants": {name: {"groups": [[(view, det
         index, (u, v) box centre px of the frame)]], "positions_m": [(x, y, z)], "check": ...,
-        "reconstruct_ms": float}}}``; positions are each group's mean triangulated joint, metres.
+        "reconstruct_ms": float}}, "affinity": dict (with ``affinity_of``)}``; positions are each group's
+        mean triangulated joint, metres; ``reconstruct_ms`` is wall time after one untimed warm-up run
+        (lazy imports).
 
     Raises:
         CalibrationError, InputError: unreadable calibration or image; ConfigError: no cached model
@@ -185,9 +267,16 @@ def run_pizza(data: Path, variants: tuple[tuple[str, dict], ...] = VARIANTS) -> 
     cfg = Config()
     out = {"detect_s": detect_s, "labels": labels, "variants": {}}
     for name, overrides in variants:
-        m = dataclasses.replace(cfg.matching, **overrides)
+        fields = dict(overrides)
+        combination = fields.pop("combination", None)
+        m = dataclasses.replace(cfg.matching, **fields)
         kept = [_kept(d, m) for d in views]
-        rec = FrameReconstructor(rig, COCO17, m, cfg.triangulation, FusionConfig(filter="none"))
+        recs = [FrameReconstructor(rig, COCO17, m, cfg.triangulation, FusionConfig(filter="none")) for _ in range(2)]
+        if combination is not None:
+            for r in recs:
+                r.matcher.affinity = dataclasses.replace(r.matcher.affinity, combination=combination)
+        warm, rec = recs
+        warm.process(views, 0)
         t0 = time.perf_counter()
         res = rec.process(views, 0)
         ms = (time.perf_counter() - t0) * 1e3
@@ -204,6 +293,8 @@ def run_pizza(data: Path, variants: tuple[tuple[str, dict], ...] = VARIANTS) -> 
             "check": check_groups(groups, labels, kept),
             "reconstruct_ms": ms,
         }
+    if affinity_of is not None:
+        out["affinity"] = affinity_blocks(rig, views, labels, dict(variants)[affinity_of])
     return out
 
 
@@ -243,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="mvcap bench pizza", description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(default_data_dir()), help="folder holding panoptic/pizza_5views")
+    p.add_argument(
+        "--affinity", action="store_true", help="also print the multi-way + appearance variant's affinity blocks"
+    )
     args = p.parse_args(argv)
     data = Path(args.data) / "panoptic" / "pizza_5views"
     if not data.is_dir():
@@ -250,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        res = run_pizza(data)
+        res = run_pizza(data, affinity_of="multiway + appearance" if args.affinity else None)
     except CaptureError as exc:
         print(f"mvcap bench pizza: error: {exc}", file=sys.stderr)
         return 2
     print(format_result(res))
+    if "affinity" in res:
+        print(format_blocks(res["affinity"]))
     return 0 if all(r["check"]["ok"] for r in res["variants"].values()) else 1

@@ -7,6 +7,7 @@ from core.errors import ShapeError
 from matching.affinity import (
     AffinityConfig,
     appearance_affinity,
+    appearance_ratio,
     combine_affinities,
     epipolar_distances,
     frame_affinity,
@@ -162,3 +163,69 @@ def test_part_descriptors_are_compared_over_the_parts_seen_in_both():
     nothing_shared = np.stack([np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0, 0.0])])
     aff, known2 = appearance_affinity(nothing_shared, np.ones(2, bool), np.array([0, 1]), n_parts=2)
     assert not known2[0, 1] and aff[0, 1] == 0.5  # no part in common: unknown, neutral
+
+
+def _ratio_case(geo_rival: float, app_pair: float, app_rival: float) -> float:
+    """R of item 0 (view 0) with item 1 (view 1, geometric affinity 0.9) when item 2 of view 1 rivals
+    it with the given geometric and appearance affinity."""
+    g = np.array([[1.0, 0.9, geo_rival], [0.9, 1.0, 0.0], [geo_rival, 0.0, 1.0]])
+    app = np.array([[1.0, app_pair, app_rival], [app_pair, 1.0, 0.0], [app_rival, 0.0, 1.0]])
+    view_of = np.array([0, 1, 1])
+    r = appearance_ratio(g, app, view_of[:, None] != view_of[None, :], view_of)
+    np.testing.assert_array_equal(r, r.T)
+    assert r[1, 2] == 1.0 and np.all(np.diag(r) == 1.0)
+    return float(r[0, 1])
+
+
+def test_appearance_ratio_breaks_geometric_ties_and_vetoes_nothing_else():
+    # A pair alone on its epipolar lines keeps its affinity however unlike it looks (the geometric
+    # mean would give sqrt(0.9 * 0.1) = 0.3, below the matching threshold).
+    assert _ratio_case(geo_rival=0.0, app_pair=0.1, app_rival=0.9) == 1.0
+    # A geometric tie: the plain appearance ratio; the better-looking side keeps 1.
+    assert _ratio_case(geo_rival=0.9, app_pair=0.2, app_rival=0.8) == pytest.approx(0.25)
+    assert _ratio_case(geo_rival=0.9, app_pair=0.8, app_rival=0.2) == 1.0
+    # In between, the rival costs in proportion to how well geometry accepts it, linearly: an
+    # appearance of 0 (clipped at the floor) is not vetoed by a rival geometry nearly excludes.
+    assert _ratio_case(geo_rival=0.45, app_pair=0.2, app_rival=0.8) == pytest.approx(1 - 0.5 * 0.75)
+    assert _ratio_case(geo_rival=0.009, app_pair=0.0, app_rival=0.8) == pytest.approx(0.99)
+    # Rivals with unknown appearance do not compete.
+    g = np.array([[1.0, 0.9, 0.9], [0.9, 1.0, 0.0], [0.9, 0.0, 1.0]])
+    app = np.array([[1.0, 0.2, 0.8], [0.2, 1.0, 0.0], [0.8, 0.0, 1.0]])
+    known = np.array([[False, True, False], [True, False, False], [False, False, False]])
+    assert appearance_ratio(g, app, known, np.array([0, 1, 1]))[0, 1] == 1.0
+    with pytest.raises(ShapeError):
+        appearance_ratio(g, app[:2], known, np.array([0, 1, 1]))
+
+
+def _five_views_front_and_back():
+    """5 views x 4 people, geometry unambiguous; each person's clothing looks different from the
+    front (views 0, 1) and the back (views 2-4), and one person's back looks like the next one's front."""
+    rig = _rig((1.0, 2.6, 1.8, 3.2, 2.2))
+    people = [*PEOPLE, person((-0.2, -1.0), 1.0)]
+    pts, conf = _views(rig, people)
+    colours = np.eye(8)
+    front = colours[[0, 1, 2, 3]]
+    back = colours[[4, 5, 6, 7]]
+    back[0] = 0.8 * front[1] + 0.2 * back[0]  # person 0 from the back resembles person 1 from the front
+    desc = [front if c < 2 else back for c in range(5)]
+    return rig, pts, conf, desc
+
+
+def test_viewpoint_dependent_appearance_does_not_split_people_geometry_matches():
+    """pizza_5views' failure in miniature: colour histograms are not calibrated across viewpoints,
+    so Dong et al.'s geometric mean of absolute affinities splits each person into their front and
+    back views; the ratio combination uses appearance only against geometric rivals and keeps them."""
+    rig, pts, conf, desc = _five_views_front_and_back()
+    truth = {tuple((c, p) for c in range(5)) for p in range(4)}
+    base = AffinityConfig(appearance_weight=0.5, cos_floor=0.3)
+    ratio = MultiwayMatcher(rig, base).match(pts, conf, desc)
+    assert {tuple(sorted(g)) for g in ratio} == truth
+    geo_mean = MultiwayMatcher(rig, AffinityConfig(appearance_weight=0.5, cos_floor=0.3, combination="geometric_mean"))
+    assert {tuple(sorted(g)) for g in geo_mean.match(pts, conf, desc)} != truth
+    # The ratio combination never raises an affinity above the geometric one.
+    F = stack_fundamentals(rig)
+    geo, _, _ = frame_affinity(pts, conf, F)
+    mixed, _, _ = frame_affinity(pts, conf, F, desc, base)
+    assert np.all(mixed <= geo + 1e-12)
+    with pytest.raises(ValueError):
+        AffinityConfig(combination="mean")
