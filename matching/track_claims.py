@@ -115,23 +115,25 @@ def claim_detections(
     # A median distance within the gate needs a joint within it, hence boxes (of the known track joints
     # and the usable detected joints) no further apart: only such pairs are measured, the rest cannot
     # be claimed whatever their distance.
-    big = np.float64(1e300)
-    t_lo = np.where(valid[..., None], uv, big).min(axis=2)  # (C, T, 2)
-    t_hi = np.where(valid[..., None], uv, -big).max(axis=2)
-    d_lo = np.where(usable[..., None], pts, big).min(axis=2)  # (C, P, 2)
-    d_hi = np.where(usable[..., None], pts, -big).max(axis=2)
-    gap = np.maximum(d_lo[:, None] - t_hi[:, :, None], t_lo[:, :, None] - d_hi[:, None])  # (C, T, P, 2)
-    c_i, t_i, p_i = np.nonzero((gap <= gates[:, :, None, None]).all(axis=-1))
+    t_lo, t_hi = _boxes(uv, valid)  # (2, C, T)
+    d_lo, d_hi = _boxes(pts, usable)  # (2, C, P)
+    gap = np.maximum(d_lo[:, :, None] - t_hi[..., None], t_lo[..., None] - d_hi[:, :, None])  # (2, C, T, P)
+    near = gap <= gates[:, :, None]
+    c_i, t_i, p_i = np.nonzero(near[0] & near[1])
     cost = np.full((C, T, P), np.inf)
     if c_i.size:
-        diff = uv[c_i, t_i] - pts[c_i, p_i]  # (M, J, 2)
-        both = valid[c_i, t_i] & usable[c_i, p_i]
-        cost[c_i, t_i, p_i] = masked_median(np.hypot(diff[..., 0], diff[..., 1]), both, min_common)
-    allowed = np.isfinite(cost) & (cost <= gates[:, :, None])
+        # Gathered from contiguous (C N, J) rows of x and y: fancy indexing and arithmetic on the
+        # trailing axis of 2 are several times slower.
+        J = uv.shape[2]
+        a, b = c_i * T + t_i, c_i * P + p_i
+        dx = np.ascontiguousarray(uv[..., 0]).reshape(-1, J)[a] - np.ascontiguousarray(pts[..., 0]).reshape(-1, J)[b]
+        dy = np.ascontiguousarray(uv[..., 1]).reshape(-1, J)[a] - np.ascontiguousarray(pts[..., 1]).reshape(-1, J)[b]
+        both = valid.reshape(-1, J)[a] & usable.reshape(-1, J)[b]  # (M, J)
+        cost[c_i, t_i, p_i] = masked_median(np.hypot(dx, dy), both, min_common)
+    allowed = cost <= gates[:, :, None]  # the gates are finite
     nearest = np.where(allowed, cost, np.inf).argmin(axis=2)  # (C, T)
     has = allowed.any(axis=2)
-    hits = np.zeros((C, P), dtype=np.int64)
-    np.add.at(hits, (np.nonzero(has)[0], nearest[has]), 1)
+    hits = np.bincount((np.arange(C)[:, None] * P + nearest)[has], minlength=C * P).reshape(C, P)
     # Distinct nearest detections: every track that can claim one gets its nearest, which is the optimum
     # (no assignment claims more, nor at a lower cost); otherwise the view's Hungarian assignment.
     direct = hits.max(axis=1) <= 1
@@ -141,6 +143,18 @@ def claim_detections(
         n = int(counts[c])
         claimed[c, :n] = assign_detections_to_tracks(cost[c, :, :n], gates[c])
     return claimed
+
+
+def _boxes(xy: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding boxes of the masked joints: (C, N, J, 2) pixels, (C, N, J) bool -> lower and upper
+    corners, each (2, C, N) (x then y; +-1e300 where no joint is masked in).
+
+    Joints-major copy first: numpy reduces a middle axis of length J over a trailing axis of 2 very
+    slowly (per-element inner loops), and an outer axis as whole-block operations."""
+    big = np.float64(1e300)
+    u = np.ascontiguousarray(xy.transpose(3, 2, 0, 1))  # (2, J, C, N)
+    m = mask.transpose(2, 0, 1)  # (J, C, N)
+    return np.where(m, u, big).min(axis=1), np.where(m, u, -big).max(axis=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,38 +72,50 @@ def _normal_constants(P: np.ndarray) -> np.ndarray:
 
 
 def _dlt(Q: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """:func:`triangulate_dlt` with the camera constants ``Q`` of :func:`_normal_constants`: (N, 3)."""
+    """:func:`triangulate_dlt` with the camera constants ``Q`` of :func:`_normal_constants`: (N, 3).
+
+    Written for small N (a frame's joints): few array operations, each on contiguous (N,) rows.
+    """
     C, N = weights.shape
     a = weights * weights  # (C, N)
     u, v = points_px[..., 0], points_px[..., 1]
-    coef = np.stack([a * (u * u + v * v), -a * u, -a * v, a])  # (4, C, N)
-    M = (coef.reshape(4 * C, N).T @ Q).reshape(N, 4, 4)  # (N, 4, 4) normal matrices, all in one product
+    coef = np.empty((4, C, N))
+    np.multiply(a, u * u + v * v, out=coef[0])
+    np.multiply(-a, u, out=coef[1])
+    np.multiply(-a, v, out=coef[2])
+    coef[3] = a
+    M = Q.T @ coef.reshape(4 * C, N)  # (16, N): row 4 i + j is entry (i, j) of every normal matrix
     # Jacobi scaling (pixels ~1e3 against 1) keeps the 3 x 3 system well conditioned.
-    d = 1.0 / np.sqrt(np.maximum(np.einsum("nii->ni", M), 1e-300))  # (N, 4)
-    Mn = M * d[:, :, None] * d[:, None, :]
+    d = 1.0 / np.sqrt(np.maximum(M[_DIAG], 1e-300))  # (4, N)
+    Mn = M.reshape(4, 4, N) * d[:, None] * d[None, :]  # (4, 4, N) scaled normal matrices
     # Inhomogeneous form (H&Z §12.2): X = (x, y, z, 1); in scaled unknowns y_i = x_i / d_i the last
     # one is fixed at 1 / d_4 and the first three solve a 3 x 3 linear system (Cramer's rule, batched).
-    y = _solve3(Mn[:, :3, :3], -Mn[:, :3, 3] / d[:, 3:4])
-    return y * d[:, :3]
+    y = _solve3(Mn[:3, :3], -Mn[:3, 3] / d[3])
+    y *= d[:3]
+    return y.T
+
+
+_DIAG = np.array([0, 5, 10, 15])  # rows of the diagonal entries in the (16, N) normal matrices
 
 
 def _solve3(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve N 3 x 3 systems ``A x = b`` by Cramer's rule, vectorised; (N, 3, 3), (N, 3) -> (N, 3).
+    """Solve N 3 x 3 systems ``A x = b`` by Cramer's rule, vectorised; (3, 3, N), (3, N) -> (3, N).
 
-    Singular systems (a point seen by fewer than 2 views) give finite garbage, never NaN.
+    Batch axis last, so that every entry is a contiguous (N,) row. Singular systems (a point seen by
+    fewer than 2 views) give finite garbage, never NaN.
     """
     # Columns c0 = (a, b_, c), c1 = (d, e, f), c2 = (g, h, i) of each matrix.
-    a, b_, c = A[:, 0, 0], A[:, 1, 0], A[:, 2, 0]
-    d, e, f = A[:, 0, 1], A[:, 1, 1], A[:, 2, 1]
-    g, h, i = A[:, 0, 2], A[:, 1, 2], A[:, 2, 2]
+    (a, d, g), (b_, e, h), (c, f, i) = A
     k0, k1, k2 = e * i - f * h, f * g - d * i, d * h - e * g  # (c1 x c2)
     det = a * k0 + b_ * k1 + c * k2
-    det = np.where(np.abs(det) < 1e-300, 1e-300, det)
-    r0, r1, r2 = b[:, 0], b[:, 1], b[:, 2]
-    x0 = r0 * k0 + r1 * k1 + r2 * k2
-    x1 = a * (r1 * i - r2 * h) + b_ * (r2 * g - r0 * i) + c * (r0 * h - r1 * g)  # c0 . (b x c2)
-    x2 = a * (e * r2 - f * r1) + b_ * (f * r0 - d * r2) + c * (d * r1 - e * r0)  # c0 . (c1 x b)
-    return np.stack([x0, x1, x2], axis=1) / det[:, None]
+    det[np.abs(det) < 1e-300] = 1e-300
+    r0, r1, r2 = b
+    out = np.empty((3, A.shape[-1]))
+    out[0] = r0 * k0 + r1 * k1 + r2 * k2
+    out[1] = a * (r1 * i - r2 * h) + b_ * (r2 * g - r0 * i) + c * (r0 * h - r1 * g)  # c0 . (b x c2)
+    out[2] = a * (e * r2 - f * r1) + b_ * (f * r0 - d * r2) + c * (d * r1 - e * r0)  # c0 . (c1 x b)
+    out /= det
+    return out
 
 
 def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,13 +130,13 @@ def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarr
         errors: (C, N) Euclidean distances, pixels.
         depth: (C, N) depth of each point in each camera (positive in front), in units of P's scale.
     """
-    Xh = np.concatenate([points_w, np.ones((points_w.shape[0], 1))], axis=1)  # (N, 4)
-    proj = (Xh @ P.reshape(-1, 4).T).reshape(-1, P.shape[0], 3).transpose(1, 0, 2)  # (C, N, 3), one product
-    depth = proj[..., 2]
+    proj = P[:, :, :3] @ points_w.T  # (C, 3, N), one batched product
+    proj += P[:, :, 3:]
+    depth = proj[:, 2]
     safe = np.where(np.abs(depth) < 1e-12, 1e-12, depth)
-    uv = proj[..., :2] / safe[..., None]
-    diff = uv - points_px
-    return np.hypot(diff[..., 0], diff[..., 1]), depth
+    du = proj[:, 0] / safe - points_px[..., 0]
+    dv = proj[:, 1] / safe - points_px[..., 1]
+    return np.hypot(du, dv), depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,31 +200,37 @@ def triangulate_robust(
         rig = _LAST_RIG = (P.copy(), _normal_constants(P))  # per-rig constants, kept for the next frame
     Q = rig[1]
     used = conf >= min_conf  # (C, N)
-    X = _dlt(Q, points_px, np.where(used, conf, 0.0))
+    w = np.where(used, conf, 0.0)  # weights of the views in use
+    n_used = used.sum(axis=0)  # (N,)
+    X = _dlt(Q, points_px, w)
     err, depth = reprojection_errors(P, X, points_px)
-    act = np.arange(X.shape[0])  # points that may still lose a view: only those that just lost one
+    act = None  # points that may still lose a view (None: all): only those that just lost one
     for _ in range(max(0, P.shape[0] - min_views)):
-        err_used = np.where(used[:, act], err[:, act], -1.0)
-        worst = np.argmax(err_used, axis=0)  # (A,)
-        drop = (err_used[worst, np.arange(act.size)] > max_reproj_px) & (used[:, act].sum(axis=0) > min_views)
-        if not drop.any():
+        if act is None:
+            err_used = np.where(used, err, -1.0)
+            worst = np.argmax(err_used, axis=0)  # (N,)
+            drop = (err_used[worst, np.arange(worst.size)] > max_reproj_px) & (n_used > min_views)
+            act = np.nonzero(drop)[0]
+            worst = worst[act]
+        else:
+            err_used = np.where(used[:, act], err[:, act], -1.0)
+            worst = np.argmax(err_used, axis=0)  # (A,)
+            drop = (err_used[worst, np.arange(act.size)] > max_reproj_px) & (n_used[act] > min_views)
+            act, worst = act[drop], worst[drop]
+        if not act.size:
             break
-        act, worst = act[drop], worst[drop]
         used[worst, act] = False
+        w[worst, act] = 0.0
+        n_used[act] -= 1
         # Re-triangulate only the points that lost a view.
-        X[act] = _dlt(Q, points_px[:, act], np.where(used[:, act], conf[:, act], 0.0))
+        X[act] = _dlt(Q, points_px[:, act], w[:, act])
         err[:, act], depth[:, act] = reprojection_errors(P, X[act], points_px[:, act])
-    n_used = used.sum(axis=0)
-    valid = (
-        (n_used >= min_views)
-        & np.all(np.where(used, err, 0.0) <= max_reproj_px, axis=0)
-        & np.all(np.where(used, depth, 1.0) > 0, axis=0)
-    )
-    used &= valid[None, :]
-    mean_conf = np.where(valid, np.where(used, conf, 0.0).sum(axis=0) / np.maximum(n_used, 1), 0.0)
+    err_kept = np.where(used, err, 0.0)
+    valid = (n_used >= min_views) & (err_kept <= max_reproj_px).all(axis=0) & ((depth > 0) | ~used).all(axis=0)
+    used &= valid
     return TriangulationResult(
         points=np.where(valid[:, None], X, 0.0),
-        conf=mean_conf,
+        conf=np.where(valid, w.sum(axis=0) / np.maximum(n_used, 1), 0.0),
         used=used,
-        errors=np.where(used, err, 0.0),
+        errors=np.where(valid, err_kept, 0.0),
     )

@@ -118,3 +118,46 @@ def test_two_rigs_in_turn(rng):
     for r in rigs + rigs:
         res = triangulate_robust(r.projections(), _obs(r, X), np.ones((len(r), 30)))
         assert np.abs(res.points - X).max() < 1e-6
+
+
+def _robust_reference(P, uv, conf, min_conf, max_px, min_views):
+    """triangulate_robust one point at a time, as its docstring states it: least squares of the
+    weighted rows, then the worst view above ``max_px`` dropped while more than ``min_views`` remain."""
+    Pn = P / np.linalg.norm(P[:, 2, :3], axis=1)[:, None, None]
+    C, N = conf.shape
+    pts, out_conf, used_all, errs = np.zeros((N, 3)), np.zeros(N), np.zeros((C, N), bool), np.zeros((C, N))
+    for n in range(N):
+        used = conf[:, n] >= min_conf
+        for _ in range(C - min_views + 1):
+            w = np.where(used, conf[:, n], 0.0)[:, None]
+            A = np.concatenate([w * (uv[:, n, :1] * Pn[:, 2] - Pn[:, 0]), w * (uv[:, n, 1:] * Pn[:, 2] - Pn[:, 1])])
+            X = np.linalg.lstsq(A[:, :3], -A[:, 3], rcond=None)[0]
+            q = P @ np.append(X, 1.0)
+            err, depth = np.linalg.norm(q[:, :2] / q[:, 2:] - uv[:, n], axis=1), q[:, 2]
+            worst = int(np.argmax(np.where(used, err, -1.0)))
+            if err[worst] <= max_px or used.sum() <= min_views:
+                break
+            used[worst] = False
+        if used.sum() >= min_views and (err[used] <= max_px).all() and (depth[used] > 0).all():
+            pts[n], out_conf[n], used_all[:, n], errs[used, n] = X, conf[used, n].mean(), used, err[used]
+    return pts, out_conf, used_all, errs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_robust_equals_per_point_reference(seed):
+    # Batched rounds (only the points that lost a view re-triangulated, view counts and weights kept
+    # incrementally) give what the per-point loop gives, with several views wrong per point.
+    rng = np.random.default_rng(seed)
+    r = ring_rig(7, radius=4.0)
+    X = rng.uniform([-1, -1, 0], [1, 1, 2], size=(60, 3))
+    uv = _obs(r, X, rng, noise_px=1.0)
+    bad = rng.uniform(size=uv.shape[:2]) < 0.2
+    uv[bad] += rng.normal(scale=60.0, size=(int(bad.sum()), 2))
+    conf = rng.uniform(0.0, 1.0, uv.shape[:2])
+    res = triangulate_robust(r.projections(), uv, conf, 0.3, 8.0, 2)
+    pts, out_conf, used, errs = _robust_reference(r.projections(), uv, conf, 0.3, 8.0, 2)
+    assert (res.used == used).all() and used[:, (used.sum(axis=0) > 0)].any()
+    assert ((~used).sum(axis=0) - (conf < 0.3).sum(axis=0)).max() >= 2  # some points lost several views
+    np.testing.assert_allclose(res.points, pts, atol=1e-7)
+    np.testing.assert_allclose(res.conf, out_conf, atol=1e-12)
+    np.testing.assert_allclose(res.errors, errs, atol=1e-6)
