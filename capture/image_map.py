@@ -23,7 +23,17 @@ from core.config import ImageMap
 from core.errors import InputError
 from core.types import Detections2D
 
-__all__ = ["MIN_OVERLAP_IOU", "camera_in_frame", "check_image_map", "map_detections", "to_calibration_px"]
+__all__ = [
+    "MIN_OVERLAP_IOU",
+    "camera_in_frame",
+    "check_image_map",
+    "map_detections",
+    "rotate_frame",
+    "rotated_size",
+    "to_calibration_px",
+    "unrotate_detections",
+    "unrotate_px",
+]
 
 MIN_OVERLAP_IOU = 0.8
 """A mapped frame must cover the calibrated image with at least this intersection over union."""
@@ -47,6 +57,81 @@ def to_calibration_px(uv: np.ndarray, image_map: ImageMap) -> np.ndarray:
     scale = np.array([image_map.scale_x, image_map.scale_y])
     pad = np.array([image_map.pad_x, image_map.pad_y])
     return (uv - pad) / scale
+
+
+def rotated_size(frame_wh: tuple[int, int], rotate: int) -> tuple[int, int]:
+    """(width, height) of a ``frame_wh`` frame turned ``rotate`` degrees clockwise (0, 90, 180, 270)."""
+    return (frame_wh[1], frame_wh[0]) if rotate in (90, 270) else (frame_wh[0], frame_wh[1])
+
+
+def rotate_frame(image: np.ndarray, rotate: int) -> np.ndarray:
+    """The frame turned ``rotate`` degrees clockwise (``[[cameras]] rotate``), for the detector.
+
+    Args:
+        image: (H, W, ...) frame.
+        rotate: 0, 90, 180 or 270 degrees clockwise; 0 returns ``image`` itself.
+
+    Returns:
+        (W, H, ...) for 90 and 270, (H, W, ...) otherwise; lossless (``cv2.rotate``).
+    """
+    if rotate == 0:
+        return image
+    import cv2
+
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    return cv2.rotate(image, codes[rotate])
+
+
+def unrotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.ndarray:
+    """Pixels of the turned frame (:func:`rotate_frame`) back to the pixels of the frame as recorded.
+
+    Pixel centres are at integer coordinates (OpenCV's convention): turning a W x H frame 90
+    degrees clockwise sends (u, v) to (H - 1 - v, u), so the turned frame's (u', v') comes from
+    (v', H - 1 - u'); 180 degrees: (W - 1 - u', H - 1 - v'); 270: (W - 1 - v', u').
+
+    Args:
+        uv: (..., 2) pixel coordinates in the turned frame, pixels.
+        rotate: the turn, degrees clockwise (0, 90, 180, 270).
+        frame_wh: (width, height) of the frame as recorded (before the turn), pixels.
+
+    Returns:
+        (..., 2) float64 pixel coordinates in the recorded frame.
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    u, v = uv[..., 0], uv[..., 1]
+    w, h = frame_wh
+    if rotate == 90:
+        out = (v, h - 1 - u)
+    elif rotate == 180:
+        out = (w - 1 - u, h - 1 - v)
+    elif rotate == 270:
+        out = (w - 1 - v, u)
+    else:
+        return uv.copy()
+    return np.stack(out, axis=-1)
+
+
+def unrotate_detections(dets: Detections2D, rotate: int, frame_wh: tuple[int, int]) -> Detections2D:
+    """Detections made on the turned frame, in the pixels of the frame as recorded.
+
+    Args:
+        dets: detections on the frame turned ``rotate`` degrees clockwise (poses (P, J, 3), boxes (P, 5)).
+        rotate: the turn, degrees clockwise; 0 returns ``dets`` unchanged.
+        frame_wh: (width, height) of the recorded frame, pixels.
+
+    Returns:
+        The same detections in recorded-frame pixels; boxes stay (x0, y0, x1, y1, score) with x0 <= x1, y0 <= y1.
+    """
+    if rotate == 0:
+        return dets
+    poses = np.array(dets.poses, dtype=np.float32, copy=True)
+    boxes = np.array(dets.boxes, dtype=np.float32, copy=True)
+    poses[..., :2] = unrotate_px(poses[..., :2], rotate, frame_wh)
+    if boxes.size:
+        a = unrotate_px(boxes[:, 0:2], rotate, frame_wh)
+        b = unrotate_px(boxes[:, 2:4], rotate, frame_wh)
+        boxes[:, 0:2], boxes[:, 2:4] = np.minimum(a, b), np.maximum(a, b)
+    return dataclasses.replace(dets, poses=poses, boxes=boxes)
 
 
 def map_detections(dets: Detections2D, image_map: ImageMap | None) -> Detections2D:

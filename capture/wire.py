@@ -22,6 +22,11 @@ Either kind may add ``embeddings`` (P, D) float32, one appearance descriptor (re
 (:func:`capture.detect.reid.part_histograms`), decoded into ``Detections2D.embeddings``: 1 <= D <=
 ``MAX_EMBEDDING_DIM``, each row of unit L2 norm or all zeros (no appearance seen); anything else makes
 the message malformed (``exc.kind == "embeddings"``).
+
+A ``rois`` message (node -> worker, topic ``rois.<camera>.``) carries one :class:`RoiHint`: the
+boxes (K, 4) float32 and ``track_ids`` (K,) int64 of the people the node expects in that camera,
+and ``meta = {"full": bool}`` (:mod:`capture.service.feedback`); a malformed one has
+``exc.kind == "rois"``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from core.errors import MessageError
+from core.errors import MessageError, ShapeError
 from core.types import Detections2D, Poses3D, RGBDDetections
 
 __all__ = [
@@ -42,15 +47,19 @@ __all__ = [
     "TOPIC_HEARTBEAT",
     "TOPIC_POSE2D",
     "TOPIC_POSE3D",
+    "TOPIC_ROIS",
     "TOPIC_STATUS",
     "Control",
     "Message",
+    "RoiHint",
     "decode",
     "decode_detections",
     "decode_poses3d",
+    "decode_rois",
     "encode",
     "encode_detections",
     "encode_poses3d",
+    "encode_rois",
     "topic_for",
 ]
 
@@ -60,6 +69,7 @@ TOPIC_POSE3D: Final = "pose3d."
 TOPIC_HEARTBEAT: Final = "ctrl.heartbeat."
 TOPIC_EOS: Final = "ctrl.eos."
 TOPIC_STATUS: Final = "status."
+TOPIC_ROIS: Final = "rois."
 
 _SCHEMAS: Final = {
     "pose2d": TOPIC_POSE2D,
@@ -67,6 +77,7 @@ _SCHEMAS: Final = {
     "heartbeat": TOPIC_HEARTBEAT,
     "eos": TOPIC_EOS,
     "status": TOPIC_STATUS,
+    "rois": TOPIC_ROIS,
 }
 _DTYPES: Final = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 MAX_HEADER_BYTES: Final = 65536
@@ -91,6 +102,10 @@ MAX_EMBEDDING_DIM: Final = 512
 """Longest appearance descriptor (re-ID embedding) per person, floats."""
 EMBEDDING_NORM_TOL: Final = 1e-3
 """Tolerance on an embedding row's L2 norm (1, or 0 for no appearance)."""
+MAX_ROIS: Final = 256
+"""Most boxes in one ``rois`` message."""
+MAX_ROI_PX: Final = 1e5
+"""Largest absolute box coordinate in a ``rois`` message, pixels."""
 _POSE2D: Final = frozenset({"poses", "boxes"})
 _POSE2D_RGBD: Final = frozenset({"poses", "boxes", "joints3d", "joints3d_cov"})
 
@@ -112,7 +127,7 @@ class Message:
     """A decoded message: header fields plus named arrays (read-only).
 
     Attributes:
-        schema: one of ``pose2d``, ``pose3d``, ``heartbeat``, ``eos``.
+        schema: one of ``pose2d``, ``pose3d``, ``heartbeat``, ``eos``, ``status``, ``rois``.
         camera: sending camera ("" for the node).
         frame_idx: frame index (-1 where meaningless).
         stamp_ns: capture or send time, nanoseconds.
@@ -389,3 +404,82 @@ def decode_poses3d(msg: Message) -> Poses3D:
     if ids.dtype != np.int64 or poses.dtype != np.float64 or poses.ndim != 3 or poses.shape[0] != ids.shape[0]:
         raise _bad("pose3d", f"pose3d arrays inconsistent: ids {ids.shape} poses {poses.shape}")
     return Poses3D(msg.frame_idx, msg.stamp_ns, ids, poses)
+
+
+@dataclass(frozen=True, slots=True)
+class RoiHint:
+    """Where the node expects people in one camera's next frames (3D-guided regions of interest).
+
+    The node projects the 3D poses it published for frame ``frame_idx`` into the camera
+    (:class:`capture.service.feedback.RoiPublisher`); a worker crops its detection to these boxes
+    (Bultmann & Behnke 2021, SmartEdgeSensor3DHumanPose: feedback of the predicted 3D skeletons to
+    the sensors' region-of-interest detectors).
+
+    Attributes:
+        camera: the camera the boxes are for.
+        frame_idx: the node frame whose tracks the boxes come from.
+        stamp_ns: that frame's time, nanoseconds.
+        boxes: (K, 4) float32 [x0, y0, x1, y1], the camera's calibration pixels (x0 < x1, y0 < y1).
+        track_ids: (K,) int64 the track each box belongs to.
+        full: the node asks for a full-frame pass (nobody tracked, the track set changed, a track
+            is tentative or lost, or the view had detections no track claimed).
+
+    Raises:
+        ShapeError: ``boxes`` not (K, 4) or ``track_ids`` not (K,).
+    """
+
+    camera: str
+    frame_idx: int
+    stamp_ns: int
+    boxes: np.ndarray
+    track_ids: np.ndarray
+    full: bool = False
+
+    def __post_init__(self) -> None:
+        boxes = np.ascontiguousarray(self.boxes, dtype=np.float32)
+        ids = np.ascontiguousarray(self.track_ids, dtype=np.int64)
+        if boxes.ndim != 2 or boxes.shape[1] != 4 or ids.shape != (boxes.shape[0],):
+            raise ShapeError(f"boxes must be (K, 4) and track_ids (K,); got {boxes.shape}, {ids.shape}")
+        boxes.setflags(write=False)
+        ids.setflags(write=False)
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "track_ids", ids)
+        object.__setattr__(self, "full", bool(self.full))
+
+
+def encode_rois(hint: RoiHint) -> list[bytes | memoryview]:
+    """Frames of a ``rois`` message (topic ``rois.<camera>.``) carrying one :class:`RoiHint`.
+
+    Raises:
+        MessageError: an empty or dotted camera name.
+    """
+    if not hint.camera:
+        raise MessageError("a rois message needs a camera name")
+    arrays = {"boxes": hint.boxes, "track_ids": hint.track_ids}
+    return encode(Message("rois", hint.camera, hint.frame_idx, hint.stamp_ns, arrays, {"full": hint.full}))
+
+
+def decode_rois(msg: Message) -> RoiHint:
+    """The :class:`RoiHint` of a decoded ``rois`` message.
+
+    Raises:
+        MessageError: (``kind == "rois"``) wrong schema, no camera, arrays other than ``boxes``
+            float32 (K, 4) and ``track_ids`` int64 (K,), K > ``MAX_ROIS``, a box with x0 >= x1 or
+            y0 >= y1 or a coordinate beyond ``MAX_ROI_PX``, a track id < 1, or ``meta["full"]``
+            not a bool (non-finite values are refused by :func:`decode` already).
+    """
+    if msg.schema != "rois" or not msg.camera or set(msg.arrays) != {"boxes", "track_ids"}:
+        raise _bad("rois", f"not a rois message with boxes and track_ids (schema {msg.schema!r})")
+    boxes, ids = msg.arrays["boxes"], msg.arrays["track_ids"]
+    if boxes.dtype != np.float32 or ids.dtype != np.int64 or boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise _bad("rois", f"rois must be float32 boxes (K, 4), int64 track_ids (K,); got {boxes.shape}, {ids.shape}")
+    if ids.shape != (boxes.shape[0],) or boxes.shape[0] > MAX_ROIS:
+        raise _bad("rois", f"rois: {ids.shape} track ids for {boxes.shape[0]} boxes; at most {MAX_ROIS} boxes")
+    if (np.abs(boxes) > MAX_ROI_PX).any() or (boxes[:, 2] <= boxes[:, 0]).any() or (boxes[:, 3] <= boxes[:, 1]).any():
+        raise _bad("rois", f"rois: each box needs x0 < x1, y0 < y1 and coordinates within {MAX_ROI_PX:g} px")
+    if (ids < 1).any():
+        raise _bad("rois", "rois: track ids must be positive")
+    full = msg.meta.get("full")
+    if not isinstance(full, bool):
+        raise _bad("rois", f"rois: meta 'full' must be true or false; got {str(full)[:24]}")
+    return RoiHint(msg.camera, msg.frame_idx, msg.stamp_ns, boxes, ids, full)

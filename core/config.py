@@ -25,6 +25,7 @@ __all__ = [
     "MatchingConfig",
     "NodeConfig",
     "RGBDConfig",
+    "ROTATIONS",
     "SmoothingConfig",
     "TriangulationConfig",
     "load_config",
@@ -58,9 +59,19 @@ class DetectorConfig:
             refines (top-down).
         reid: each worker computes a re-ID appearance descriptor per detection
             (:mod:`capture.detect.reid`) and sends it with the detections.
+        rois: 3D-guided regions of interest: the node sends each worker the predicted boxes of its
+            tracked people (``[node] feedback_endpoint``) and the worker detects on crops around them
+            (:mod:`capture.detect.crops`), with a full-frame pass when the node asks for one, without
+            a hint, and every ``roi_full_every`` frames. ``yolo11n-pose``, ``yolo-pose`` and ``rtmo``.
+        roi_full_every: a full-frame pass at least every this many frames (>= 1; 1: always full).
+        roi_lag_frames: offline runs detect frame f with the hint of node frame f - this (>= 1), so
+            workers and node overlap and the output does not depend on the machine's load.
+        roi_input_h: crop network input height, pixels (a multiple of 32).
+        roi_input_w: crop network input width, pixels (a multiple of 32).
 
     Raises:
-        ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w.
+        ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w;
+            roi_full_every or roi_lag_frames below 1.
     """
 
     name: str = "yolo11n-pose"
@@ -72,8 +83,23 @@ class DetectorConfig:
     model: str = ""
     box_detector: str = "yolo11n-pose"
     reid: bool = True
+    rois: bool = False
+    roi_full_every: int = 30
+    roi_lag_frames: int = 2
+    roi_input_h: int = 256
+    roi_input_w: int = 160
 
     def __post_init__(self) -> None:
+        if self.roi_full_every < 1 or self.roi_lag_frames < 1:
+            raise ConfigError(
+                f"detector.roi_full_every and roi_lag_frames must be >= 1; got {self.roi_full_every}, "
+                f"{self.roi_lag_frames}"
+            )
+        if min(self.roi_input_h, self.roi_input_w) <= 0 or self.roi_input_h % 32 or self.roi_input_w % 32:
+            raise ConfigError(
+                f"detector.roi_input_h and roi_input_w must be positive multiples of 32; got {self.roi_input_h}, "
+                f"{self.roi_input_w}"
+            )
         if self.input_long_px <= 0 or self.input_long_px % 32:
             raise ConfigError(f"detector.input_long_px must be a positive multiple of 32; got {self.input_long_px}")
         if (self.input_h == 0) != (self.input_w == 0):
@@ -379,6 +405,12 @@ class NodeConfig:
         curve_clients_dir: folder of the cameras' public keys, ``<camera>.key``.
         curve_output_clients_dir: folder of the public keys of the viewers and recorders allowed to
             read the 3D output; empty leaves the output open (to loopback, by default).
+        feedback_endpoint: ZeroMQ endpoint the node binds to send each worker its regions of
+            interest (:mod:`capture.service.feedback`), when ``[detector] rois`` is on; beyond
+            loopback only with ``curve_secret_key`` (the workers' keys then read it).
+
+    Raises:
+        ConfigError: a feedback endpoint that is not ``tcp://``, ``ipc://`` or ``inproc://``.
     """
 
     input_endpoint: str = "tcp://127.0.0.1:5555"
@@ -397,6 +429,17 @@ class NodeConfig:
     curve_secret_key: str = ""
     curve_clients_dir: str = ""
     curve_output_clients_dir: str = ""
+    feedback_endpoint: str = "tcp://127.0.0.1:5557"
+
+    def __post_init__(self) -> None:
+        if self.feedback_endpoint.partition("://")[0] not in ("tcp", "ipc", "inproc"):
+            raise ConfigError(
+                f"node.feedback_endpoint must be tcp://, ipc:// or inproc://; got {self.feedback_endpoint!r}"
+            )
+
+
+ROTATIONS: tuple[int, ...] = (0, 90, 180, 270)
+"""The frame rotations a camera may give (``[[cameras]] rotate``), degrees clockwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +494,10 @@ class CameraSource:
             calibration pixels (:class:`ImageMap`); None: frames must have the calibrated size.
         stills: the source is an image folder of independent moments (photo sets, benchmark
             frames): each image is reconstructed on its own, no track carried from one to the next.
+        rotate: degrees (0, 90, 180 or 270) the worker turns each frame clockwise before detection,
+            for a camera mounted on its side or upside down, so that the 2D detector (trained on
+            upright people) sees people upright; the detections are turned back into the frame's
+            own pixels, so the calibration and ``image_map`` stay those of the frames as recorded.
     """
 
     name: str
@@ -459,6 +506,13 @@ class CameraSource:
     depth: str = ""
     image_map: ImageMap | None = None
     stills: bool = False
+    rotate: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rotate not in ROTATIONS:
+            raise ConfigError(
+                f"camera {self.name}: rotate must be one of {ROTATIONS} (degrees clockwise); got {self.rotate!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +539,7 @@ _SECTIONS: dict[str, type] = {
     "node": NodeConfig,
     "rgbd": RGBDConfig,
 }
-_CAMERA_KEYS = {"name", "source", "image_size", "depth", "image_map", "stills"}
+_CAMERA_KEYS = {"name", "source", "image_size", "depth", "image_map", "stills", "rotate"}
 _IMAGE_MAP_KEYS = {"scale", "scale_x", "scale_y", "pad_x", "pad_y"}
 
 
@@ -559,13 +613,16 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     ):
         raise ConfigError(
             f"{where}: cameras must be a list of {{name = ..., source = ..., and optional image_size = [w, h], "
-            "depth = ..., image_map = {{scale = ..., pad_x = ..., pad_y = ...}}, stills = true}} tables"
+            "depth = ..., image_map = {{scale = ..., pad_x = ..., pad_y = ...}}, stills = true, rotate = 90}} tables"
         )
     for c in cams:
         if not isinstance(c.get("depth", ""), str):
             raise ConfigError(f"{where}: [[cameras]] {c['name']}: depth must be a path string; got {c['depth']!r}")
         if not isinstance(c.get("stills", False), bool):
             raise ConfigError(f"{where}: [[cameras]] {c['name']}: stills must be true or false; got {c['stills']!r}")
+        rotate = c.get("rotate", 0)
+        if not isinstance(rotate, int) or isinstance(rotate, bool) or rotate not in ROTATIONS:
+            raise ConfigError(f"{where}: [[cameras]] {c['name']}: rotate must be one of {ROTATIONS}; got {rotate!r}")
     cameras = tuple(
         CameraSource(
             str(c["name"]),
@@ -574,6 +631,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
             c.get("depth", ""),
             _image_map(c.get("image_map"), f"{where} [[cameras]] {c['name']}"),
             c.get("stills", False),
+            c.get("rotate", 0),
         )
         for c in cams
     )

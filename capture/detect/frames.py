@@ -11,6 +11,12 @@ The stage a worker runs for every frame, apart from the messaging (:mod:`capture
    (:func:`capture.detect.reid.part_histograms`, computed on the frame's own pixels, before the
    mapping), sent in the ``embeddings`` field so the node can use appearance without images;
 5. an RGB-D camera lifts the joints to 3D with its depth image (:class:`capture.sources_depth.DepthLifter`).
+
+With ``[detector] rois`` the detector runs on crops around the boxes the node predicts for the
+frame (:meth:`FrameDetector.set_hint`, :mod:`capture.detect.crops`) and on the full frame when the
+hint asks for it (``full``: nobody tracked, the track set changed, someone may be entering), when
+there is no hint (or it has no box), every ``roi_full_every`` frames, and when the crops would cost
+as many network pixels as the full frame.
 """
 
 from __future__ import annotations
@@ -19,15 +25,21 @@ import logging
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from calibration.camera import Camera
-from capture.image_map import map_detections
+from capture.image_map import map_detections, rotate_frame, rotated_size, unrotate_detections
 from capture.sources_depth import DepthLifter
 from core.config import DetectorConfig, ImageMap, RGBDConfig
 from core.types import Detections2D
 
-__all__ = ["FrameDetector"]
+__all__ = ["ROI_DETECTORS", "FrameDetector"]
 
 log = logging.getLogger(__name__)
+
+ROI_DETECTORS = ("yolo11n-pose",)
+"""Detectors that can run on crops (a second session of the model at the crop input,
+``[detector] roi_input_h, roi_input_w``, exported once per shape); the others ignore ``rois``."""
 
 
 class FrameDetector:
@@ -46,11 +58,15 @@ class FrameDetector:
         camera_model: the calibrated camera (needed with ``depth``).
         rgbd: the ``[rgbd]`` lifting settings.
         pixel_noise_px: 2D joint noise at confidence 1, pixels, for the lifted joints' uncertainty.
+        rotate: degrees (0, 90, 180, 270) each frame is turned clockwise before detection
+            (``[[cameras]] rotate``); detections are turned back into the recorded frame's pixels.
 
     Attributes:
         input_hw: the network input (height, width), pixels, once opened (None when replaying).
         last_ms: CPU-independent wall times of the last frame's stages, milliseconds
             (``"detect"``, and ``"reid"`` with descriptors).
+        last_mode: how the last frame was detected: ``"full"``, ``"crops"`` or ``"replay"``.
+        modes: frames detected per mode, and ``"crops_run"``: crops detected in all.
         lifter: the depth lifter of an RGB-D camera, None otherwise.
     """
 
@@ -67,6 +83,7 @@ class FrameDetector:
         camera_model: Camera | None = None,
         rgbd: RGBDConfig | None = None,
         pixel_noise_px: float = 6.0,
+        rotate: int = 0,
     ) -> None:
         self.camera = camera
         self.source = source
@@ -74,13 +91,19 @@ class FrameDetector:
         self.model_path = model_path
         self.stills = stills
         self.image_map = image_map
+        self.rotate = int(rotate)
         self._depth = (depth, camera_model, rgbd or RGBDConfig(), float(pixel_noise_px))
         self.input_hw: tuple[int, int] | None = None
         self.last_ms: dict[str, float] = {}
+        self.last_mode = ""
+        self.modes = {"full": 0, "crops": 0, "crops_run": 0}
         self.lifter: DepthLifter | None = None
         self._source = None
         self._detector = None
         self._describe = None
+        self._crops = None  # CropDetector with [detector] rois
+        self._hint = None  # capture.wire.RoiHint of the next frame
+        self._since_full = 0  # frames detected on crops since the last full-frame pass
 
     def open(self) -> Iterator[tuple[int, int, object]]:
         """Open the source (and model, and depth source).
@@ -107,7 +130,8 @@ class FrameDetector:
 
         cfg = self.cfg
         self._source = open_source(self.source, epoch_ns=0, stills=self.stills)
-        self.input_hw = input_hw_for_frame(self._source.size, cfg.input_long_px, cfg.fixed_input_hw)
+        seen_wh = rotated_size(self._source.size, self.rotate)  # the frame as the detector sees it
+        self.input_hw = input_hw_for_frame(seen_wh, cfg.input_long_px, cfg.fixed_input_hw)
         supplied = cfg.name != "yolo11n-pose"
         extra = {"box_detector": cfg.box_detector, "box_model": self.model_path} if cfg.name == "rtmpose" else {}
         self._detector = make_detector(
@@ -118,31 +142,95 @@ class FrameDetector:
             threads=cfg.threads,
             **extra,
         )
+        if cfg.rois and cfg.name in ROI_DETECTORS:
+            from capture.detect.crops import CropDetector
+
+            crop_hw = (cfg.roi_input_h, cfg.roi_input_w)
+            crop_net = make_detector(cfg.name, model_path=None, input_hw=crop_hw, score_threshold=cfg.score_threshold,
+                                     threads=cfg.threads)  # fmt: skip
+            self._crops = CropDetector(crop_net, crop_hw)
+        elif cfg.rois:
+            log.warning("camera %s: detector %s cannot run on crops; [detector] rois ignored", self.camera, cfg.name)
         if cfg.reid:
             from capture.detect.reid import part_histograms
 
             self._describe = part_histograms
-        log.info("camera %s: %dx%d frames, detector %s, network input %dx%d (width x height)%s", self.camera,
-                 *self._source.size, cfg.name, self.input_hw[1], self.input_hw[0],
-                 ", re-ID descriptors" if cfg.reid else "")  # fmt: skip
+        log.info("camera %s: %dx%d frames%s, detector %s, network input %dx%d (width x height)%s", self.camera,
+                 *self._source.size, f" turned {self.rotate} deg clockwise" if self.rotate else "", cfg.name,
+                 self.input_hw[1], self.input_hw[0], ", re-ID descriptors" if cfg.reid else "")  # fmt: skip
         return iter(self._source)
 
+    @property
+    def uses_rois(self) -> bool:
+        """Whether detection runs on crops when given hints (``[detector] rois``, a detector that can; once opened)."""
+        return self._crops is not None
+
+    def set_hint(self, hint: object | None) -> None:
+        """The regions of interest for the next :meth:`detect` (``[detector] rois``).
+
+        Args:
+            hint: a :class:`capture.wire.RoiHint` (boxes (K, 4) x0, y0, x1, y1 in the camera's
+                calibration pixels, ``full``), or None: the next frame is detected in full.
+        """
+        self._hint = hint
+
+    def _plan(self, frame_wh: tuple[int, int]) -> tuple[np.ndarray, tuple] | None:
+        """The next frame's hint boxes (frame pixels) and crops, or None for a full-frame pass."""
+        hint, crops = self._hint, self._crops
+        if crops is None or hint is None or hint.full or len(hint.boxes) == 0:
+            return None
+        if self._since_full + 1 >= self.cfg.roi_full_every:
+            return None
+        from capture.detect.crops import boxes_to_detector_px
+
+        recorded_wh = rotated_size(frame_wh, self.rotate)  # a quarter turn back is the same swap
+        boxes = boxes_to_detector_px(hint.boxes, self.image_map, self.rotate, recorded_wh)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame_wh[0])
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, frame_wh[1])
+        boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+        if len(boxes) == 0:
+            return None
+        plan = crops.plan(boxes, frame_wh)
+        if len(plan[0]) * crops.crop_hw[0] * crops.crop_hw[1] >= self.input_hw[0] * self.input_hw[1]:
+            return None  # as many network pixels as the full frame
+        return boxes, plan
+
+    def _run_detector(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full frame or crops, by the schedule; counts the mode."""
+        planned = self._plan((image.shape[1], image.shape[0])) if self._crops is not None else None
+        if planned is None:
+            self.last_mode, self._since_full = "full", 0
+            self.modes["full"] += 1
+            return self._detector.detect(image)
+        boxes, plan = planned
+        self.last_mode, self._since_full = "crops", self._since_full + 1
+        self.modes["crops"] += 1
+        self.modes["crops_run"] += len(plan[0])
+        return self._crops.detect(image, boxes, plan)
+
     def detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
-        """The detections of one frame (``payload`` from :meth:`open`), in calibration pixels."""
+        """The detections of one frame (``payload`` from :meth:`open`), in calibration pixels.
+
+        With ``[detector] rois``, on crops around the boxes of :meth:`set_hint`'s hint or on the
+        full frame (see the module docstring); ``last_mode`` says which.
+        """
         if isinstance(payload, Detections2D):  # replayed: already in calibration pixels
+            self.last_mode = "replay"
             dets = Detections2D(
                 self.camera, frame_idx, stamp_ns, payload.poses, payload.boxes, embeddings=payload.embeddings
             )
         else:
             t0 = time.perf_counter()
-            poses, boxes = self._detector.detect(payload)
+            image = rotate_frame(payload, self.rotate)  # upright for the detector ([[cameras]] rotate)
+            poses, boxes = self._run_detector(image)
             t1 = time.perf_counter()
             self.last_ms = {"detect": (t1 - t0) * 1e3}
             emb = None
             if self._describe is not None:
-                emb = self._describe(payload, poses, boxes)
+                emb = self._describe(image, poses, boxes)
                 self.last_ms["reid"] = (time.perf_counter() - t1) * 1e3
             dets = Detections2D(self.camera, frame_idx, stamp_ns, poses, boxes, embeddings=emb)
+            dets = unrotate_detections(dets, self.rotate, payload.shape[1::-1])  # recorded frame pixels
             dets = map_detections(dets, self.image_map)
         return dets if self.lifter is None else self.lifter.lift(dets)
 

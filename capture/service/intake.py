@@ -36,7 +36,21 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 1000
 """Lifecycle events kept for the summary; later ones are only counted."""
 _MAX_COUNT = 2**40
-_STAT_KEYS = ("frames", "skipped", "peak_rss_mb", "pid", "interrupted", "depth_lifted", "depth_missing")
+_STAT_KEYS = (
+    "frames",
+    "skipped",
+    "peak_rss_mb",
+    "pid",
+    "interrupted",
+    "depth_lifted",
+    "depth_missing",
+    "cpu_ms_per_frame",
+    "roi_full",
+    "roi_crops",
+    "roi_crops_run",
+    "roi_hints_used",
+    "roi_hint_timeouts",
+)
 
 
 def sanitise(value: object, limit: int = 64) -> str:

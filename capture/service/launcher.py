@@ -75,6 +75,8 @@ def dump_config(cfg: Config) -> str:
                          f"pad_x = {m.pad_x!r}, pad_y = {m.pad_y!r}}}")  # fmt: skip
         if cam.stills:
             lines.append("stills = true")
+        if cam.rotate:
+            lines.append(f"rotate = {int(cam.rotate)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -144,7 +146,12 @@ def launch(
         logs.mkdir(exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot create the run folder ({exc.strerror})") from None
-    node_cfg = dataclasses.replace(cfg.node, input_endpoint=free_tcp_endpoint(), output_endpoint=free_tcp_endpoint())
+    node_cfg = dataclasses.replace(
+        cfg.node,
+        input_endpoint=free_tcp_endpoint(),
+        output_endpoint=free_tcp_endpoint(),
+        feedback_endpoint=free_tcp_endpoint() if cfg.detector.rois else cfg.node.feedback_endpoint,
+    )
     offline = not realtime and not any(c.source.isdigit() for c in cfg.cameras)
     if offline:
         # Every source is a file: lossless by construction. A frame waits for every camera that is

@@ -34,6 +34,7 @@ import zmq
 from calibration.camera import CameraRig
 from capture import wire
 from capture.reconstruct import FrameReconstructor
+from capture.service.feedback import RoiPublisher, feedback_enabled
 from capture.service.intake import Intake
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.stats import WALL_CLOCK_NS, FrameFigures
@@ -102,6 +103,8 @@ class Node:
             max_ahead=node.max_ahead_frames,
         )
         self.figures = FrameFigures()
+        self._feedback_on = feedback_enabled(config)  # [detector] rois: regions of interest to the workers
+        self.feedback: RoiPublisher | None = None
         self.frames_skipped_behind = 0
         self._behind_warn_t = 0.0
         self.started = False
@@ -243,6 +246,8 @@ class Node:
         self.pub.send_multipart(
             wire.encode_poses3d(out, {"node_ms": round(total, 3), "skeleton": self.skeleton.name}), copy=False
         )
+        if self.feedback is not None:
+            self.feedback.publish(frame, result, self.reconstructor.tracker)
         self.figures.add(
             frame.frame_idx, frame.stamp_ns, result.track_ids.tolist(), {**result.stage_ms, "total": total}, wall,
             result.reproj_px, (time.monotonic() - frame.arrival) * 1e3, any(v is None for v in ordered),
@@ -360,10 +365,14 @@ class Node:
             security.secure_output(self.pub)
             sub.bind(self.cfg.node.input_endpoint)
             self.pub.bind(self.cfg.node.output_endpoint)
+            if self._feedback_on:
+                self.feedback = RoiPublisher.from_config(ctx, self.cfg, self.rig, security)
             self._open_outputs()
         except (zmq.ZMQError, CaptureError) as exc:
             sub.close()
             self.pub.close()
+            if self.feedback is not None:
+                self.feedback.close()
             security.close()
             if isinstance(exc, zmq.ZMQError):
                 raise CaptureError(
@@ -396,6 +405,8 @@ class Node:
                     last_msg = time.monotonic()
                 security.poll(self.intake)
                 self._read_subscriptions()
+                if self.feedback is not None:
+                    self.feedback.poll()
                 now = time.monotonic()
                 self.intake.check_liveness(now)
                 self._maybe_start(now)
@@ -427,6 +438,8 @@ class Node:
             finally:
                 sub.close()
                 self.pub.close()
+                if self.feedback is not None:
+                    self.feedback.close()
                 security.close()
         return self.finalise()
 
@@ -474,6 +487,7 @@ class Node:
             "camera_events": self.intake.events,
             "camera_events_not_kept": self.intake.events_not_kept,
             "interrupted": self.interrupted,
+            "roi_feedback": self.feedback.summary() if self.feedback is not None else None,
             "resumed": self.take.resumed,
             "output_error": self.output_error,
             "outputs": {

@@ -97,8 +97,9 @@ def models_for(cfg: Config) -> dict[str, str]:
     after checking the ``[detector]`` choice (:func:`capture.detectors.check_detector`: a supplied
     model's file is checked here, before any worker starts).
 
-    Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`);
-    the first frame of each source is read for its size.
+    Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`) as
+    the detector sees them (turned by ``[[cameras]] rotate``); the first frame of each source is read
+    for its size. With ``[detector] rois`` the crop model (``roi_input_h`` x ``roi_input_w``) too.
 
     Returns:
         camera name -> model path; cameras replaying detection files are left out.
@@ -109,6 +110,7 @@ def models_for(cfg: Config) -> dict[str, str]:
     """
     from capture.assets import yolo_pose_onnx
     from capture.detectors import check_detector, input_hw_for_frame, uses_default_model
+    from capture.image_map import rotated_size
 
     det, models = cfg.detector, {}
     check_detector(det.name, det.model, det.box_detector)
@@ -116,8 +118,11 @@ def models_for(cfg: Config) -> dict[str, str]:
         return models
     for cam in cfg.cameras:
         frame_wh = check_source(cam.source, cam.name, stills=cam.stills)
-        if frame_wh is not None:
-            models[cam.name] = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
+        if frame_wh is not None:  # the detector sees the frame turned by [[cameras]] rotate
+            seen_wh = rotated_size(frame_wh, cam.rotate)
+            models[cam.name] = str(yolo_pose_onnx(input_hw_for_frame(seen_wh, det.input_long_px, det.fixed_input_hw)))
+    if det.rois and models:  # the crop model, exported once here rather than by every worker at once
+        yolo_pose_onnx((det.roi_input_h, det.roi_input_w))
     return models
 
 

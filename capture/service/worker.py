@@ -47,7 +47,7 @@ from capture.detection_files import is_detection_file
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
-from capture.sources_depth import open_depth_source
+from capture.service.worker_setup import check_source, depth_setup, feedback_endpoint, uses_default_model
 from core.config import DetectorConfig, ImageMap, RGBDConfig
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.types import Detections2D
@@ -61,31 +61,6 @@ SKIP_SLACK_S = 0.05
 """Realtime replay: a frame is skipped when the next one is already this overdue, seconds."""
 QUEUE_FRAMES = 8
 """Frames the producer may run ahead of the sender (bounded: backpressure on a slow node)."""
-
-
-def check_source(source: str, camera: str | None = None, stills: bool = False) -> tuple[int, int] | None:
-    """Open a camera source once and close it, so that a bad one fails before anything starts.
-
-    Args:
-        source: the camera's source (see :class:`Worker`).
-        camera: its name, for the message.
-        stills: the source must be an image folder of independent moments.
-
-    Returns:
-        (width, height) of its frames, pixels; None for a detections file.
-
-    Raises:
-        InputError: a missing or unreadable video, image folder, webcam or detections file, or
-            stills that are not an image folder.
-    """
-    if is_detection_file(source):
-        if not Path(source).is_file():
-            raise InputError(f"{source}: detections file not found" + (f" (camera {camera})" if camera else ""))
-        return None
-    from capture.sources import open_source
-
-    with open_source(source, stills=stills) as src:
-        return src.size
 
 
 def _wait_epoch(path: Path, stop: threading.Event, timeout_s: float) -> int:
@@ -128,6 +103,11 @@ class Worker:
         image_map: frames of another size than the calibration's image: detections are mapped to
             calibration pixels with it before they are sent; None sends frame pixels.
         stills: the source is an image folder of independent moments (stamped an hour apart).
+        feedback_endpoint: ``[detector] rois``: the node's ``[node] feedback_endpoint``, where the
+            worker gets each frame's regions of interest (:mod:`capture.service.hint_feed`); "" for none.
+        rotate: degrees (0, 90, 180, 270) each frame is turned clockwise before detection
+            (``[[cameras]] rotate``: a camera mounted on its side); detections are sent in the
+            recorded frame's (calibration) pixels.
 
     Raises:
         InputError: ``depth`` without ``camera_model``, or ``depth`` with ``image_map``.
@@ -153,6 +133,8 @@ class Worker:
         pixel_noise_px: float = 6.0,
         image_map: ImageMap | None = None,
         stills: bool = False,
+        feedback_endpoint: str = "",
+        rotate: int = 0,
     ):
         if depth and camera_model is None:
             raise InputError(f"camera {camera}: a depth source needs the camera's calibration")
@@ -176,9 +158,14 @@ class Worker:
         self.pixel_noise_px = float(pixel_noise_px)
         self.image_map = image_map
         self.stills = bool(stills)
+        self.feedback_endpoint = feedback_endpoint
+        self.hints = None  # capture.service.hint_feed.HintFeed while detecting with [detector] rois
+        self._ctx: zmq.Context | None = None
+        self._cpu0: float | None = None  # process CPU time once source and model are open, seconds
         self.frames = FrameDetector(
             camera, source, self.detector_cfg, model_path, stills=self.stills, image_map=image_map,
             depth=depth, camera_model=camera_model, rgbd=self.rgbd, pixel_noise_px=self.pixel_noise_px,
+            rotate=rotate,
         )  # fmt: skip
         self.detect_ms = RunningStats()
         self.reid_ms = RunningStats()
@@ -217,7 +204,19 @@ class Worker:
             self._wait_due(current[1])
             yield current
 
+    def _open_hints(self) -> None:
+        """With ``[detector] rois`` (and a detector that runs on crops): subscribe to this camera's hints."""
+        if self.feedback_endpoint and self.frames.uses_rois:
+            from capture.service.feedback import RoiSubscriber
+            from capture.service.hint_feed import HintFeed
+
+            sub = RoiSubscriber(self._ctx or zmq.Context.instance(), self.feedback_endpoint, self.camera, self.secure)
+            live = self.realtime or self.source.isdigit()
+            self.hints = HintFeed(sub, self.detector_cfg.roi_lag_frames, live)
+
     def _detect(self, frame_idx: int, stamp_ns: int, payload: object) -> Detections2D:
+        if self.hints is not None:
+            self.frames.set_hint(self.hints.hint_for(frame_idx))
         dets = self.frames.detect(frame_idx, stamp_ns, payload)
         if "detect" in self.frames.last_ms:
             self.detect_ms.add(self.frames.last_ms["detect"])
@@ -239,6 +238,8 @@ class Worker:
 
         try:
             items = self.frames.open()
+            self._open_hints()
+            self._cpu0 = time.process_time()
             if self.ready_file is not None:
                 self.ready_file.touch()
             put(("ready",))
@@ -263,6 +264,8 @@ class Worker:
             put(("error", CaptureError(f"camera {self.camera}: {type(exc).__name__}: {exc}")))
         finally:
             self.frames.close()
+            if self.hints is not None:
+                self.hints.close()
 
     # -- sender (main thread) ----------------------------------------------------------------
     def _wait_for_subscriber(self, sock: zmq.Socket, stop: threading.Event) -> None:
@@ -304,8 +307,11 @@ class Worker:
             meta["event"] = event
         return self._control("heartbeat", meta)
 
+    def _cpu_ms(self) -> float:  # process CPU time per frame since source and model were open, ms
+        return round(1e3 * (time.process_time() - self._cpu0) / self.frames_sent, 2)
+
     def stats(self) -> dict:
-        """Worker statistics: frames sent and skipped, detection time per frame (ms), peak RSS (MiB)."""
+        """Worker statistics: frames sent and skipped, detection and process CPU time per frame (ms), peak RSS (MiB)."""
         return {
             "frames": self.frames_sent,
             "skipped": self.frames_skipped,
@@ -314,6 +320,8 @@ class Worker:
             "pid": os.getpid(),
             **({"reid_ms": self.reid_ms.summary()} if self.reid_ms.count else {}),
             **({"input_hw": list(self.frames.input_hw)} if self.frames.input_hw else {}),
+            **({f"roi_{k}": v for k, v in (self.frames.modes | self.hints.stats()).items()} if self.hints else {}),
+            **({"cpu_ms_per_frame": self._cpu_ms()} if self._cpu0 is not None and self.frames_sent else {}),
         } | ({"depth_lifted": lift.lifted, "depth_missing": lift.missing} if (lift := self.frames.lifter) else {})
 
     def run(self, ctx: zmq.Context | None = None, stop: threading.Event | None = None) -> dict:
@@ -326,7 +334,7 @@ class Worker:
             InputError: the source cannot be read.
             CaptureError: no node subscribed in time, or the detector failed.
         """
-        ctx = ctx or zmq.Context.instance()
+        ctx = self._ctx = ctx or zmq.Context.instance()
         sock = ctx.socket(zmq.XPUB)
         sock.setsockopt(zmq.SNDHWM, 1000 if not self.realtime else 100)
         sock.setsockopt(zmq.LINGER, 0)
@@ -392,37 +400,6 @@ class Worker:
         return stats
 
 
-def _depth_setup(args: argparse.Namespace, cfg) -> tuple[str, Camera | None]:  # noqa: ANN001 - core.config.Config
-    """The camera's depth source (``--depth``, else its ``[[cameras]] depth``) and, with one, its
-    calibrated camera (``--calibration``, else the config's).
-
-    Raises:
-        InputError: a depth source without a calibration.
-        CalibrationError: the calibration cannot be read or lacks the camera.
-    """
-    entry = next((c for c in cfg.cameras if c.name == args.camera), None)
-    depth = args.depth if args.depth is not None else (entry.depth if entry is not None else "")
-    if not depth:
-        return "", None
-    calib = args.calibration or cfg.calibration
-    if not calib:
-        raise InputError(f"camera {args.camera}: depth {depth} needs a calibration (--calibration or the config's)")
-    from calibration.io import read_calibration
-
-    sizes = {entry.name: entry.image_size} if entry is not None and entry.image_size is not None else None
-    rig = read_calibration(calib, sizes=sizes, names=[args.camera])
-    with open_depth_source(depth):  # a bad depth source fails here, before anything starts
-        pass
-    log.info("camera %s: RGB-D, depth from %s, calibration %s", args.camera, depth, calib)
-    return depth, rig[args.camera]
-
-
-def _uses_default_model(det: DetectorConfig) -> bool:
-    from capture.detectors import uses_default_model  # not on replays: cv2 and onnxruntime load slowly
-
-    return uses_default_model(det.name, det.box_detector)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``mvcap worker``: run one camera's worker. Exit 0 ok, 1 runtime failure, 2 bad input."""
     from core.logsetup import setup_logging
@@ -456,12 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         secure = client_securer(args)
         model = args.model
         det = cfg.detector
-        if model is None and frame_wh is not None and _uses_default_model(det):
+        if model is None and frame_wh is not None and uses_default_model(det):
             from capture.assets import yolo_pose_onnx
             from capture.detectors import input_hw_for_frame
 
             model = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
-        depth, camera_model = _depth_setup(args, cfg)
+        depth, camera_model = depth_setup(args, cfg)
         worker = Worker(
             args.camera,
             args.source,
@@ -480,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             pixel_noise_px=cfg.fusion.pixel_noise_px,
             image_map=entry.image_map if entry is not None else None,
             stills=stills,
+            feedback_endpoint=feedback_endpoint(cfg, args.endpoint),
+            rotate=entry.rotate if entry is not None else 0,
         )
         stats = worker.run(stop=stop)
     except (InputError, CalibrationError, ConfigError) as exc:
@@ -490,9 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     det = stats["detection_ms"]
     log.info(
-        "camera %s: %d frames sent, %d skipped, detection %.1f ms/frame median",
-        args.camera, stats["frames"], stats["skipped"], det["median"],
+        "camera %s: %d frames sent, %d skipped, detection %.1f ms/frame median, process CPU %s ms/frame",
+        args.camera, stats["frames"], stats["skipped"], det["median"], stats.get("cpu_ms_per_frame"),
     )  # fmt: skip
+    if "roi_full" in stats:
+        log.info("camera %s: regions of interest: %s", args.camera, {k: v for k, v in stats.items() if "roi_" in k})
     return 0
 
 

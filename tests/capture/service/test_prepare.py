@@ -185,12 +185,12 @@ def test_config_still_rejects_unknown_camera_keys():
         config_from_dict({"cameras": [{"name": "a", "image_size": [1, 2]}]})
 
 
-def test_dump_config_round_trips_image_size(tmp_path):
+def test_dump_config_round_trips_image_size_and_rotation(tmp_path):
     cfg = Config(
         calibration=str(tmp_path / "calib.json"),
         cameras=(
             CameraSource("0", str(tmp_path / "0.mp4"), image_size=(1032, 776)),
-            CameraSource("1", str(tmp_path / "1.mp4")),
+            CameraSource("1", str(tmp_path / "1.mp4"), rotate=90),
         ),
     )
     path = tmp_path / "config.toml"
