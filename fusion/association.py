@@ -37,7 +37,7 @@ from scipy.special import chdtri
 
 from core.numeric import masked_median
 from fusion.scratch import scratch
-from fusion.ukf import SigmaWeights, homogeneous_pixels
+from fusion.ukf import SigmaWeights
 
 __all__ = [
     "GATE_D2",
@@ -80,29 +80,33 @@ def predicted_pixels(
         ([[[500.0, 500.0]]], [[[6.25, 0.0, 6.25]]], [[True]])
     """
     zp, Sh, front = _unscented_pixels(pos, cov, projections)
-    return zp.transpose(0, 2, 1), Sh.transpose(0, 2, 1), front
+    return zp.transpose(2, 1, 0).copy(), Sh.transpose(2, 1, 0).copy(), front.T
 
 
 def _unscented_pixels(
     pos: np.ndarray, cov: np.ndarray, projections: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`predicted_pixels` with coordinates before views: zp (B, 2, C), Sh (B, 3, C), front (B, C)."""
+    """:func:`predicted_pixels` with coordinates first, then views, then points: zp (2, C, B), Sh (3, C, B),
+    front (C, B). In this order every array operation runs over long contiguous rows (the points and
+    their sigma points), not over rows of C values. zp and Sh are work arrays (:func:`fusion.scratch.scratch`)."""
     B, C = pos.shape[0], projections.shape[0]
-    sig = _W3.points(pos, cov)  # (B, 7, 3)
+    sig = _W3.points(pos, cov)  # (B, N, 3), N = 7
     N = sig.shape[1]
-    q = homogeneous_pixels(sig, projections, out=scratch("pp_q", (B * N, 3 * C)))  # (B, 7, 3, C)
-    depth = q[:, :, 2]
-    ahead = depth > 1e-3
-    front = ahead.all(axis=1)
-    dev = scratch("pp_h", (B, N, 2, C))
-    np.divide(q[:, :, :2], np.where(ahead, depth, 1e-3)[:, :, None], out=dev)
-    zp = (_W3_MEAN @ dev.reshape(B, N, 2 * C)).reshape(B, 2, C)
-    dev -= zp[:, None]
-    prod = scratch("pp_q", (B, N, 3, C))  # [uu, uv, vv] products (q is no longer needed)
-    np.multiply(dev[:, :, :1], dev, out=prod[:, :, :2])
-    np.multiply(dev[:, :, 1], dev[:, :, 1], out=prod[:, :, 2])
-    Sh = (_W3_COV @ prod.reshape(B, N, 3 * C)).reshape(B, 3, C)
-    return zp, Sh, front
+    homog = scratch("pp_x", (4, N, B))
+    homog[:3], homog[3] = sig.transpose(2, 1, 0), 1.0
+    A = projections.transpose(1, 0, 2).reshape(3 * C, 4)  # rows: (coordinate, view)
+    q = np.matmul(A, homog.reshape(4, N * B), out=scratch("pp_q", (3 * C, N * B))).reshape(3, C, N, B)
+    depth = q[2]
+    front = depth.min(axis=1) > 1e-3
+    if not front.all():  # a point behind the camera: a finite pixel, never used
+        np.maximum(depth, 1e-3, out=depth)
+    dev = np.divide(q[:2], depth, out=scratch("pp_h", (2, C, N, B)))
+    zp = np.matmul(_W3_MEAN, dev, out=scratch("pp_zp", (2, C, B)))
+    dev -= zp[:, :, None]
+    prod = scratch("pp_q", (3, C, N, B))  # [uu, uv, vv] products (q is no longer needed)
+    np.multiply(dev[:1], dev, out=prod[:2])
+    np.multiply(dev[1], dev[1], out=prod[2])
+    return zp, np.matmul(_W3_COV, prod, out=scratch("pp_sh", (3, C, B))), front
 
 
 def mahalanobis2(y: np.ndarray, Sh: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -120,14 +124,43 @@ def mahalanobis2(y: np.ndarray, Sh: np.ndarray, var: np.ndarray) -> np.ndarray:
         >>> float(mahalanobis2(np.array([3.0, 4.0]), np.array([0.0, 0.0, 0.0]), np.array(1.0)))
         25.0
     """
-    return _d2(y[..., 0], y[..., 1], Sh[..., 0], Sh[..., 1], Sh[..., 2], var)
+    parts = (y[..., 0], y[..., 1], Sh[..., 0], Sh[..., 1], Sh[..., 2], np.asarray(var, dtype=np.float64))
+    shape = np.broadcast_shapes(*(a.shape for a in parts))
+    return _d2(*(np.broadcast_to(a, shape).reshape(-1) for a in parts)).reshape(shape)
 
 
-def _d2(u: np.ndarray, v: np.ndarray, suu: np.ndarray, suv: np.ndarray, svv: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """:func:`mahalanobis2` of innovations (u, v) with covariances [suu, suv, svv] + var I (broadcast)."""
-    a, b, c = suu + var, suv, svv + var
-    det = np.maximum(a * c - b * b, 1e-12)
-    return (c * u**2 - 2 * b * u * v + a * v**2) / det
+def _d2(
+    u: np.ndarray,
+    v: np.ndarray,
+    suu: np.ndarray,
+    suv: np.ndarray,
+    svv: np.ndarray,
+    var: np.ndarray,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`mahalanobis2` of innovations (u, v) with covariances [suu, suv, svv] + var I (arrays of one
+    shape, at least 1-d), into ``out`` (then with work arrays for the temporaries) or a new array."""
+    shape = u.shape
+    tmp = (lambda name: scratch(name, shape)) if out is not None else (lambda name: np.empty(shape))
+    a, c, det, t = tmp("d2_a"), tmp("d2_c"), tmp("d2_det"), tmp("d2_t")
+    out = np.empty(shape) if out is None else out
+    np.add(suu, var, out=a)
+    np.add(svv, var, out=c)
+    np.multiply(a, c, out=det)
+    np.multiply(suv, suv, out=t)
+    det -= t
+    np.maximum(det, 1e-12, out=det)
+    np.multiply(u, u, out=out)  # (c u^2 - 2 b u v + a v^2) / det
+    out *= c
+    np.multiply(suv, 2, out=t)
+    t *= u
+    t *= v
+    out -= t
+    np.multiply(v, v, out=t)
+    t *= a
+    out += t
+    out /= det
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,29 +230,40 @@ def gate_groups(
     if not ti.size:
         return Gating(swap, inlier, cost, ok, dist)
     zp, Sh, front = _unscented_pixels(pos.reshape(-1, 3), cov.reshape(-1, 3, 3), projections)
-    zp, Sh, front = zp.reshape(T, J, 2, C)[ti], Sh.reshape(T, J, 3, C)[ti], front.reshape(T, J, C)[ti]
-    zg, vg = z.transpose(0, 1, 3, 2)[gi], var[gi]  # (p, J, 2, C), (p, J, C)
-    y = zg - zp
-    d2 = _d2(y[:, :, 0], y[:, :, 1], Sh[:, :, 0], Sh[:, :, 1], Sh[:, :, 2], vg)
-    usable = meas[gi] & active[ti][..., None] & front
+    # Each joint against its own prediction, then each left/right joint against its partner's
+    # prediction (``lr``, with the partner's observation): one pass over (view, pair, J + 2 k), views
+    # first so that the operations run over long rows.
     left = np.nonzero(mirror > np.arange(J))[0]
-    right = mirror[left]
+    right, k = mirror[left], left.size
+    lr = np.concatenate([left, right])
+    own = ti[:, None] * J + np.concatenate([np.arange(J), lr])  # (p, J + 2k) rows of zp and Sh
+    seen_j = np.concatenate([np.arange(J), mirror[lr]])
+    # Gathers (np.take) from C-contiguous copies into work arrays: fresh memory pages cost more than the
+    # arithmetic, and numpy's gather from a strided array is several times slower.
+    obs = gi[:, None] * J + seen_j  # (p, J + 2k) rows of the groups' (G J) joints
+    zt = scratch("g_zt", (2, C, G * J))
+    np.copyto(zt.reshape(2, C, G, J), z.transpose(3, 2, 0, 1))
+    zg = np.take(zt, obs, axis=2, out=scratch("g_z", (2, C, *obs.shape)), mode="clip")  # (2, C, p, J + 2k)
+    zg -= np.take(zp, own, axis=2, out=scratch("g_zp", (2, C, *own.shape)), mode="clip")
+    Sp = np.take(Sh, own, axis=2, out=scratch("g_s", (3, C, *own.shape)), mode="clip")
+    vt = scratch("g_vt", (C, G * J))
+    np.copyto(vt.reshape(C, G, J), var.transpose(2, 0, 1))
+    vg = np.take(vt, obs, axis=1, out=scratch("g_v", (C, *obs.shape)), mode="clip")
+    d2_all = _d2(zg[0], zg[1], Sp[0], Sp[1], Sp[2], vg, out=scratch("g_d2", vg.shape))
+    d2, d2m = d2_all[..., :J], d2_all[..., J:]  # (C, p, J), (C, p, 2k)
+    usable = np.ascontiguousarray(meas.transpose(2, 0, 1))[:, gi] & active[ti] & front[:, own[:, :J]]
     sw = np.zeros(d2.shape, bool)
-    if left.size:  # each side's joint against its partner's prediction
-        lr = np.concatenate([left, right])
-        ym, Sm = zg[:, mirror[lr]] - zp[:, lr], Sh[:, lr]
-        d2m = _d2(ym[:, :, 0], ym[:, :, 1], Sm[:, :, 0], Sm[:, :, 1], Sm[:, :, 2], vg[:, mirror[lr]])
-        both = usable[:, left] & usable[:, right]
-        k = left.size
-        flip = both & (d2m[:, :k] + d2m[:, k:] < _SWAP_RATIO * (d2[:, left] + d2[:, right]))
-        sw[:, left] = sw[:, right] = flip
-        d2[:, lr] = np.where(sw[:, lr], d2m, d2[:, lr])
+    if k:
+        both = usable[..., left] & usable[..., right]
+        flip = both & (d2m[..., :k] + d2m[..., k:] < _SWAP_RATIO * (d2[..., left] + d2[..., right]))
+        sw[..., left] = sw[..., right] = flip
+        d2[..., lr] = np.where(sw[..., lr], d2m, d2[..., lr])
     inl = usable & (d2 <= GATE_D2)
-    n_common = usable.sum(axis=(1, 2))
-    n_in = inl.sum(axis=(1, 2))
-    cost[ti, gi] = (np.where(inl, d2, 0.0).sum(axis=(1, 2)) + GATE_D2 * (n_common - n_in)) / np.maximum(n_common, 1)
+    n_common = usable.sum(axis=(0, 2))
+    n_in = inl.sum(axis=(0, 2))
+    cost[ti, gi] = (np.where(inl, d2, 0.0).sum(axis=(0, 2)) + GATE_D2 * (n_common - n_in)) / np.maximum(n_common, 1)
     ok[ti, gi] = (2 * n_in >= n_common) & (n_in >= _MIN_INLIERS)
-    swap[ti, gi], inlier[ti, gi] = sw, inl
+    swap[ti, gi], inlier[ti, gi] = sw.transpose(1, 2, 0), inl.transpose(1, 2, 0)
     return Gating(swap, inlier, cost, ok, dist)
 
 

@@ -78,6 +78,8 @@ _BONE_WINDOW = 120
 _BONE_MIN_SAMPLES = 10
 _BONE_REFRESH = 4
 _RESTART_AFTER_S = 0.1
+# The states as plain ints: numpy compares an array with an IntEnum member several times slower.
+_TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
 
 
 class LiveTracker:
@@ -166,10 +168,10 @@ class LiveTracker:
         t = self._t
         unseen_s = (stamp_ns - t.last_ns) * _NS
         expired = (unseen_s > self.cfg.max_missed_s) | (
-            (t.state == TrackState.TENTATIVE) & ((stamp_ns - t.first_ns) * _NS > self.cfg.max_tentative_s)
+            (t.state == _TENTATIVE) & ((stamp_ns - t.first_ns) * _NS > self.cfg.max_tentative_s)
         )
         if expired.any():
-            self._keep_signatures(np.nonzero(expired & (t.state != TrackState.TENTATIVE) & ~t.pending)[0])
+            self._keep_signatures(np.nonzero(expired & (t.state != _TENTATIVE) & ~t.pending)[0])
             for i in t.ids[expired].tolist():
                 self._desc.pop(i, None)
             t = self._t = t.take(~expired)
@@ -390,7 +392,7 @@ class LiveTracker:
             x[~active], P[~active] = t.x[k][~active], t.P[k][~active]
         # Bone samples from confirmed tracks and pending ones (for re-identification), the constraint
         # on confirmed ones.
-        confirmed = t.state[k] != TrackState.TENTATIVE
+        confirmed = t.state[k] != _TENTATIVE
         b = np.nonzero(confirmed | t.pending[k])[0]
         if b.size:  # in place: rows of the (T, L) samples, without copying the buffers
             lengths, ok = np.zeros(t.bone_n.shape), np.zeros(t.bone_n.shape, bool)
@@ -421,9 +423,9 @@ class LiveTracker:
         hit[assign[assign >= 0]] = True
         t.hits[hit] += 1
         t.last_ns[hit] = stamp_ns
-        t.state[hit & (t.state == TrackState.LOST)] = TrackState.CONFIRMED
-        t.state[hit & (t.state == TrackState.TENTATIVE) & (t.hits >= self.cfg.confirm_after)] = TrackState.CONFIRMED
-        t.state[~hit & (t.state == TrackState.CONFIRMED)] = TrackState.LOST
+        t.state[hit & (t.state == _LOST)] = _CONFIRMED
+        t.state[hit & (t.state == _TENTATIVE) & (t.hits >= self.cfg.confirm_after)] = _CONFIRMED
+        t.state[~hit & (t.state == _CONFIRMED)] = _LOST
 
     def _start(self, poses: np.ndarray, stamp_ns: int) -> None:
         """Start tentative tracks at the triangulated poses (N, J, 4), at rest."""

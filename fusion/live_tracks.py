@@ -40,7 +40,6 @@ ACCEL_SCALE_LIMB: Final = 1.0
 ACCEL_SCALE_TRUNK: Final = 0.5
 """Factor of ``accel_noise_mps2`` for the head, shoulders and hips."""
 _CONF_STD_M: Final = 0.05
-_AXES: Final = np.arange(3)
 
 
 class TrackState(enum.IntEnum):
@@ -207,12 +206,15 @@ def predict_linear(
     P_new[:, :3] += d * P[:, 3:]
     P_new[:, :, :3] += d * P_new[:, :, 3:]
     # Q of constant_velocity_noise (white-noise acceleration, Bar-Shalom et al. 2001, 6.2.2), by blocks.
+    # Q = kron(q, I3) with q the 2 x 2 [position, velocity] block: added to the diagonals of the four 3 x 3
+    # blocks of P at once, through a (B, 2, 2, 3) view of them.
     var = np.asarray(accel_std_mps2, dtype=np.float64) ** 2
-    q_pv = (0.5 * var * dt**3)[:, None]
-    P_new[:, _AXES, _AXES] += (0.25 * var * dt**4)[:, None]
-    P_new[:, _AXES, _AXES + 3] += q_pv
-    P_new[:, _AXES + 3, _AXES] += q_pv
-    P_new[:, _AXES + 3, _AXES + 3] += (var * dt**2)[:, None]
+    q = np.empty((dt.shape[0], 2, 2))
+    q[:, 0, 0] = 0.25 * var * dt**4
+    q[:, 0, 1] = q[:, 1, 0] = 0.5 * var * dt**3
+    q[:, 1, 1] = var * dt**2
+    diagonals = np.einsum("bkili->bkli", P_new.reshape(-1, 2, 3, 2, 3))  # (B, 2, 2, 3) writable view
+    diagonals += q[..., None]
     return x_new, P_new
 
 

@@ -15,10 +15,13 @@ so their block of the innovation covariance is their noise alone and their colum
 zero; the update is then exactly the update with the seen views only (block-diagonal argument),
 which is what filterpy computes with the shorter measurement vector.
 
-With more pixel coordinates than sigma points (2 C > 2 n + 1 = 13, from 7 cameras on), the update
-inverts the 13 x 13 matrix of the matrix inversion lemma instead of the 2 C x 2 C innovation
-covariance (:func:`_update_woodbury`; equal to rounding): at 32 cameras a 13 x 13 solve per joint
-instead of a 64 x 64 one.
+The pixels depend on the position only: the 6 sigma points along the velocity columns of the
+(lower triangular) Cholesky factor have the centre's position, and the update folds them into it
+(:meth:`SigmaWeights.position_points`): 7 distinct points instead of 13, the same sums. With more
+pixel coordinates than those points (2 C > 7, from 4 cameras on), the update inverts the 7 x 7
+matrix of the matrix inversion lemma instead of the 2 C x 2 C innovation covariance
+(:func:`_update_woodbury`; equal to rounding): at 32 cameras a 7 x 7 solve per joint instead of a
+64 x 64 one.
 
 Convention: sigma points are ordered as filterpy's (centre, then +columns, then -columns of the
 Cholesky factor of ``(n + lambda) P``); pixels are undistorted (``Camera.undistort_px``).
@@ -27,6 +30,7 @@ Cholesky factor of ``(n + lambda) P``); pixels are undistorted (``Camera.undisto
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 
@@ -44,6 +48,7 @@ __all__ = [
 ]
 
 STATE_DIM = 6
+POSITION_DIM = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ class SigmaWeights:
     kappa: float = 0.0
     _wm: np.ndarray = field(init=False, repr=False, compare=False)
     _wc: np.ndarray = field(init=False, repr=False, compare=False)
+    _wm_pos: np.ndarray = field(init=False, repr=False, compare=False)
+    _wc_pos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lam = self.alpha**2 * (self.n + self.kappa) - self.n
@@ -79,10 +86,12 @@ class SigmaWeights:
         wm[0] = lam / (self.n + lam)
         wc = wm.copy()
         wc[0] += 1.0 - self.alpha**2 + self.beta
-        wm.setflags(write=False)
-        wc.setflags(write=False)
-        object.__setattr__(self, "_wm", wm)
-        object.__setattr__(self, "_wc", wc)
+        d = min(POSITION_DIM, self.n)  # the points off the position columns fold into the centre
+        folded = [np.r_[w[0] + w[1 + d : 1 + self.n].sum() + w[1 + self.n + d :].sum(), w[1 : 1 + d],
+                        w[1 + self.n : 1 + self.n + d]] for w in (wm, wc)]  # fmt: skip
+        for name, a in zip(("_wm", "_wc", "_wm_pos", "_wc_pos"), (wm, wc, *folded), strict=True):
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
 
     @property
     def lam(self) -> float:
@@ -115,6 +124,35 @@ class SigmaWeights:
         L = np.linalg.cholesky((self.n + self.lam) * P)  # (B, n, n), P = L L^T; filterpy's U = L^T
         offsets = np.swapaxes(L, 1, 2)  # rows of U = columns of L
         return np.concatenate([x[:, None, :], x[:, None, :] + offsets, x[:, None, :] - offsets], axis=1)
+
+    def position_points(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sigma points that matter to a function of the position (the first 3 state components).
+
+        The Cholesky factor L of ``(n + lambda) P`` is lower triangular: its columns after the third
+        have no position component, so their 2 (n - 3) sigma points have the centre's position and, for
+        a function of the position, its value. Folded into the centre (their weights added to its
+        weights), the unscented transform's mean, covariance and cross-covariance with the state are
+        the same sums over 7 points instead of 2 n + 1 (the +-pairs' state deviations cancel in the
+        cross-covariance, as their function values are equal).
+
+        Args:
+            P: (B, n, n) covariances (symmetric positive definite).
+
+        Returns:
+            dev: (B, 2 d + 1, n) the points' deviations from the mean (centre, +columns, -columns of L;
+                d = min(3, n)); the points are ``x[:, None] + dev``.
+            wm, wc: (2 d + 1,) their mean and covariance weights (read-only).
+
+        Raises:
+            numpy.linalg.LinAlgError: a covariance is not positive definite.
+        """
+        B, d = P.shape[0], min(POSITION_DIM, self.n)
+        L = np.linalg.cholesky((self.n + self.lam) * P)  # (B, n, n)
+        dev = np.empty((B, 2 * d + 1, self.n))
+        dev[:, 0] = 0.0
+        dev[:, 1 : d + 1] = np.swapaxes(L[:, :, :d], 1, 2)
+        np.negative(dev[:, 1 : d + 1], out=dev[:, d + 1 :])
+        return dev, self._wm_pos, self._wc_pos
 
 
 def constant_velocity_noise(dt_s: np.ndarray, accel_std_mps2: float) -> np.ndarray:
@@ -175,6 +213,9 @@ def predict(
     sigmas_f[..., :3] += dt[:, None, None] * sigmas[..., 3:]
     x_new, P_new = _unscented_transform(sigmas_f, w)
     return x_new, P_new + Q
+
+
+_W6: Final = SigmaWeights(STATE_DIM)
 
 
 def project_points(points_w: np.ndarray, projections: np.ndarray) -> np.ndarray:
@@ -240,7 +281,10 @@ def update(
 ) -> MaskedUpdate:
     """Update B filters with the pixels of their point in the views that saw it (filterpy ``UKF.update``).
 
-    As filterpy 1.4.5 does, the sigma points are drawn afresh from the predicted (x, P).
+    As filterpy 1.4.5 does, the sigma points are drawn afresh from the predicted (x, P). The pixels
+    depend on the position only, and the Cholesky factor is lower triangular, so the sigma points
+    along its velocity columns project onto the centre's pixels: they are folded into the centre
+    (:meth:`SigmaWeights.position_points`), which leaves 7 distinct points of 13 and the same sums.
 
     Args:
         x: (B, 6) predicted states.
@@ -257,38 +301,47 @@ def update(
     Raises:
         ShapeError: inconsistent shapes.
     """
-    w = w or SigmaWeights(STATE_DIM)
+    w = w or _W6
     B, C = mask.shape
     if z_px.shape != (B, C, 2) or var_px2.shape != (B, C) or projections.shape != (C, 3, 4):
         raise ShapeError(
             f"update needs z_px (B, C, 2), mask and var_px2 (B, C), projections (C, 3, 4); got "
             f"{z_px.shape}, {mask.shape}, {var_px2.shape}, {projections.shape}"
         )
-    m = mask.astype(bool)
-    sigmas_f = w.points(x, P)
+    m = mask.astype(bool, copy=False)
+    dev_x, wm, wc = w.position_points(P)  # (B, N, n) deviations from x, N = 7
+    N = dev_x.shape[1]
     # Pixel coordinates in blocks, [u_0 .. u_C-1, v_0 .. v_C-1] (one homogeneous matmul; their order
-    # does not matter to the update).
+    # does not matter to the update). The large intermediates live in reused buffers: fresh pages of
+    # memory cost more than the arithmetic.
+    pts = scratch("pts", (B, N, 3))
+    np.add(x[:, None, :3], dev_x[..., :3], out=pts)
+    q = homogeneous_pixels(pts, projections, out=scratch("q", (B * N, 3 * C))).reshape(B, N, 3, C)
+    # E: the pixel deviations D (B, N, 2C) and, below them, the innovation y (B, 2C).
+    E = scratch("h", (B, N + 1, 2 * C))
+    dev_z = E[:, :N]
+    np.divide(q[:, :, :2], q[:, :, 2:], out=dev_z.reshape(B, N, 2, C))
     seen2 = np.concatenate([m, m], axis=1)  # (B, 2C)
-    N = sigmas_f.shape[1]
-    # The large intermediates live in reused buffers: fresh pages of memory cost more than the arithmetic.
-    q = homogeneous_pixels(sigmas_f[..., :3], projections, out=scratch("q", (B * N, 3 * C)))
-    dev_z = scratch("h", (B, N, 2 * C))
-    np.divide(q.reshape(B, N, 3, C)[:, :, :2], q.reshape(B, N, 3, C)[:, :, 2:], out=dev_z.reshape(B, N, 2, C))
-    if not m.all():
+    all_seen = m.all()
+    if not all_seen:
         np.copyto(dev_z, 0.0, where=~seen2[:, None, :])
-    zp = w.Wm @ dev_z
-    dev_z -= zp[:, None, :]  # (B, 2n+1, 2C)
-    dev_x = sigmas_f - x[:, None, :]  # (B, 2n+1, n)
-    y = np.where(seen2, z_px.transpose(0, 2, 1).reshape(B, 2 * C) - zp, 0.0)
-    var2 = np.concatenate([var_px2, var_px2], axis=1)
-    wc = w.Wc
-    if 2 * C > len(wc) and (wc != 0).all():
-        r_inv = np.where(seen2, 1.0 / var2, 0.0)
+    zp = wm @ dev_z
+    dev_z -= zp[:, None, :]  # (B, N, 2C)
+    y = E[:, N]
+    np.subtract(z_px.transpose(0, 2, 1), zp.reshape(B, 2, C), out=y.reshape(B, 2, C))
+    if not all_seen:
+        np.copyto(y, 0.0, where=~seen2)
+    if 2 * C > N and (wc != 0).all():
+        r_inv = scratch("r_inv", (B, 2, C))
+        np.divide(1.0, var_px2[:, None, :], out=r_inv)
+        r_inv = r_inv.reshape(B, 2 * C)
+        if not all_seen:
+            np.copyto(r_inv, 0.0, where=~seen2)
         DR = np.multiply(dev_z, r_inv[:, None, :], out=q.reshape(-1)[: dev_z.size].reshape(dev_z.shape))
-        x_new, P_new, d2 = _update_woodbury(x, P, dev_x, dev_z, DR, y, r_inv, wc)
+        x_new, P_new, d2 = _update_woodbury(x, P, dev_x, E, DR, r_inv, wc)
         return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
     S = np.swapaxes(dev_z, 1, 2) @ (wc[:, None] * dev_z)
-    R = np.where(seen2, var2, 1.0)
+    R = np.where(seen2, np.concatenate([var_px2, var_px2], axis=1), 1.0)
     diag = np.arange(2 * C)
     S[:, diag, diag] += R
     Pxz = np.swapaxes(dev_x, 1, 2) @ (wc[:, None] * dev_z)  # (B, n, 2C)
@@ -302,36 +355,33 @@ def update(
 
 
 def _update_woodbury(
-    x: np.ndarray,
-    P: np.ndarray,
-    X: np.ndarray,
-    D: np.ndarray,
-    DR: np.ndarray,
-    y: np.ndarray,
-    r_inv: np.ndarray,
-    wc: np.ndarray,
+    x: np.ndarray, P: np.ndarray, X: np.ndarray, E: np.ndarray, DR: np.ndarray, r_inv: np.ndarray, wc: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The UKF update through the (2n+1)-sized inverse of the matrix inversion lemma (Woodbury).
+    """The UKF update through the N x N inverse of the matrix inversion lemma (Woodbury).
 
-    With sigma-point deviations X (B, N, n) of the state and D (B, N, m) of the measurement (N = 2n+1),
+    With sigma-point deviations X (B, N, n) of the state and D (B, N, m) of the measurement,
     covariance weights W = diag(wc) and a diagonal noise R, the innovation covariance is
     ``S = D^T W D + R``; with ``M = W^-1 + D R^-1 D^T`` (N x N), ``S^-1 = R^-1 - R^-1 D^T M^-1 D R^-1``, so
     the gain is ``K = X^T M^-1 D R^-1`` and ``P - K S K^T = P - X^T W X + X^T M^-1 X``: an N x N solve
     instead of an m x m one (m = 2 C pixel coordinates; Press et al., *Numerical Recipes*, §2.7.3).
     Unseen coordinates have ``r_inv`` 0 and drop out exactly, as in the masked form.
 
-    Args: x (B, n), P (B, n, n); X (B, N, n), D (B, N, m) the deviations, DR = D R^-1; y (B, m)
-    innovations; r_inv (B, m) inverse noise variances; wc (N,) covariance weights (none zero).
+    Args: x (B, n), P (B, n, n); X (B, N, n) the state deviations; E (B, N + 1, m): the measurement
+    deviations D and, as its last row, the innovations y; DR (B, N, m) = D R^-1; r_inv (B, m) inverse noise
+    variances (0 where unseen); wc (N,) covariance weights (none zero).
 
     Returns: x (B, n), P (B, n, n) updated and (B,) squared Mahalanobis distances of ``y``.
     """
-    M = DR @ np.swapaxes(D, 1, 2)
-    diag = np.arange(M.shape[1])
-    M[:, diag, diag] += 1.0 / wc
-    b = DR @ y[..., None]  # (B, N, 1)
-    sol = np.linalg.solve(M, np.concatenate([b, X], axis=2))  # M^-1 [b | X]
+    N = X.shape[1]
+    Mb = DR @ np.swapaxes(E, 1, 2)  # (B, N, N + 1): [D R^-1 D^T | D R^-1 y]
+    diag = np.arange(N)
+    Mb[:, diag, diag] += 1.0 / wc
+    b = Mb[:, :, N:]  # (B, N, 1)
+    sol = np.linalg.solve(Mb[:, :, :N], np.concatenate([b, X], axis=2))  # M^-1 [b | X]
     Xt = np.swapaxes(X, 1, 2)
-    x_new = x + (Xt @ sol[..., :1])[..., 0]
-    P_new = P + Xt @ (sol[..., 1:] - wc[:, None] * X)
+    upd = Xt @ sol
+    x_new = x + upd[..., 0]
+    P_new = P + upd[..., 1:] - Xt @ (wc[:, None] * X)
+    y = E[:, N]
     d2 = np.einsum("bi,bi->b", y * r_inv, y) - np.einsum("bi,bi->b", b[..., 0], sol[..., 0])
     return x_new, P_new, d2

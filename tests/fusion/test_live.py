@@ -439,3 +439,20 @@ def test_hands_and_feet_get_more_process_noise_than_the_trunk(rig, rng):
     std = tr.tracks[0].std_m
     LH, LA = COCO17.index("left_hip"), COCO17.index("left_ankle")
     assert std[LW] > 2 * std[LH] and std[LA] > 2 * std[LH]
+
+
+def test_bone_lengths_are_the_median_of_the_kept_samples(rng):
+    """The running lengths equal the median of the last ``window``
+    samples, whether the buffers are filling or wrapped around, and NaN below ``min_samples``."""
+    model = BoneModel(np.array([[0, 1], [1, 2], [2, 3]]), window=7, min_samples=3)
+    buf, count = model.empty(6)
+    for _ in range(12):
+        model.push(buf, count, rng.uniform(0.2, 0.5, (6, 3)), rng.random((6, 3)) < 0.6)
+    count[0, 0] = 0  # a limb without samples
+    got = model.lengths(buf, count)
+    for t in range(6):
+        for limb in range(3):
+            n = min(count[t, limb], 7)
+            ref = np.median(buf[t, limb, :n]) if n >= 3 else np.nan
+            np.testing.assert_equal(got[t, limb], ref)
+    assert np.isfinite(got).sum() >= 10 and np.isnan(got).sum() >= 1 and (count > 7).any()

@@ -6,7 +6,7 @@ import numpy as np
 from synth import person
 
 from core.skeleton import COCO17
-from fusion.association import GATE_D2, gate_groups, predicted_pixels
+from fusion.association import GATE_D2, gate_groups, mahalanobis2, predicted_pixels
 from fusion.ukf import SigmaWeights, project_points, update
 
 J = COCO17.n_joints
@@ -95,7 +95,7 @@ def test_gate_skips_only_pairs_the_3d_gate_rejects():
 def test_update_results_survive_later_calls_and_views_can_be_missing():
     """The update's work buffers are reused: its results must not be, and an unseen view must not count."""
     rng = np.random.default_rng(2)
-    P = _ring(16)  # 32 pixel coordinates: more than the 13 sigma points (the Woodbury form)
+    P = _ring(16)  # 32 pixel coordinates: more than the 7 distinct sigma points (the Woodbury form)
     B = 5
     x = np.c_[rng.normal(0, 0.3, (B, 3)) + [0, 0, 1], np.zeros((B, 3))]
     Pc = np.tile(np.diag([0.03**2] * 3 + [1.0] * 3), (B, 1, 1))
@@ -116,3 +116,67 @@ def test_update_results_survive_later_calls_and_views_can_be_missing():
     np.testing.assert_allclose(first.P[1], sub.P[0], atol=1e-12)
     assert first.n_views.tolist() == [16, 3, 16, 16, 16]
     assert np.linalg.norm(first.x[:, :3] - (x[:, :3] + 0.01), axis=1).max() < 0.005
+
+
+def _reference_gate(pos, cov, active, z, var, meas, poses, P, gate_m):
+    """The gate's definition, one (track, group) pair and one view at a time (module docstring of
+    fusion.association): swaps, inliers, truncated mean cost and compatibility of every pair."""
+    T, G, C = pos.shape[0], z.shape[0], P.shape[0]
+    zp, Sh, front = predicted_pixels(pos.reshape(-1, 3), cov.reshape(-1, 3, 3), P)
+    zp, Sh, front = zp.reshape(T, J, C, 2), Sh.reshape(T, J, C, 3), front.reshape(T, J, C)
+    swap, inlier = np.zeros((T, G, J, C), bool), np.zeros((T, G, J, C), bool)
+    cost, ok = np.full((T, G), GATE_D2), np.zeros((T, G), bool)
+    pairs = [(left, right) for left, right in COCO17.left_right]
+    for t in range(T):
+        var_m2 = np.trace(cov[t], axis1=-2, axis2=-1)[active[t]].mean() / 3.0
+        for g in range(G):
+            common = active[t] & (poses[g, :, 3] > 0)
+            dist = np.median(np.linalg.norm(pos[t] - poses[g, :, :3], axis=-1)[common])
+            if dist > gate_m + 3.0 * np.sqrt(var_m2):
+                continue
+            usable = meas[g] & active[t][:, None] & front[t]
+            d2 = mahalanobis2(z[g] - zp[t], Sh[t], var[g])  # (J, C)
+            for left, right in pairs:
+                for c in range(C):
+                    d2m_l = mahalanobis2(z[g, right, c] - zp[t, left, c], Sh[t, left, c], var[g, right, c])
+                    d2m_r = mahalanobis2(z[g, left, c] - zp[t, right, c], Sh[t, right, c], var[g, left, c])
+                    both = usable[left, c] and usable[right, c]
+                    if both and d2m_l + d2m_r < 0.25 * (d2[left, c] + d2[right, c]):
+                        swap[t, g, [left, right], c] = True
+                        d2[left, c], d2[right, c] = d2m_l, d2m_r
+            inl = usable & (d2 <= GATE_D2)
+            inlier[t, g] = inl
+            n_common, n_in = usable.sum(), inl.sum()
+            cost[t, g] = (d2[inl].sum() + GATE_D2 * (n_common - n_in)) / max(n_common, 1)
+            ok[t, g] = 2 * n_in >= n_common and n_in >= 3
+    return swap, inlier, cost, ok
+
+
+def test_gate_equals_its_definition_one_observation_at_a_time():
+    """The batched gate (views first, work arrays, left/right partners in the same pass) against the
+    plain per-pair, per-view definition, on the memory layout the tracker passes (views before joints)."""
+    rng = np.random.default_rng(5)
+    P = _ring(6)
+    people = [person((0.0, 0.0)), person((0.6, 0.2)), person((3.0, -1.0)), person((0.05, 0.05))]
+    pos, cov, z, var, meas, poses = _scene(P, rng, people)
+    T = len(people)
+    A = rng.normal(0, 0.02, (T, J, 3, 3))
+    cov = cov + A @ A.transpose(0, 1, 3, 2)  # correlated, different per joint
+    active = rng.random((T, J)) < 0.9
+    meas &= rng.random(meas.shape) < 0.85
+    var = rng.uniform(4.0, 40.0, var.shape)
+    lw, rw = COCO17.index("left_wrist"), COCO17.index("right_wrist")
+    z[1, [lw, rw], :3] = z[1, [rw, lw], :3]  # swapped wrists in three views
+    active[1, [lw, rw]], meas[1, [lw, rw], :3] = True, True
+    poses[2, :4, 3] = 0.0
+    z_k = np.ascontiguousarray(z.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)  # (G, J, C, 2), views first in memory
+    var_k = np.ascontiguousarray(var.transpose(0, 2, 1)).transpose(0, 2, 1)
+    got = gate_groups(pos, cov, active, z_k, var_k, meas, poses, P, MIRROR, 0.5)
+    swap, inlier, cost, ok = _reference_gate(pos, cov, active, z, var, meas, poses, P, 0.5)
+    np.testing.assert_array_equal(got.swap, swap)
+    np.testing.assert_array_equal(got.inlier, inlier)
+    np.testing.assert_array_equal(got.ok, ok)
+    np.testing.assert_allclose(got.cost, cost, rtol=1e-12)
+    assert (
+        swap[1, 1, [lw, rw], :3].all() and ok.sum() >= 3 and (cost == GATE_D2).sum() >= 4
+    )  # the scene covers all cases

@@ -32,7 +32,7 @@ def test_process_noise_matches_filterpy():
         np.testing.assert_allclose(Q[b], ref, rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("n_cams", [4, 12])  # 12: more pixel coordinates than sigma points (Woodbury form)
+@pytest.mark.parametrize("n_cams", [1, 3, 4, 12])  # from 4: more pixel coordinates than points (Woodbury)
 @pytest.mark.parametrize(("alpha", "atol"), [(0.5, 1e-9), (1e-3, 1e-7)])
 def test_batched_filter_equals_filterpy(alpha, atol, n_cams):
     """Equal to 1e-9 at the default alpha; at 1e-3 both lose digits to weights of order 1e6."""
@@ -83,9 +83,10 @@ def test_batched_filter_equals_filterpy(alpha, atol, n_cams):
                 assert res.mahalanobis2[b] == 0.0 and res.n_views[b] == 0
             np.testing.assert_allclose(x[b], f.x, rtol=0, atol=atol)
             np.testing.assert_allclose(P[b], f.P, rtol=0, atol=atol)
-    # The filter tracks: the position error ends well below the 2D noise's metric size.
+    # The filter tracks: the position error ends well below the 2D noise's metric size (one view
+    # leaves the depth unobserved).
     seen = np.arange(1, B)
-    assert np.median(np.linalg.norm(x[seen, :3] - truth[seen], axis=1)) < 0.02
+    assert n_cams == 1 or np.median(np.linalg.norm(x[seen, :3] - truth[seen], axis=1)) < 0.02
 
 
 def test_sigma_points_reproduce_mean_and_covariance():
@@ -102,3 +103,28 @@ def test_sigma_points_reproduce_mean_and_covariance():
     )
     np.testing.assert_allclose(mean, x, atol=1e-12)
     np.testing.assert_allclose(cov, P, atol=1e-9)
+
+
+def test_position_points_fold_the_velocity_points_into_the_centre():
+    """For a function of the position, the 7 folded points give the 13 points' mean, covariance and
+    cross-covariance with the state (what the update uses), to rounding."""
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(5, 6, 6))
+    P = A @ np.swapaxes(A, 1, 2) * 0.01 + 1e-4 * np.eye(6)
+    x = np.c_[rng.normal(0, 0.5, (5, 3)) + [0, 0, 4], rng.normal(0, 1, (5, 3))]
+    projections = _rig(3)
+    for w in (SigmaWeights(6), SigmaWeights(6, alpha=0.3, kappa=1.0)):
+        full = w.points(x, P)  # (B, 13, 6)
+        dev, wm, wc = w.position_points(P)
+        assert dev.shape == (5, 7, 6) and wm.shape == wc.shape == (7,)
+        np.testing.assert_allclose(wm.sum(), 1.0, atol=1e-12)
+        for pts, m, c in ((full, w.Wm, w.Wc), (x[:, None] + dev, wm, wc)):
+            h = project_points(pts[..., :3], projections).reshape(5, pts.shape[1], -1)
+            mean = np.einsum("s,bsk->bk", m, h)
+            cov = np.einsum("s,bsk,bsl->bkl", c, h - mean[:, None], h - mean[:, None])
+            cross = np.einsum("s,bsi,bsk->bik", c, pts - x[:, None], h - mean[:, None])
+            if pts is full:
+                ref = (mean, cov, cross)
+        np.testing.assert_allclose(mean, ref[0], rtol=1e-12)
+        np.testing.assert_allclose(cov, ref[1], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(cross, ref[2], rtol=1e-9, atol=1e-9)
