@@ -248,13 +248,19 @@ def main(argv: list[str] | None = None) -> int:
         from capture.benchmarks.soak import main as soak_main
 
         return soak_main(argv[1:])
+    if argv and argv[0] == "frontend":
+        from capture.benchmarks.frontend import main as frontend_main
+
+        return frontend_main(argv[1:])
     if argv and argv[0] in DATASETS:
         return _dataset_main(argv[0], argv[1:])
     if argv and argv[0] == "report":
         return _report_main(argv[1:])
     p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
     p.add_argument(
-        "target", choices=["node", "live", "soak", "ablation", "pizza", *DATASETS, "report"], help="what to benchmark"
+        "target",
+        choices=["node", "live", "soak", "ablation", "pizza", "frontend", *DATASETS, "report"],
+        help="what to benchmark",
     )
     p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
     p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
