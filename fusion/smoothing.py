@@ -97,11 +97,14 @@ def smooth_joint_track(
 ) -> np.ndarray:
     """Filter (and smooth) one joint of one track over time with the UKF of this module.
 
-    A filter starts at the first frame whose joint was reconstructed (``points[t, 3] > 0``) and seen
-    by at least one view that passes the gate, with the triangulated position and zero velocity.
-    Each later frame predicts, then updates with the gated views (noise ``pixel_noise_px / conf``
-    pixels per coordinate). A joint unobserved for more than ``cfg.max_gap_s`` ends its filter
-    and the next observation starts a new one. With ``cfg.rts`` each filtered stretch is smoothed
+    A joint is triangulated in a frame when it has a position (``points[t, 3] > 0``) and at least 2
+    views saw it (``obs_conf >= min_conf``); a position without them was filled in by the tracker.
+    A filter starts at the first triangulated frame seen by at least one view that passes the gate,
+    with that position and zero velocity. Each later frame predicts, then updates with the gated
+    views (noise ``pixel_noise_px / conf`` pixels per coordinate; the gate's reference is the
+    triangulated position, else the prediction). A joint not triangulated and not seen by 2 gated
+    views for more than ``cfg.max_gap_s`` ends its filter (single views leave its depth unobserved)
+    and the next triangulation starts a new one. With ``cfg.rts`` each filtered stretch is smoothed
     backwards up to its last observation.
 
     Output convention: frames outside every stretch keep their input; inside, the position is the
@@ -160,6 +163,9 @@ def smooth_joint_track(
         err = np.linalg.norm(_project(projections[seen], ref) - obs_px[t, seen], axis=-1)
         return seen[err <= cfg.gate_px]
 
+    # A joint is triangulated in a frame when it has a position and 2 views saw it there; a position
+    # without them was filled in by the tracker (extrapolated) and is no reference for the filter.
+    triangulated = (points[:, 3] > 0) & ((obs_conf >= min_conf).sum(axis=1) >= 2)
     stretches: list[tuple[list[int], list[np.ndarray], list[np.ndarray], int]] = []
     frames: list[int] = []
     xs: list[np.ndarray] = []
@@ -170,7 +176,7 @@ def smooth_joint_track(
             stretches.append((frames, xs, ps, last_seen))
             frames, xs, ps = [], [], []
         if not frames:
-            if points[t, 3] <= 0 or len(gated_views(t, points[t, :3])) == 0:
+            if not triangulated[t] or len(gated_views(t, points[t, :3])) == 0:
                 continue
             ukf.x = np.r_[points[t, :3], 0.0, 0.0, 0.0]
             ukf.P = np.diag([_INIT_POS_STD_M**2] * 3 + [_INIT_VEL_STD_MPS**2] * 3)
@@ -180,12 +186,13 @@ def smooth_joint_track(
             ukf.Q = _process_noise(dt, cfg.accel_noise_mps2)
             try:
                 ukf.predict(dt=dt)
-                ref = points[t, :3] if points[t, 3] > 0 else ukf.x[:3]
+                ref = points[t, :3] if triangulated[t] else ukf.x[:3]
                 cams = gated_views(t, ref)
                 if len(cams):
                     r = np.repeat((cfg.pixel_noise_px / obs_conf[t, cams]) ** 2, 2)
                     ukf.update(obs_px[t, cams].ravel(), R=np.diag(r), hx=hx, cams=cams)
-                    last_seen = t
+                    if len(cams) >= 2 or triangulated[t]:
+                        last_seen = t  # one view alone leaves depth unobserved: not a sighting
             except np.linalg.LinAlgError:
                 # The covariance lost positive definiteness (filterpy's sigma points at alpha 1e-3
                 # cancel to ~1e-9): end this stretch; the next observation starts a new filter.

@@ -377,8 +377,10 @@ class StreamSmoother:
             st.closed = True
             st = None
         conf = 0.0 if point is None else float(point[3])
+        # Triangulated: a position and 2 views (else the tracker filled it in), as in smooth_joint_track.
+        triangulated = conf > 0 and int(np.count_nonzero(obs_conf >= self.min_conf)) >= 2
         if st is None:
-            if conf <= 0 or len(self._gated_views(point[:3], obs_px, obs_conf)) == 0:
+            if not triangulated or len(self._gated_views(point[:3], obs_px, obs_conf)) == 0:
                 return
             joint.x = np.r_[point[:3], 0.0, 0.0, 0.0]
             joint.cov = _INIT_COV.copy()
@@ -388,11 +390,12 @@ class StreamSmoother:
         ukf.x, ukf.P, ukf.Q = joint.x, joint.cov, q
         ukf.predict(dt=dt)
         if point is not None:
-            cams = self._gated_views(point[:3] if conf > 0 else ukf.x[:3], obs_px, obs_conf)
+            cams = self._gated_views(point[:3] if triangulated else ukf.x[:3], obs_px, obs_conf)
             if len(cams):
                 r = np.repeat((self.cfg.pixel_noise_px / obs_conf[cams]) ** 2, 2)
                 ukf.update(obs_px[cams].ravel(), R=np.diag(r), hx=self._hx, cams=cams)
-                st.last, st.last_s = n, stamp_s
+                if len(cams) >= 2 or triangulated:
+                    st.last, st.last_s = n, stamp_s  # one view alone leaves depth unobserved: not a sighting
                 st.updates.append(n)
             if conf > 0:
                 st.haves.append((n, conf))

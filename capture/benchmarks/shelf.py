@@ -7,12 +7,16 @@ reconstructed and tracked by the node's pipeline, mapped to the Shelf-14 evaluat
 protocol (frames 300-600). 4D Association's own output on the same detections (``skel.txt``) is
 scored by the same evaluator beside ours. The live node runs twice, with the UKF tracker
 (``[fusion] filter = "ukf"``) and without (``"none"``), and each run's identities (MOTA, IDF1, ID
-switches, ids per actor) and jitter are reported beside its per-frame PCP.
+switches, ids per actor) and jitter are reported beside its per-frame PCP. Offline, the UKF + RTS
+smoother (:mod:`fusion.smoothing`) runs over the per-frame triangulations of the node without a live
+filter. 3D pictorial structures with Shelf's several OpenPose candidates per joint
+(:mod:`capture.benchmarks.shelf_candidates`) are scored per frame and offline beside them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,20 +53,24 @@ from capture.benchmarks.evaluate import (
     PCPResult,
     pcp_voxelpose,
 )
+from capture.benchmarks.shelf_candidates import coco17_candidates, pictorial_with_candidates, reselect_observations
 from capture.benchmarks.tracking_eval import tracking_metrics, tracking_table
 from core.config import Config
 from fusion.smoothing import smooth_sequence
 from triangulation.dlt import triangulate_dlt
 
 __all__ = [
+    "CANDIDATE_RADIUS_PX",
     "CEILING_GATE_PX",
     "LIVE_LABELS",
     "PUBLISHED_SHELF",
     "SWEEP_ACCEL_MPS2",
     "SWEEP_PIXEL_PX",
     "candidate_ceiling",
+    "candidate_pictorial",
     "live_filter_variant",
     "run_shelf",
+    "shelf_candidates",
 ]
 
 SWEEP_ACCEL_MPS2: tuple[float, ...] = (2.0, 5.0, 10.0)
@@ -186,6 +194,74 @@ def candidate_ceiling(data: Path, gate_px: float = CEILING_GATE_PX) -> PCPResult
     )
 
 
+CANDIDATE_RADIUS_PX: float = 20.0
+"""Gate around a person's projected joint for its extra OpenPose candidate in 3DPS, pixels (20 and 40
+were tried on frames 300-600: 97.20 and 97.19 per frame)."""
+
+
+def shelf_candidates(data: Path, rig: CameraRig) -> tuple[np.ndarray, np.ndarray]:
+    """Every OpenPose peak of each COCO-17 joint in every Shelf view (:func:`coco17_candidates`).
+
+    Args:
+        data: the folder holding ``shelf/``.
+        rig: Shelf's cameras (4D Association's calibration), in file order.
+
+    Returns:
+        (T, C, 17, M, 2) undistorted pixels and (T, C, 17, M) scores (0 = padding).
+
+    Raises:
+        InputError: missing or malformed detection files.
+    """
+    folder = data / "shelf" / "4d_association" / "detection"
+    cands = [
+        coco17_candidates(read_4da_detections(folder / f"{i}.txt"), cam, SHELF_IMAGE_SIZE) for i, cam in enumerate(rig)
+    ]
+    return np.stack([c[0] for c in cands], axis=1), np.stack([c[1] for c in cands], axis=1)
+
+
+def candidate_pictorial(
+    rig: CameraRig, run: SequenceRun, candidates: tuple[np.ndarray, np.ndarray], cfg: Config, smooth: bool
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, float]:
+    """3DPS with Shelf's several OpenPose candidates per joint, per frame and (smoothed) offline.
+
+    Per frame, each person the node reconstructed is re-estimated by
+    :func:`~capture.benchmarks.shelf_candidates.pictorial_with_candidates` (its own 2D joints plus
+    the nearest other OpenPose peak within :data:`CANDIDATE_RADIUS_PX` of its projection). With
+    ``smooth`` the UKF + RTS smoother (``cfg.smoothing``) then runs on observations re-selected
+    around those poses (:func:`~capture.benchmarks.shelf_candidates.reselect_observations`, gate
+    ``smoothing.gate_px``).
+
+    Args:
+        rig: Shelf's cameras (4D Association's calibration), in file order.
+        run: the node's reconstruction of the sequence (:func:`reconstruct_sequence`), T frames.
+        candidates: the OpenPose peaks of those frames (:func:`shelf_candidates`).
+        cfg: the benchmark's configuration.
+        smooth: also smooth offline.
+
+    Returns:
+        ``(per_frame, offline, ms)``: ``{frame: (P, 17, 4)}`` COCO-17 poses per frame, the smoothed
+        ones (None without ``smooth``) and the 3DPS CPU time per frame, median, milliseconds.
+    """
+    cand_px, cand_conf = candidates
+    P, t = rig.projections(), cfg.triangulation
+    per_frame, ms = {}, []
+    for k, (f, frame) in enumerate(zip(run.frame_poses, run.sequence, strict=True)):
+        c0 = time.thread_time()
+        per_frame[f] = pictorial_with_candidates(
+            P, frame.poses, frame.obs_px, frame.obs_conf, cand_px[k], cand_conf[k], radius_px=CANDIDATE_RADIUS_PX,
+            min_conf=t.min_joint_conf, max_reproj_px=t.max_reproj_px, min_views=t.min_views,
+        )  # fmt: skip
+        ms.append((time.thread_time() - c0) * 1e3)
+    if not smooth:
+        return per_frame, None, float(np.median(ms))
+    seq = [
+        reselect_observations(frame, per_frame[f], P, cand_px[k], cand_conf[k], cfg.smoothing.gate_px, t.min_joint_conf)
+        for k, (f, frame) in enumerate(zip(run.frame_poses, run.sequence, strict=True))
+    ]
+    smoothed = smooth_sequence(seq, P, cfg.smoothing, t.min_joint_conf)
+    return per_frame, dict(zip(run.frame_poses, smoothed, strict=True)), float(np.median(ms))
+
+
 LIVE_LABELS: dict[str, str] = {"ukf": "UKF tracker (`ukf`)", "none": "constant velocity, raw poses (`none`)"}
 """Row labels of the live tracking table, per ``[fusion] filter``."""
 
@@ -239,15 +315,30 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
     cfg, cfg_name = load_bench_config("shelf")
     n = min(len(v) for v in dets.values())
     frames = [[dets[c][k] for c in rig.names] for k in range(n)]
-    run = reconstruct_sequence(rig, frames, cfg)
+    sm = cfg.smoothing
+    run = reconstruct_sequence(rig, frames, dataclasses.replace(cfg, smoothing=dataclasses.replace(sm, enabled=False)))
     other = live_filter_variant(cfg)
     runs = {cfg.fusion.filter: run, other.fusion.filter: reconstruct_sequence(rig, frames, other)}
+    # The offline smoother takes measurements: the per-frame triangulations (its gating reference and
+    # start) of the node without a live filter, not the live UKF's estimates (a second filter over the
+    # first's output would count the same 2D evidence twice).
+    raw = runs["none"]
     head = HeadConvention.VOXELPOSE_SHELF
 
     def score(poses: dict[int, np.ndarray]) -> PCPResult:
         return pcp_coco17(gt, poses, SHELF_FRAMES, head)
 
-    ours, per_frame = score(run.poses), score(run.frame_poses)
+    offline, smoothing_ms = raw.frame_poses, None
+    if sm.enabled:
+        c0 = time.thread_time()
+        smoothed = smooth_sequence(raw.sequence, rig.projections(), sm, cfg.triangulation.min_joint_conf)
+        smoothing_ms = (time.thread_time() - c0) * 1e3 / max(len(smoothed), 1)
+        offline = dict(zip(raw.frame_poses, smoothed, strict=True))
+    ours, per_frame = score(offline if sm.enabled else run.frame_poses), score(run.frame_poses)
+    cands = shelf_candidates(data, rig)
+    dps_frames, _, dps_ms = candidate_pictorial(rig, run, cands, cfg, smooth=False)
+    dps_per_frame = score(dps_frames)
+    dps_smoothed = score(candidate_pictorial(rig, raw, cands, cfg, smooth=True)[1]) if sm.enabled else None
     peer_raw = read_4da_skel(shelf / "4d_association" / "skel.txt", 19)
     peer = {
         f + 300: skel19_to_shelf14(np.stack(list(p.values()))) if p else np.zeros((0, 14, 4))
@@ -263,7 +354,6 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         }
         for name, r in sorted(runs.items(), key=lambda kv: kv[0] != "ukf")
     }
-    sm = cfg.smoothing
     result = {
         "benchmark": "shelf",
         "protocol": "VoxelPose PCP (closest prediction per GT actor, alpha 0.5, torso mid-hip to "
@@ -272,20 +362,29 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         "head_convention": str(head),
         "config": cfg_name,
         "frames": len(frames),
-        "pipeline": "UKF + RTS smoother over each track (offline)" if sm.enabled else "per-frame (live node)",
+        "pipeline": "UKF + RTS smoother over each track of the per-frame triangulations (offline)"
+        if sm.enabled
+        else "per-frame (live node)",
         "ours": _pcp_dict(ours),
         "ours_per_frame": _pcp_dict(per_frame),
+        "pictorial_candidates": {
+            "label": "3DPS with the OpenPose candidates (each person's own 2D joints plus the nearest other "
+            f"peak within {CANDIDATE_RADIUS_PX:g} px of its projection), on the node's per-frame persons",
+            "per_frame": _pcp_dict(dps_per_frame),
+            "offline": None if dps_smoothed is None else _pcp_dict(dps_smoothed),
+            "cpu_ms_per_frame": round(dps_ms, 3),
+        },
         "4d_association_same_detections": _pcp_dict(theirs),
         "node_cpu_ms_per_frame": timing(run.cpu_ms),
-        "smoothing_cpu_ms_per_frame": None if run.smoothing_cpu_ms is None else round(run.smoothing_cpu_ms, 3),
+        "smoothing_cpu_ms_per_frame": None if smoothing_ms is None else round(smoothing_ms, 3),
         "live": live,
-        "offline_jitter": tracking_metrics(gt, run.poses, run.ids, SHELF_FRAMES, SHELF_FPS)["jitter"]
+        "offline_jitter": tracking_metrics(gt, offline, raw.ids, SHELF_FRAMES, SHELF_FPS)["jitter"]
         if sm.enabled
         else None,
         "published": [{"method": m, "pcp": v, "source": s} for m, v, s in PUBLISHED_SHELF],
     }
     if sweep and sm.enabled:
-        result["smoothing_sweep"] = _sweep(run, rig, cfg, score)
+        result["smoothing_sweep"] = _sweep(raw, rig, cfg, score)
     if ceiling:
         oracle = candidate_ceiling(data)
         result["diagnostic_candidate_ceiling"] = {
@@ -304,16 +403,19 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         rows = [
             ("**mvcap**, offline: UKF on 2D joints + RTS smoother", ours),
             ("mvcap, per frame (live node output)", per_frame),
+            ("mvcap, offline, 3DPS with the OpenPose candidates then UKF + RTS", dps_smoothed),
+            ("mvcap, per frame, 3DPS with the OpenPose candidates", dps_per_frame),
             *rows,
         ]
     else:
-        rows = [("**mvcap** (ours)", ours), *rows]
+        rows = [("**mvcap** (ours)", ours), ("mvcap, 3DPS with the OpenPose candidates", dps_per_frame), *rows]
     for label, r in rows:
         a = [100 * float(v) for v in r.actor_pcp[:3]]
         lines.append(f"| {label} | {a[0]:.2f} | {a[1]:.2f} | {a[2]:.2f} | {100 * r.average:.2f} |")
     smooth_note = (
         f" Smoothing: accel. noise {sm.accel_noise_mps2:g} m/s^2, 2D noise {sm.pixel_noise_px:g} px, "
-        f"{run.smoothing_cpu_ms:.1f} ms/frame CPU (filterpy, offline)."
+        f"{smoothing_ms:.1f} ms/frame CPU (filterpy, offline), over the per-frame triangulations of the node "
+        'without a live filter (`filter = "none"`).'
         if sm.enabled
         else ""
     )
@@ -323,6 +425,11 @@ def run_shelf(data: Path, out_dir: Path, sweep: bool = False, ceiling: bool = Fa
         "one setting for the whole dataset). "
         f"Node CPU time {result['node_cpu_ms_per_frame']['median']:.2f} ms/frame median "
         f"(5 views, one thread).{smooth_note}",
+        "",
+        "3DPS with the OpenPose candidates (not in the live node, whose detections carry one pose per person): "
+        "each person the node reconstructed is re-estimated by 3D pictorial structures from, per view and joint, "
+        f"its own 2D joint and the nearest other OpenPose peak within {CANDIDATE_RADIUS_PX:g} px of its projection "
+        f"({dps_ms:.1f} ms/frame CPU); offline, the smoother then takes per view the peak nearest to that pose.",
     ]
     lines += ["", *_live_lines(live, result["offline_jitter"])]
     if ceiling:

@@ -162,3 +162,23 @@ def test_a_covariance_that_loses_positive_definiteness_restarts_the_filter(rig, 
     assert np.array_equal(out[50], points[50])
     raw, rts = np.sqrt(np.mean(_err(points, truth)[5:] ** 2)), np.sqrt(np.mean(_err(out, truth)[5:] ** 2))
     assert rts < 0.8 * raw
+
+
+def test_single_views_alone_do_not_keep_a_filter_alive_past_max_gap(rig, rng):
+    """Shelf's 4th actor: a joint moving at 2 m/s stops unseen; the tracker fills its position
+    (confidence > 0) and one view sees it now and then. One view leaves depth unobserved, so these
+    sightings must not keep the filter (and its stale velocity) alive past ``max_gap_s``."""
+    P, t, truth, points, obs, conf = _scene(rig, rng)
+    truth = np.stack([0.08 * np.arange(100.0), np.zeros(100), np.full(100, 1.2)], axis=1)  # 2 m/s along x
+    truth[30:] = truth[29]  # stops at frame 30
+    clean = _project(P, truth)
+    obs = (clean + rng.normal(scale=3.0, size=clean.shape)).transpose(1, 0, 2)
+    points = np.concatenate([triangulate_dlt(P, obs.transpose(1, 0, 2), conf.T), np.ones((100, 1))], axis=1)
+    points[30:, :3] = truth[29]  # the tracker's fill: the last position, with a confidence
+    points[30:, 3] = 0.3
+    conf[30:] = 0.0
+    conf[40::6, 0] = 1.0  # view 0 alone, every 6th frame from frame 40
+    out = smooth_joint_track(t, points, obs, conf, P, CFG)
+    assert _err(out, truth)[:30].max() < 0.05
+    assert _err(out, truth)[30:].max() < 0.3  # before the fix: 0.70 m, the stale velocity along view 0's ray
+    assert np.array_equal(out[60:], points[60:])  # past max_gap_s from the last 2-view frame: the input
