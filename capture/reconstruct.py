@@ -35,6 +35,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from calibration.camera import CameraRig
@@ -53,12 +54,15 @@ from matching.track_claims import CrossViewMatcher, TrackDrivenAssociator
 from triangulation.dlt import TriangulationResult, triangulate_robust
 from triangulation.pictorial import triangulate_pictorial
 
-__all__ = ["MAX_VIEW_SKEW_S", "SEED_VIEWS", "FrameReconstructor", "FrameResult", "make_matcher"]
+__all__ = ["MAX_VIEW_SKEW_S", "SEED_VIEWS", "UNDISTORT_CRITERIA", "FrameReconstructor", "FrameResult", "make_matcher"]
 
 SEED_VIEWS = 8
 """With no live track, rigs of more cameras start from this many spread views (:mod:`matching.seed`):
 their people, triangulated, claim their detections in the other views as tracks would, instead of
 every pair of views being grouped (C^2)."""
+
+UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-10)
+"""``cv2.undistortPoints`` criteria of :meth:`calibration.camera.Camera.undistort_px`, called directly per frame."""
 
 MAX_VIEW_SKEW_S = 0.25
 """A view's corrected capture time further than this (seconds) from the frame time is taken for a
@@ -157,7 +161,7 @@ class FrameReconstructor:
         fcfg = fusion or FusionConfig()
         self._P = rig.projections()
         self._focal = np.array([cam.K[0, 0] for cam in rig])  # (C,) pixels
-        self._distorted = [c for c, cam in enumerate(rig) if cam.has_distortion]
+        self._distorted = [(c, cam.K, cam.dist) for c, cam in enumerate(rig) if cam.has_distortion]
         centers = np.array([cam.center for cam in rig])
         self._seed = spread_views(centers, SEED_VIEWS) if len(rig) > SEED_VIEWS else None
         matcher = make_matcher(rig, self.mcfg)
@@ -206,35 +210,38 @@ class FrameReconstructor:
         lifted joints (P_c, J, 4) and covariances (P_c, J, 3, 3) (None otherwise), and per view the
         (P_c, D) appearance descriptors (None for a view without; None when no view has them)."""
         C, J, m = len(views), self.n_joints, self.mcfg
-        n = np.array([0 if d is None else d.n_people for d in views], dtype=np.int64)
-        raw = np.zeros((C, int(n.max(initial=0)), J, 3))
-        score = np.full(raw.shape[:2], -np.inf, dtype=np.float32)  # compared as the boxes are
-        for c, d in enumerate(views):
-            if n[c]:
-                if d.poses.shape[1] != J:
-                    raise ShapeError(f"camera {d.camera}: poses must have {J} joints; got {d.poses.shape[1]}")
-                raw[c, : n[c]], score[c, : n[c]] = d.poses, d.boxes[:, 4]
-        keep = (score >= m.min_box_score) & ((raw[..., 2] >= m.min_joint_conf).sum(axis=2) >= m.min_valid_joints)
-        counts = keep.sum(axis=1)
-        order = np.argsort(~keep, axis=1, kind="stable")[:, : int(counts.max(initial=0))]  # kept first, in order
-        if (counts == n).all():  # nothing dropped: the padding is already 0
-            kept = raw[:, : order.shape[1]]
-        else:
-            kept = np.take_along_axis(raw, order[:, :, None, None], axis=1)
-            kept[np.arange(kept.shape[1])[None] >= counts[:, None]] = 0.0
+        n = [0 if d is None else d.n_people for d in views]
+        present = [d for d, k in zip(views, n, strict=True) if k]
+        for d in present:
+            if d.poses.shape[1] != J:
+                raise ShapeError(f"camera {d.camera}: poses must have {J} joints; got {d.poses.shape[1]}")
+        # All views' detections in one (M, J, 3) array, view by view; the kept ones are scattered into
+        # the padded (C, P, J) layout with one assignment. Scores compared as the boxes are (float32).
+        poses = np.concatenate([d.poses for d in present] or [np.zeros((0, J, 3))], dtype=np.float64)
+        score = np.concatenate([d.boxes[:, 4] for d in present] or [np.zeros(0)], dtype=np.float32)
+        keep = (score >= m.min_box_score) & ((poses[:, :, 2] >= m.min_joint_conf).sum(axis=1) >= m.min_valid_joints)
+        view = np.repeat(np.arange(C), n)  # (M,)
+        if not keep.all():
+            view, poses = view[keep], poses[keep]
+        counts = np.bincount(view, minlength=C)  # (C,) kept per view
+        rank = np.arange(view.size) - (np.cumsum(counts) - counts)[view]  # index within its view
+        kept = np.zeros((C, int(counts.max(initial=0)), J, 3))
+        kept[view, rank] = poses
         pts, conf = np.ascontiguousarray(kept[..., :2]), np.ascontiguousarray(kept[..., 2])
-        for c in self._distorted:
+        for c, K, dist in self._distorted:  # (view, K, dist): Camera.undistort_px without its checks
             if counts[c]:
-                pts[c, : counts[c]] = self.rig[c].undistort_px(pts[c, : counts[c]].reshape(-1, 2)).reshape(-1, J, 2)
+                flat = pts[c, : counts[c]].reshape(-1, 1, 2)  # a view: pts is contiguous
+                flat[:] = cv2.undistortPoints(flat, K, dist, P=K, criteria=UNDISTORT_CRITERIA)
         lifted: list[tuple[np.ndarray, np.ndarray] | None] = [None] * C
-        for c, d in enumerate(views):
-            if isinstance(d, RGBDDetections) and n[c]:
-                k = order[c, : counts[c]]
-                lifted[c] = (d.joints3d[k].astype(np.float64), d.joints3d_cov[k].astype(np.float64))
-        desc = [
-            None if d is None or d.embeddings is None else d.embeddings[order[c, : counts[c]]]
-            for c, d in enumerate(views)
-        ]
+        desc: list[np.ndarray | None] = [None] * C
+        first = np.cumsum(n) - n  # (C,) first row of each view in the (M,) arrays
+        for c, d in enumerate(views):  # per-detection data of the kept detections
+            if d is not None and (isinstance(d, RGBDDetections) or d.embeddings is not None):
+                k = np.nonzero(keep[first[c] : first[c] + n[c]])[0]  # kept, in order
+                if isinstance(d, RGBDDetections) and n[c]:
+                    lifted[c] = (d.joints3d[k].astype(np.float64), d.joints3d_cov[k].astype(np.float64))
+                if d.embeddings is not None:
+                    desc[c] = d.embeddings[k]
         return pts, conf, counts, lifted, None if all(e is None for e in desc) else desc
 
     def _associate(
@@ -289,11 +296,8 @@ class FrameReconstructor:
     def _members(groups: list[tuple[tuple[int, int], ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(M,) group, view and detection index of every member of the groups."""
         flat = [(g, c, i) for g, members in enumerate(groups) for c, i in members]
-        return (
-            tuple(np.array(x, dtype=np.int64) for x in zip(*flat, strict=True))
-            if flat
-            else (np.zeros(0, np.int64),) * 3
-        )
+        g, c, i = np.array(flat, dtype=np.int64).reshape(-1, 3).T
+        return g, c, i
 
     def _triangulate(
         self, groups: list[tuple[tuple[int, int], ...]], pts: np.ndarray, conf: np.ndarray

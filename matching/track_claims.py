@@ -25,7 +25,7 @@ from core.config import MatchingConfig
 from core.errors import ShapeError
 from core.numeric import masked_median
 from matching.tracks import assign_detections_to_tracks
-from matching.unflip import unflip_claimed
+from matching.unflip import unflip_xy
 
 __all__ = ["Association", "CrossViewMatcher", "TrackDrivenAssociator", "claim_detections", "project_tracks"]
 
@@ -57,16 +57,26 @@ def project_tracks(
         gates: (C, T) gates, pixels (``gate_m`` times focal over the mean depth of the valid joints;
         0 where none is valid).
     """
-    Xh = np.concatenate([preds[..., :3], np.ones(preds.shape[:2] + (1,))], axis=-1)  # (T, J, 4)
+    xy, valid, gates = _project(P, focal_px, preds, gate_m)
+    return np.moveaxis(xy, 0, -1), valid, gates
+
+
+def _project(
+    P: np.ndarray, focal_px: np.ndarray, preds: np.ndarray, gate_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`project_tracks` with the pixels coordinate-first: xy (2, C, T, J) contiguous, so that the
+    per-joint arithmetic downstream runs on contiguous (J,) rows (numpy is slow on a trailing axis of 2)."""
     T, J = preds.shape[:2]
-    proj = (Xh.reshape(T * J, 4) @ P.reshape(-1, 4).T).reshape(T, J, -1, 3).transpose(2, 0, 1, 3)  # (C, T, J, 3)
-    depth = proj[..., 2]
+    C = P.shape[0]
+    rows = P.reshape(3 * C, 4)
+    proj = (rows[:, :3] @ preds[..., :3].reshape(T * J, 3).T + rows[:, 3:]).reshape(C, 3, T, J)
+    depth = proj[:, 2]  # (C, T, J)
     valid = (preds[..., 3] > 0)[None] & (depth > 0.1)  # (C, T, J)
-    uv = proj[..., :2] / np.where(valid, depth, 1.0)[..., None]
+    xy = proj[:, :2] / np.where(valid, depth, 1.0)[:, None]  # (C, 2, T, J)
     n_valid = valid.sum(axis=2)  # (C, T)
     mean_depth = np.where(valid, depth, 0.0).sum(axis=2) / np.maximum(n_valid, 1)
     gates = np.where(n_valid > 0, gate_m * focal_px[:, None] / np.maximum(mean_depth, 1e-3), 0.0)
-    return uv, valid, gates
+    return xy.transpose(1, 0, 2, 3).copy(), valid, gates
 
 
 def claim_detections(
@@ -105,9 +115,29 @@ def claim_detections(
         ShapeError: inconsistent shapes.
     """
     C, T = uv.shape[:2]
-    P = pts.shape[1]
     if pts.shape[0] != C or pts.shape[2:] != uv.shape[2:] or conf.shape != pts.shape[:3] or gates.shape != (C, T):
         raise ShapeError(f"inconsistent shapes: uv {uv.shape}, pts {pts.shape}, conf {conf.shape}, gates {gates.shape}")
+    return _claim(_xy_first(uv), valid, gates, _xy_first(pts), conf, counts, min_conf, min_common)
+
+
+def _xy_first(xy: np.ndarray) -> np.ndarray:
+    """(..., 2) pixels -> contiguous (2, ...) (x then y)."""
+    return np.ascontiguousarray(np.moveaxis(xy, -1, 0))
+
+
+def _claim(
+    uv: np.ndarray,
+    valid: np.ndarray,
+    gates: np.ndarray,
+    pts: np.ndarray,
+    conf: np.ndarray,
+    counts: np.ndarray,
+    min_conf: float,
+    min_common: int,
+) -> np.ndarray:
+    """:func:`claim_detections` with coordinate-first pixels: ``uv`` (2, C, T, J), ``pts`` (2, C, P, J)."""
+    C, T, J = valid.shape
+    P = pts.shape[2]
     claimed = np.full((C, P), -1, dtype=np.int64)
     if T == 0 or P == 0:
         return claimed
@@ -122,12 +152,11 @@ def claim_detections(
     c_i, t_i, p_i = np.nonzero(near[0] & near[1])
     cost = np.full((C, T, P), np.inf)
     if c_i.size:
-        # Gathered from contiguous (C N, J) rows of x and y: fancy indexing and arithmetic on the
-        # trailing axis of 2 are several times slower.
-        J = uv.shape[2]
+        # Gathered as contiguous (J,) rows of x and y.
         a, b = c_i * T + t_i, c_i * P + p_i
-        dx = np.ascontiguousarray(uv[..., 0]).reshape(-1, J)[a] - np.ascontiguousarray(pts[..., 0]).reshape(-1, J)[b]
-        dy = np.ascontiguousarray(uv[..., 1]).reshape(-1, J)[a] - np.ascontiguousarray(pts[..., 1]).reshape(-1, J)[b]
+        ut, ud = uv.reshape(2, -1, J), pts.reshape(2, -1, J)
+        dx = ut[0, a] - ud[0, b]
+        dy = ut[1, a] - ud[1, b]
         both = valid.reshape(-1, J)[a] & usable.reshape(-1, J)[b]  # (M, J)
         cost[c_i, t_i, p_i] = masked_median(np.hypot(dx, dy), both, min_common)
     allowed = cost <= gates[:, :, None]  # the gates are finite
@@ -146,15 +175,11 @@ def claim_detections(
 
 
 def _boxes(xy: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounding boxes of the masked joints: (C, N, J, 2) pixels, (C, N, J) bool -> lower and upper
-    corners, each (2, C, N) (x then y; +-1e300 where no joint is masked in).
-
-    Joints-major copy first: numpy reduces a middle axis of length J over a trailing axis of 2 very
-    slowly (per-element inner loops), and an outer axis as whole-block operations."""
+    """Bounding boxes of the masked joints: (2, C, N, J) pixels (x then y), (C, N, J) bool -> lower and
+    upper corners, each (2, C, N) (+-1e300 where no joint is masked in). Reduced over the contiguous
+    last axis (J): numpy reduces a middle axis of length J over a trailing axis of 2 very slowly."""
     big = np.float64(1e300)
-    u = np.ascontiguousarray(xy.transpose(3, 2, 0, 1))  # (2, J, C, N)
-    m = mask.transpose(2, 0, 1)  # (J, C, N)
-    return np.where(m, u, big).min(axis=1), np.where(m, u, -big).max(axis=1)
+    return np.where(mask, xy, big).min(axis=-1), np.where(mask, xy, -big).max(axis=-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +241,7 @@ class TrackDrivenAssociator:
         Live tracks claim detections in every view first; a track claimed in fewer than 2 views
         releases its detection. The remaining detections are grouped by the matcher. A detection of
         an RGB-D view (``lifted[c]`` not None) left in no group and claimed by no track is a group of
-        its own. Claimed detections get their left/right swaps undone (:func:`unflip_claimed`).
+        its own. Claimed detections get their left/right swaps undone (:func:`matching.unflip.unflip_claimed`).
 
         Args:
             pts: (C, P, J, 2) detections padded to P per view, undistorted pixels (unflipped in place).
@@ -239,25 +264,28 @@ class TrackDrivenAssociator:
         singles: list[tuple[int, np.ndarray, int, int]] = []
         n_unflipped = 0
         if len(track_ids):
-            uv, valid, gates = project_tracks(self.P, self.focal_px, preds, m.track_gate_m)
-            claimed = claim_detections(uv, valid, gates, pts, conf, counts, m.min_joint_conf, m.min_common_joints)
-            n_unflipped = unflip_claimed(pts, conf, claimed, uv, valid, self.left, self.right, lifted)
+            uv, valid, gates = _project(self.P, self.focal_px, preds, m.track_gate_m)  # uv (2, C, T, J)
+            pts_xy = _xy_first(pts)  # (2, C, P, J)
+            claimed = _claim(uv, valid, gates, pts_xy, conf, counts, m.min_joint_conf, m.min_common_joints)
+            n_unflipped = unflip_xy(pts, conf, claimed, pts_xy, uv, valid, self.left, self.right, lifted)
             c_idx, i_idx = np.nonzero(claimed >= 0)  # by view, then detection
             t_idx = claimed[c_idx, i_idx]
             order = np.argsort(t_idx, kind="stable")
-            n_views = np.bincount(t_idx, minlength=len(track_ids))
-            start = np.concatenate([[0], np.cumsum(n_views)])
-            for t, tid in enumerate(track_ids.tolist()):
-                sel = order[start[t] : start[t + 1]]
-                if n_views[t] >= 2:
-                    groups.append(tuple(zip(c_idx[sel].tolist(), i_idx[sel].tolist(), strict=True)))
+            members = list(zip(c_idx[order].tolist(), i_idx[order].tolist(), strict=True))  # by track, then view
+            n_views = np.bincount(t_idx, minlength=len(track_ids)).tolist()
+            end = 0
+            for t, (tid, n) in enumerate(zip(track_ids.tolist(), n_views, strict=True)):
+                start, end = end, end + n
+                if n >= 2:
+                    groups.append(tuple(members[start:end]))
                     hints.append(tid)
-                elif n_views[t] == 1:
-                    c, i = int(c_idx[sel[0]]), int(i_idx[sel[0]])
+                elif n == 1:
+                    c, i = members[start]
                     claimed[c, i] = -1
                     singles.append((tid, preds[t], c, i))
-        pool = [np.nonzero(claimed[c, : counts[c]] < 0)[0] for c in range(C)]
-        if sum(idx.size > 0 for idx in pool) >= 2:  # grouping across views needs two views with leftovers
+        left_over = (claimed < 0) & (np.arange(claimed.shape[1]) < counts[:, None])  # (C, P) unclaimed detections
+        if np.count_nonzero(left_over.any(axis=1)) >= 2:  # grouping across views needs two views with leftovers
+            pool = [np.nonzero(row)[0] for row in left_over]
             extra = {}
             if descriptors is not None:
                 extra["descriptors"] = [None if d is None else d[idx] for d, idx in zip(descriptors, pool, strict=True)]
@@ -267,12 +295,15 @@ class TrackDrivenAssociator:
                 if len(g) >= 2:
                     groups.append(tuple((c, int(pool[c][i])) for c, i in g))
                     hints.append(0)
-        used = {mem for g in groups for mem in g}
-        singles = [s for s in singles if (s[2], s[3]) not in used]
-        taken = used | {(c, i) for _, _, c, i in singles}
-        for c, lift in enumerate(lifted):
-            if lift is not None:
-                alone = [((c, i),) for i in range(int(counts[c])) if (c, i) not in taken]
-                groups += alone
-                hints += [0] * len(alone)
+        rgbd = any(lift is not None for lift in lifted)
+        if singles or rgbd:
+            used = {mem for g in groups for mem in g}
+            singles = [s for s in singles if (s[2], s[3]) not in used]
+        if rgbd:
+            taken = used | {(c, i) for _, _, c, i in singles}
+            for c, lift in enumerate(lifted):
+                if lift is not None:
+                    alone = [((c, i),) for i in range(int(counts[c])) if (c, i) not in taken]
+                    groups += alone
+                    hints += [0] * len(alone)
         return Association(groups, hints, singles, n_unflipped)

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.errors import ShapeError
 
-__all__ = ["unflip_claimed"]
+__all__ = ["unflip_claimed", "unflip_xy"]
 
 
 def unflip_claimed(
@@ -54,18 +54,42 @@ def unflip_claimed(
     if claimed.shape != pts.shape[:2] or conf.shape != pts.shape[:3] or uv.shape[0] != pts.shape[0]:
         raise ShapeError(f"expected pts (C, P, J, 2), conf (C, P, J), claimed (C, P); got {pts.shape}, "
                          f"{conf.shape}, {claimed.shape}")  # fmt: skip
+    return unflip_xy(pts, conf, claimed, _xy(pts), _xy(uv), valid, left, right, lifted, ratio)
+
+
+def _xy(a: np.ndarray) -> np.ndarray:
+    """(..., 2) pixels -> contiguous (2, ...) (x then y)."""
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0))
+
+
+def unflip_xy(
+    pts: np.ndarray,
+    conf: np.ndarray,
+    claimed: np.ndarray,
+    pts_xy: np.ndarray,
+    uv_xy: np.ndarray,
+    valid: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    lifted: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    ratio: float = 0.5,
+) -> int:
+    """:func:`unflip_claimed` (no shape checks) given the pixels also coordinate-first: ``pts_xy``
+    (2, C, P, J), a copy of ``pts`` read for the test (``pts`` and ``conf`` are swapped in place;
+    ``pts_xy`` is left as it was), and the projected tracks ``uv_xy`` (2, C, T, J). The per-joint
+    arithmetic then runs on contiguous rows (numpy is slow on a trailing axis of 2)."""
     c_idx, p_idx = np.nonzero(claimed >= 0)
     if c_idx.size == 0 or left.size == 0:
         return 0
     t = claimed[c_idx, p_idx]
-    P_, Cf = pts[c_idx, p_idx], conf[c_idx, p_idx]  # gathered once: (D, J, ...)
-    U, V = uv[c_idx, t], valid[c_idx, t]
-    dl, dr, ul, ur = P_[:, left], P_[:, right], U[:, left], U[:, right]  # (D, pairs, 2)
+    D, U = pts_xy[:, c_idx, p_idx], uv_xy[:, c_idx, t]  # gathered once: (2, n, J)
+    V, Cf = valid[c_idx, t], conf[c_idx, p_idx]  # (n, J)
+    dl, dr, ul, ur = D[:, :, left], D[:, :, right], U[:, :, left], U[:, :, right]  # (2, n, pairs)
     a, b, c, d = dl - ul, dr - ur, dl - ur, dr - ul
-    d_keep = np.hypot(a[..., 0], a[..., 1]) + np.hypot(b[..., 0], b[..., 1])
-    d_swap = np.hypot(c[..., 0], c[..., 1]) + np.hypot(d[..., 0], d[..., 1])
+    d_keep = np.hypot(a[0], a[1]) + np.hypot(b[0], b[1])
+    d_swap = np.hypot(c[0], c[1]) + np.hypot(d[0], d[1])
     usable = V[:, left] & V[:, right] & (Cf[:, left] > 0) & (Cf[:, right] > 0)
-    k, pair = np.nonzero(usable & (d_swap < ratio * d_keep))  # (D, pairs)
+    k, pair = np.nonzero(usable & (d_swap < ratio * d_keep))  # (n, pairs)
     if k.size == 0:
         return 0
     cv, p, li, ri = c_idx[k], p_idx[k], left[pair], right[pair]

@@ -20,8 +20,8 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
 
     Each view contributes the two rows ``w (u P_3 - P_1)`` and ``w (v P_3 - P_2)`` of A; the point
     minimises ``|A X|`` with ``X = (x, y, z, 1)`` (the inhomogeneous method of H&Z §12.2, exact for
-    noise-free data and finite points), solved through the 4 x 4 normal matrix, batched over N.
-    A view with weight 0 is ignored.
+    noise-free data and finite points), solved through the normal equations (3 x 3, LU), batched
+    over N. A view with weight 0 is ignored.
 
     Args:
         P: (C, 3, 4) projection matrices for undistorted pixels.
@@ -29,8 +29,8 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
         weights: (C, N) non-negative weights (e.g. 2D confidences); 0 means unseen.
 
     Returns:
-        (N, 3) world points, metres. Points with fewer than 2 weighted views are meaningless;
-        the caller masks them.
+        (N, 3) world points, metres. Points with fewer than 2 weighted views are meaningless (0 or
+        finite garbage); the caller masks them.
 
     Raises:
         ShapeError: inconsistent shapes.
@@ -48,73 +48,90 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
     N = points_px.shape[1]
     if weights.shape != (C, N):
         raise ShapeError(f"weights must be (C, N) = ({C}, {N}); got {weights.shape}")
-    return _dlt(_normal_constants(P), points_px, weights)
+    return _dlt(_normal_constants(P), _pixel_terms(points_px), weights)
 
 
-_LAST_RIG: tuple[np.ndarray, np.ndarray] | None = None  # (P, _normal_constants(P)) of the last call
+_LAST_RIG: tuple[tuple, np.ndarray, np.ndarray] | None = None  # (key of P, its constants, reprojection rows)
 
 
 def _normal_constants(P: np.ndarray) -> np.ndarray:
-    """Per-camera constants of the DLT normal matrix, (4 C, 16), for :func:`_dlt`.
+    """Per-camera constants of the DLT normal equations, (4 C, 12), for :func:`_dlt`.
 
     Each camera's rows are normalised (``|p3[:3]| = 1``) so that the weights, not the matrix scale,
     set each view's influence. The normal matrix ``A^T A`` of the rows ``w (u p3 - p1)`` and
     ``w (v p3 - p2)`` is, per camera, ``w^2 ((u^2 + v^2) p3 p3^T - u (p1 p3^T + p3 p1^T) - v (p2 p3^T
-    + p3 p2^T) + p1 p1^T + p2 p2^T)``: these four 4 x 4 matrices are the constants.
+    + p3 p2^T) + p1 p1^T + p2 p2^T)``: these four 4 x 4 matrices are the constants (row ``k C + c``
+    for term k of camera c), of which only what the inhomogeneous system needs is kept: the 3 x 3
+    block (columns 0-8, row-major) and minus the first three entries of the last column (9-11).
     """
     Pn = P / np.sqrt((P[:, 2, :3] ** 2).sum(axis=1))[:, None, None]  # (C, 3, 4)
     p1, p2, p3 = Pn[:, 0], Pn[:, 1], Pn[:, 2]  # (C, 4)
     outer = np.einsum("cki,ckl->kcil", np.stack([p3, p1, p2, p1, p2], axis=1), np.stack([p3, p3, p3, p1, p2], axis=1))
     Q = np.stack(
         [outer[0], outer[1] + outer[1].transpose(0, 2, 1), outer[2] + outer[2].transpose(0, 2, 1), outer[3] + outer[4]]
-    )  # (4, C, 4, 4)
-    return Q.reshape(4 * P.shape[0], 16)
+    ).reshape(4 * P.shape[0], 16)  # (4 C, 16): row-major 4 x 4 matrices
+    return np.ascontiguousarray(np.concatenate([Q[:, _BLOCK], -Q[:, _LAST]], axis=1))
 
 
-def _dlt(Q: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """:func:`triangulate_dlt` with the camera constants ``Q`` of :func:`_normal_constants`: (N, 3).
+_BLOCK = np.array([0, 1, 2, 4, 5, 6, 8, 9, 10])  # entries of the 3 x 3 block of a row-major 4 x 4 matrix
+_LAST = np.array([3, 7, 11])  # the first three entries of its last column
+_EYE = np.array([1.0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0])  # identity block, zero right-hand side
 
-    Written for small N (a frame's joints): few array operations, each on contiguous (N,) rows.
-    """
-    C, N = weights.shape
-    a = weights * weights  # (C, N)
+
+def _pixel_terms(points_px: np.ndarray) -> np.ndarray:
+    """(4, C, N) per-view factors ``(u^2 + v^2, -u, -v, 1)`` of the constants of :func:`_normal_constants`
+    (``points_px`` (C, N, 2)); rows 1 and 2 are also the negated pixels the reprojection needs."""
     u, v = points_px[..., 0], points_px[..., 1]
-    coef = np.empty((4, C, N))
-    np.multiply(a, u * u + v * v, out=coef[0])
-    np.multiply(-a, u, out=coef[1])
-    np.multiply(-a, v, out=coef[2])
-    coef[3] = a
-    M = Q.T @ coef.reshape(4 * C, N)  # (16, N): row 4 i + j is entry (i, j) of every normal matrix
-    # Jacobi scaling (pixels ~1e3 against 1) keeps the 3 x 3 system well conditioned.
-    d = 1.0 / np.sqrt(np.maximum(M[_DIAG], 1e-300))  # (4, N)
-    Mn = M.reshape(4, 4, N) * d[:, None] * d[None, :]  # (4, 4, N) scaled normal matrices
-    # Inhomogeneous form (H&Z §12.2): X = (x, y, z, 1); in scaled unknowns y_i = x_i / d_i the last
-    # one is fixed at 1 / d_4 and the first three solve a 3 x 3 linear system (Cramer's rule, batched).
-    y = _solve3(Mn[:3, :3], -Mn[:3, 3] / d[3])
-    y *= d[:3]
-    return y.T
+    out = np.empty((4,) + u.shape)
+    np.multiply(u, u, out=out[0])
+    out[0] += v * v
+    np.negative(u, out=out[1])
+    np.negative(v, out=out[2])
+    out[3] = 1.0
+    return out
 
 
-_DIAG = np.array([0, 5, 10, 15])  # rows of the diagonal entries in the (16, N) normal matrices
+def _dlt(Q: np.ndarray, terms: np.ndarray, weights: np.ndarray, few: np.ndarray | bool | None = None) -> np.ndarray:
+    """:func:`triangulate_dlt` from the camera constants ``Q`` (4 C, 12) of :func:`_normal_constants`, the
+    pixel terms (4, C, N) of :func:`_pixel_terms` and the (C, N) weights: (N, 3). ``few``: (N,) bool, the
+    points with fewer than 2 views of non-zero weight, where the caller knows them (None: counted here;
+    False: there are none).
 
-
-def _solve3(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve N 3 x 3 systems ``A x = b`` by Cramer's rule, vectorised; (3, 3, N), (3, N) -> (3, N).
-
-    Batch axis last, so that every entry is a contiguous (N,) row. Singular systems (a point seen by
-    fewer than 2 views) give finite garbage, never NaN.
+    Written for small N (a frame's joints): a handful of array operations. The normal equations of
+    every point come from one matrix product, (N, 4 C) x (4 C, 12); the 3 x 3 systems are solved by
+    LU (LAPACK, batched). A point with fewer than 2 weighted views (no unique solution) gets 0; a
+    batch that LAPACK finds singular all the same is solved by Cramer's rule (finite garbage where
+    singular, never NaN).
     """
-    # Columns c0 = (a, b_, c), c1 = (d, e, f), c2 = (g, h, i) of each matrix.
-    (a, d, g), (b_, e, h), (c, f, i) = A
-    k0, k1, k2 = e * i - f * h, f * g - d * i, d * h - e * g  # (c1 x c2)
+    a = weights * weights  # (C, N)
+    R = (terms * a).reshape(4 * a.shape[0], a.shape[1]).T @ Q  # (N, 12): 3 x 3 block and right-hand side per point
+    if few is not False:
+        R[np.count_nonzero(a, axis=0) < 2 if few is None else few] = _EYE
+    try:
+        return np.linalg.solve(R[:, :9].reshape(-1, 3, 3), R[:, 9:, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # an exactly singular system with two views or more (degenerate rays)
+        return _cramer(R).T
+
+
+def _cramer(R: np.ndarray) -> np.ndarray:
+    """Solve N 3 x 3 systems by Cramer's rule, Jacobi-scaled: (N, 12) rows of :func:`_dlt` -> (3, N).
+
+    Singular systems give finite garbage, never NaN (or an error)."""
+    A, b = R[:, :9].T.reshape(3, 3, -1), R[:, 9:].T  # batch axis last: contiguous (N,) rows
+    d = 1.0 / np.sqrt(np.maximum(A[[0, 1, 2], [0, 1, 2]], 1e-300))  # (3, N)
+    A, b = A * d[:, None] * d[None, :], b * d
+    # Columns c0 = (a, b_, c), c1 = (d_, e, f), c2 = (g, h, i) of each matrix.
+    (a, d_, g), (b_, e, h), (c, f, i) = A
+    k0, k1, k2 = e * i - f * h, f * g - d_ * i, d_ * h - e * g  # (c1 x c2)
     det = a * k0 + b_ * k1 + c * k2
     det[np.abs(det) < 1e-300] = 1e-300
     r0, r1, r2 = b
     out = np.empty((3, A.shape[-1]))
     out[0] = r0 * k0 + r1 * k1 + r2 * k2
     out[1] = a * (r1 * i - r2 * h) + b_ * (r2 * g - r0 * i) + c * (r0 * h - r1 * g)  # c0 . (b x c2)
-    out[2] = a * (e * r2 - f * r1) + b_ * (f * r0 - d * r2) + c * (d * r1 - e * r0)  # c0 . (c1 x b)
+    out[2] = a * (e * r2 - f * r1) + b_ * (f * r0 - d_ * r2) + c * (d_ * r1 - e * r0)  # c0 . (c1 x b)
     out /= det
+    out *= d
     return out
 
 
@@ -130,13 +147,23 @@ def reprojection_errors(P: np.ndarray, points_w: np.ndarray, points_px: np.ndarr
         errors: (C, N) Euclidean distances, pixels.
         depth: (C, N) depth of each point in each camera (positive in front), in units of P's scale.
     """
-    proj = P[:, :, :3] @ points_w.T  # (C, 3, N), one batched product
-    proj += P[:, :, 3:]
-    depth = proj[:, 2]
-    safe = np.where(np.abs(depth) < 1e-12, 1e-12, depth)
-    du = proj[:, 0] / safe - points_px[..., 0]
-    dv = proj[:, 1] / safe - points_px[..., 1]
-    return np.hypot(du, dv), depth
+    return _reproject(_rows(P), points_w, -np.moveaxis(points_px, -1, 0))
+
+
+def _reproject(P: np.ndarray, X: np.ndarray, neg_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`reprojection_errors` from the projection rows stacked row-first (3 C, 4) (:func:`_rows`),
+    the (N, 3) points and the negated pixels (2, C, N) (rows 1 and 2 of :func:`_pixel_terms`)."""
+    proj = (P[:, :3] @ X.T + P[:, 3:]).reshape(3, P.shape[0] // 3, X.shape[0])  # (3, C, N), one product
+    depth = proj[2]
+    d = proj[:2] / np.where(np.abs(depth) < 1e-12, 1e-12, depth)
+    d += neg_px
+    return np.hypot(d[0], d[1]), depth
+
+
+def _rows(P: np.ndarray) -> np.ndarray:
+    """(C, 3, 4) projection matrices -> (3 C, 4): the first rows of every camera, then the second ones,
+    then the third ones, as :func:`_reproject` takes them."""
+    return np.ascontiguousarray(P.transpose(1, 0, 2), dtype=np.float64).reshape(-1, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,37 +222,36 @@ def triangulate_robust(
         raise ShapeError(f"expected P (C, 3, 4), points_px (C, N, 2), conf (C, N); got {P.shape}, "
                          f"{points_px.shape}, {conf.shape}")  # fmt: skip
     global _LAST_RIG
+    key = (P.shape, P.dtype.str, P.tobytes())
     rig = _LAST_RIG  # read once: another thread may replace it
-    if rig is None or rig[0].shape != P.shape or not np.array_equal(rig[0], P):
-        rig = _LAST_RIG = (P.copy(), _normal_constants(P))  # per-rig constants, kept for the next frame
-    Q = rig[1]
+    if rig is None or rig[0] != key:
+        rig = _LAST_RIG = (key, _normal_constants(P), _rows(P))  # per-rig constants, kept for the next frame
+    Q, rows = rig[1], rig[2]
+    terms = _pixel_terms(points_px)  # (4, C, N); rows 1, 2: -u, -v
     used = conf >= min_conf  # (C, N)
     w = np.where(used, conf, 0.0)  # weights of the views in use
     n_used = used.sum(axis=0)  # (N,)
-    X = _dlt(Q, points_px, w)
-    err, depth = reprojection_errors(P, X, points_px)
-    act = None  # points that may still lose a view (None: all): only those that just lost one
+    X = _dlt(Q, terms, w, n_used < 2 if min_conf > 0 else None)  # min_conf > 0: used views weigh > 0
+    err, depth = _reproject(rows, X, terms[1:3])
+    err_used = np.where(used, err, -1.0)  # errors of the views in use, -1 elsewhere
+    e, n_act, act = err_used, n_used, None  # the points that may still lose a view (None: all) and theirs
     for _ in range(max(0, P.shape[0] - min_views)):
-        if act is None:
-            err_used = np.where(used, err, -1.0)
-            worst = np.argmax(err_used, axis=0)  # (N,)
-            drop = (err_used[worst, np.arange(worst.size)] > max_reproj_px) & (n_used > min_views)
-            act = np.nonzero(drop)[0]
-            worst = worst[act]
-        else:
-            err_used = np.where(used[:, act], err[:, act], -1.0)
-            worst = np.argmax(err_used, axis=0)  # (A,)
-            drop = (err_used[worst, np.arange(act.size)] > max_reproj_px) & (n_used[act] > min_views)
-            act, worst = act[drop], worst[drop]
+        worst = np.argmax(e, axis=0)  # (A,)
+        drop = (e.max(axis=0) > max_reproj_px) & (n_act > min_views)
+        act = np.nonzero(drop)[0] if act is None else act[drop]  # only those that just lost a view go on
         if not act.size:
             break
+        worst = worst[drop]
         used[worst, act] = False
         w[worst, act] = 0.0
         n_used[act] -= 1
         # Re-triangulate only the points that lost a view.
-        X[act] = _dlt(Q, points_px[:, act], w[:, act])
-        err[:, act], depth[:, act] = reprojection_errors(P, X[act], points_px[:, act])
-    err_kept = np.where(used, err, 0.0)
+        t = terms[:, :, act]
+        X[act] = Xa = _dlt(Q, t, w[:, act], False if min_conf > 0 else None)  # they keep >= 2 views
+        err_a, depth[:, act] = _reproject(rows, Xa, t[1:3])
+        err_used[:, act] = e = np.where(used[:, act], err_a, -1.0)
+        n_act = n_used[act]
+    err_kept = np.maximum(err_used, 0.0)
     valid = (n_used >= min_views) & (err_kept <= max_reproj_px).all(axis=0) & ((depth > 0) | ~used).all(axis=0)
     used &= valid
     return TriangulationResult(

@@ -81,6 +81,20 @@ def test_missing_view_and_empty_frame(rig, rng, filt):
     assert res.poses.shape == (0, 17, 4) and res.reproj_px.size == 0
 
 
+def test_undistortion_is_bit_for_bit_that_of_the_cameras(rng):
+    # The node calls cv2.undistortPoints itself (UNDISTORT_CRITERIA): its pixels must be exactly those
+    # of Camera.undistort_px, which the rest of the project (and the 2D error figures) use.
+    lens = ring_rig(dist=np.array([-0.12, 0.05, 0.001, -0.0015, 0.0]))
+    views = _views(lens, _people(0), rng)
+    res = FrameReconstructor(lens, COCO17, fusion=FusionConfig(filter="none")).process(views, 0)
+    assert len(res.groups) == 3
+    for p, members in enumerate(res.groups):
+        for c, i in members:
+            und = lens[c].undistort_px(views[c].poses[i, :, :2].astype(np.float64))
+            assert np.abs(und - views[c].poses[i, :, :2]).max() > 0.3  # the lens moves them
+            np.testing.assert_array_equal(res.obs_px[p, c], und)
+
+
 def test_live_filter_is_smoother_and_more_accurate_than_per_frame_triangulation(rig):
     """4 px 2D noise and, in 1 of 10 joint-views, a 40 px outlier: the live UKF's output against the
     per-frame triangulations of the same run (filter "none"): lower error, far less jitter (mean
