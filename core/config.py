@@ -68,10 +68,19 @@ class DetectorConfig:
             workers and node overlap and the output does not depend on the machine's load.
         roi_input_h: crop network input height, pixels (a multiple of 32).
         roi_input_w: crop network input width, pixels (a multiple of 32).
+        refine: a second, top-down pass on each person's box cut from the full-resolution frame
+            (:mod:`capture.detect.refine`): ``""`` off, ``"yolo"`` (YOLO11n-pose at the crop input),
+            ``"rtmpose"`` (the RTMPose ONNX file of ``model``); its keypoints are fused with the first pass's.
+        refine_input_h: refinement network input height, pixels (a multiple of 32; ``"yolo"``).
+        refine_input_w: refinement network input width, pixels (a multiple of 32; ``"yolo"``).
+        refine_flip: the refinement also runs on the mirrored crop and averages (flip test-time
+            augmentation; twice the refinement's cost).
+        refine_fuse: per joint, ``"average"`` (the more confident estimate, or where both are
+            confident and close, their confidence-weighted mean) or ``"replace"`` (the more confident).
 
     Raises:
         ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w;
-            roi_full_every or roi_lag_frames below 1.
+            roi_full_every or roi_lag_frames below 1; an unknown refine or refine_fuse.
     """
 
     name: str = "yolo11n-pose"
@@ -88,8 +97,23 @@ class DetectorConfig:
     roi_lag_frames: int = 2
     roi_input_h: int = 256
     roi_input_w: int = 160
+    refine: str = ""
+    refine_input_h: int = 256
+    refine_input_w: int = 192
+    refine_flip: bool = False
+    refine_fuse: str = "average"
 
     def __post_init__(self) -> None:
+        if self.refine not in ("", "yolo", "rtmpose") or self.refine_fuse not in ("average", "replace"):
+            raise ConfigError(
+                f'detector.refine must be "", "yolo" or "rtmpose" and refine_fuse "average" or "replace"; got '
+                f"{self.refine!r}, {self.refine_fuse!r}"
+            )
+        if min(self.refine_input_h, self.refine_input_w) <= 0 or self.refine_input_h % 32 or self.refine_input_w % 32:
+            raise ConfigError(
+                f"detector.refine_input_h and refine_input_w must be positive multiples of 32; got "
+                f"{self.refine_input_h}, {self.refine_input_w}"
+            )
         if self.roi_full_every < 1 or self.roi_lag_frames < 1:
             raise ConfigError(
                 f"detector.roi_full_every and roi_lag_frames must be >= 1; got {self.roi_full_every}, "

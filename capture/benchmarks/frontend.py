@@ -53,6 +53,10 @@ SETTINGS: list[tuple[str, dict]] = [
     ("yolo11n-pose 960", {"input_long_px": 960}),
     ("movenet multipose 256", {"name": "movenet", "input_long_px": 256, "score_threshold": 0.2}),
     ("yolo11n-pose 640 + 3D-guided ROIs", {"rois": True}),
+    ("yolo11n-pose 640 + refine yolo 256x192", {"refine": "yolo"}),
+    ("yolo11n-pose 640 + refine yolo 256x192 replace", {"refine": "yolo", "refine_fuse": "replace"}),
+    ("yolo11n-pose 640 + refine yolo 256x192 flip", {"refine": "yolo", "refine_flip": True}),
+    ("yolo11n-pose 640 + refine yolo 320x256", {"refine": "yolo", "refine_input_h": 320, "refine_input_w": 256}),
 ]
 """(name, ``[detector]`` overrides of ``configs/demo.toml``) of each row; add rows here."""
 

@@ -7,17 +7,35 @@ on crops around those boxes (:class:`CropDetector`):
 
 1. the boxes, in calibration pixels, are mapped to the pixels of the frame the detector sees
    (:func:`boxes_to_detector_px`: inverse of ``[[cameras]] image_map``, then the camera's turn);
-2. each box is widened to the crop input's aspect ratio around its centre (:func:`fit_aspect`), so
-   the crop is filled with image rather than grey padding;
-3. boxes that overlap so much that one crop costs less resolution than two crops cost time are
-   merged (:func:`merge_boxes`);
-4. each crop is cut from the full-resolution frame and given to the detector (one model call per
-   crop: the YOLO11n-pose exports are static, batch 1, one input shape per file), whose letterbox
-   scales it to the crop input (e.g. 256 x 160); keypoints and boxes come back in crop pixels and
-   are shifted by the crop's origin (:func:`crop_to_frame`);
+2. on the grid (the default for YOLO11n-pose: a ladder of static input shapes,
+   :func:`~capture.detect.crop_shapes.shape_ladder`, from ``roi_input_h x roi_input_w`` up to the
+   full pass's input), the frame is letterboxed once as for the full pass, the boxes are mapped into
+   that network input, widened by half a stride, merged when one model call on their union costs
+   less than the calls on each (:func:`~capture.detect.crop_shapes.plan_crops`: network pixels plus
+   :data:`~capture.detect.crop_shapes.CALL_PX` per call), and each crop is the window of the
+   letterboxed input of its ladder shape, aligned to the model's stride
+   (:func:`~capture.detect.crop_shapes.grid_windows`): the network sees exactly the full pass's
+   pixels on the full pass's grid, so a person inside a window comes out as the full pass finds it;
+3. without a ladder, each box is widened to the crop input's aspect (:func:`fit_aspect`),
+   overlapping ones merge when the union costs little resolution (:func:`merge_boxes`), and each
+   crop is cut from the full-resolution frame and letterboxed to the crop input (e.g. 256 x 160);
+4. one model call per crop (the exports are static, batch 1, one input shape per file);
+   keypoints and boxes come back in crop pixels and are shifted by the crop's origin
+   (:func:`crop_to_frame`, and the letterbox's gain and padding on the grid);
 5. a person seen in two crops is kept once (:func:`dedupe`): detections are ranked by whether the
    hint box they overlap most belongs to their own crop, then by score, and a detection whose box
    overlaps one kept from another crop (IoU, or most of the smaller box inside the larger) is dropped.
+
+Why the grid: measured on the demo (1088 x 1920 portrait frames, 4 cameras, every 4th frame, hints
+projected from the full-frame run's poses), against the full pass at 640 x 384: crops scaled to
+256 x 160 sample a ~1100 px tall person at ~0.2 network px per frame px (the full pass: 0.33), lost
+21 % of the full pass's confident joints and moved the rest by 13.6 px (median, frame pixels);
+crops cut from the frame at the full pass's scale (a ladder shape each) 3.8 % and 8.5 px, and their
+framing, moving with the person, made the 3D output jumpier (50 jumps > 10 cm against 23, a 12.7 cm
+forearm std); grid windows 0.3 % and 0.57 px. The alignment is what matters: on one demo frame
+(cam02) the windows' joints lie 0.5-1.2 px (median per person) from the full pass's, and 2-10 px
+when the same windows are shifted by 8 or 16 network pixels off the stride grid. Every full-pass
+joint lay inside the crops: the hint margins were not the cause.
 
 Convention: boxes are (x0, y0, x1, y1) pixels with x0 < x1, y0 < y1; pixel (0, 0) is the centre of
 the top-left pixel; a crop box has integer corners and covers pixels x0 .. x1 - 1, y0 .. y1 - 1.
@@ -30,6 +48,7 @@ from typing import Final
 
 import numpy as np
 
+from capture.detect.crop_shapes import CALL_PX, fit_aspect, grid_windows, letterbox_geometry, plan_crops, shape_ladder
 from core.config import ImageMap
 
 __all__ = [
@@ -37,6 +56,7 @@ __all__ = [
     "DEDUP_IOMIN",
     "EDGE_PX",
     "MERGE_AREA_RATIO",
+    "CALL_PX",
     "CropDetector",
     "boxes_to_detector_px",
     "crop_to_frame",
@@ -57,6 +77,8 @@ EDGE_PX: Final = 2.0
 """A detection box this close to an inner edge of its crop (pixels) is cut by the crop."""
 DEDUP_IOMIN: Final = 0.7
 """... or whose intersection covers more of the smaller box than this (a person cut by a crop's edge)."""
+STRIDE: Final = 32
+"""The detector's stride, pixels: crop windows on the grid are aligned to it."""
 
 
 def rotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.ndarray:
@@ -118,39 +140,6 @@ def boxes_to_detector_px(
     if rotate:
         xy = rotate_px(xy, rotate, frame_wh)
     return np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1)
-
-
-def fit_aspect(boxes: np.ndarray, aspect_wh: float, frame_wh: tuple[int, int]) -> np.ndarray:
-    """Widen boxes to a width / height ratio around their centres, then into the frame as integer crops.
-
-    A box is only ever grown, on the side that is short for ``aspect_wh``; one that then leaves the
-    frame is shifted back inside (so the crop keeps its shape), and one larger than the frame is cut
-    at its edges (the detector's letterbox pads the difference).
-
-    Args:
-        boxes: (K, 4) x0, y0, x1, y1, frame pixels.
-        aspect_wh: the crop input's width / height.
-        frame_wh: (width, height) of the frame, pixels.
-
-    Returns:
-        (K, 4) int64 crop boxes inside [0, W] x [0, H] with x1 > x0, y1 > y0 (empty boxes grow to 1 px).
-
-    Example:
-        >>> fit_aspect(np.array([[100.0, 100.0, 200.0, 400.0]]), 0.5, (1000, 1000)).tolist()
-        [[75, 100, 225, 400]]
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w, h = (int(v) for v in frame_wh)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    bw, bh = np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)
-    bw, bh = np.maximum(bw, bh * aspect_wh), np.maximum(bh, bw / aspect_wh)
-    bw, bh = np.minimum(bw, w), np.minimum(bh, h)
-    x0 = np.clip(cx - bw / 2, 0, w - bw)
-    y0 = np.clip(cy - bh / 2, 0, h - bh)
-    out = np.stack([np.floor(x0), np.floor(y0), np.ceil(x0 + bw), np.ceil(y0 + bh)], axis=1)
-    out[:, 0::2] = np.clip(out[:, 0::2], 0, w)
-    out[:, 1::2] = np.clip(out[:, 1::2], 0, h)
-    return out.astype(np.int64)
 
 
 def _area(b: np.ndarray) -> np.ndarray:
@@ -305,23 +294,110 @@ class CropDetector:
     Args:
         detector: a :class:`capture.detectors.Detector` whose network input is the crop input
             (e.g. YOLO11n-pose exported at 256 x 160): ``detect(image_bgr)`` letterboxes any crop to it.
-        crop_hw: the crop input (height, width), pixels: sets the crops' aspect ratio.
+        crop_hw: the crop input (height, width), pixels: the smallest shape, and the crops' aspect ratio.
+        make: ``make(input_hw) -> Detector`` for the other shapes of the ladder (built on first use,
+            then kept); None: every crop is cut from the frame and scaled to ``crop_hw``.
+        max_hw: the full pass's network input (height, width), pixels; with ``make``, crops are
+            stride-aligned windows of that input (:meth:`plan`), their shapes from
+            :func:`~capture.detect.crop_shapes.shape_ladder` up to it.
 
     Attributes:
+        shapes: the (height, width) network inputs crops may get, by increasing area.
         last_crops: (M, 4) int64 crop boxes of the last call, frame pixels.
+        last_shapes: (M, 2) int64 their network inputs (height, width).
     """
 
-    def __init__(self, detector: object, crop_hw: tuple[int, int]) -> None:
+    def __init__(
+        self, detector: object, crop_hw: tuple[int, int], make: object | None = None,
+        max_hw: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
         self.detector = detector
         self.crop_hw = (int(crop_hw[0]), int(crop_hw[1]))
+        self.make = make
+        self.max_hw = None if max_hw is None else (int(max_hw[0]), int(max_hw[1]))
+        self.shapes = shape_ladder(self.crop_hw, max_hw) if make is not None and max_hw else [self.crop_hw]
+        self._nets = {self.crop_hw: detector}
         self.last_crops = np.zeros((0, 4), np.int64)
+        self.last_shapes = np.zeros((0, 2), np.int64)
 
-    def plan(self, hints: np.ndarray, frame_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The crops for hint boxes (K, 4), frame pixels: ``(crops (M, 4) int64, owner (K,))`` (:func:`merge_boxes`)."""
-        return merge_boxes(hints, self.crop_hw[1] / self.crop_hw[0], frame_wh)
+    @property
+    def on_grid(self) -> bool:
+        """Whether crops are stride-aligned windows of the full pass's input (a ladder of shapes and its input)."""
+        return len(self.shapes) > 1 and self.max_hw is not None
+
+    def plan(self, hints: np.ndarray, frame_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+        """The crops for hint boxes.
+
+        On the grid (:attr:`on_grid`): the hints in the full pass's input pixels
+        (:func:`~capture.detect.crop_shapes.letterbox_geometry`), widened by half a stride on each
+        side, planned at scale 1 (:func:`plan_crops`) and placed as stride-aligned windows
+        (:func:`~capture.detect.crop_shapes.grid_windows`). Otherwise every crop has the crop input
+        and overlapping crops merge by resolution lost (:func:`merge_boxes`).
+
+        Args:
+            hints: (K, 4) x0, y0, x1, y1 hint boxes, frame pixels.
+            frame_wh: (width, height) of the frame, pixels.
+
+        Returns:
+            crops (M, 4) int64 frame pixels (clipped to the frame), owner (K,) int64 crop of each
+            hint, shapes (M, 2) int64 network input (height, width) of each crop, and on the grid
+            ``(windows (M, 4) int64 network input pixels, gain, pad)``, else None.
+        """
+        hints = np.asarray(hints, dtype=np.float64).reshape(-1, 4)
+        if not self.on_grid:
+            crops, owner = merge_boxes(hints, self.crop_hw[1] / self.crop_hw[0], frame_wh)
+            return crops, owner, np.tile(np.array(self.crop_hw, np.int64), (len(crops), 1)), None
+        (gx, gy), (left, top) = letterbox_geometry(frame_wh, self.max_hw)
+        h_in, w_in = self.max_hw
+        net = hints * [gx, gy, gx, gy] + [left, top, left, top]
+        half = STRIDE / 2
+        wide = np.clip(net + [-half, -half, half, half], 0, [w_in, h_in, w_in, h_in])
+        _, owner, kind = plan_crops(wide, self.shapes, 1.0, (w_in, h_in), slack=0.0)
+        shapes = np.array(self.shapes, np.int64).reshape(-1, 2)[kind]
+        union = np.array([[*net[owner == c, :2].min(0), *net[owner == c, 2:].max(0)] for c in range(len(kind))])
+        windows = grid_windows(union.reshape(-1, 4), shapes, (w_in, h_in), STRIDE)
+        crops = (windows - [left, top, left, top]) / [gx, gy, gx, gy]
+        crops = np.stack([np.floor(crops[:, 0]), np.floor(crops[:, 1]), np.ceil(crops[:, 2]), np.ceil(crops[:, 3])], 1)
+        crops = np.clip(crops, 0, [*frame_wh, *frame_wh]).astype(np.int64)
+        return crops, owner, shapes, (windows, (gx, gy), (left, top))
+
+    def _net(self, hw: tuple[int, int]) -> object:
+        if hw not in self._nets:
+            self._nets[hw] = self.make(hw)
+        return self._nets[hw]
+
+    def _run(self, image_bgr: np.ndarray, plan: tuple) -> tuple[list, list]:
+        """Each crop's detections in frame pixels: cut from the frame, or (on the grid) from its letterboxed input."""
+        crops, _, shapes, grid = plan
+        out_p, out_b = [], []
+        if grid is not None:
+            from capture.detectors import PAD_VALUE, letterbox
+
+            windows, (gx, gy), (left, top) = grid
+            padded, _, _ = letterbox(image_bgr, self.max_hw)
+            h_in, w_in = padded.shape[:2]
+        for c in range(len(crops)):
+            net = self._net((int(shapes[c][0]), int(shapes[c][1])))
+            if grid is None:
+                x0, y0, x1, y1 = crops[c]
+                poses, boxes = crop_to_frame(*net.detect(np.ascontiguousarray(image_bgr[y0:y1, x0:x1])), crops[c])
+            else:
+                x0, y0, x1, y1 = (int(v) for v in windows[c])
+                sub = np.full((y1 - y0, x1 - x0, 3), PAD_VALUE, np.uint8)
+                cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w_in), min(y1, h_in)
+                sub[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = padded[cy0:cy1, cx0:cx1]
+                poses, boxes = net.detect(sub)  # the window is the network input: no resampling
+                poses, boxes = crop_to_frame(poses, boxes, np.array([x0 - left, y0 - top, x1 - left, y1 - top]))
+                poses[..., 0] /= gx
+                poses[..., 1] /= gy
+                boxes[:, 0:4:2] /= gx
+                boxes[:, 1:4:2] /= gy
+            out_p.append(poses)
+            out_b.append(boxes)
+        return out_p, out_b
 
     def detect(
-        self, image_bgr: np.ndarray, hints: np.ndarray, plan: tuple[np.ndarray, np.ndarray] | None = None
+        self, image_bgr: np.ndarray, hints: np.ndarray, plan: tuple | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Detect people on the crops around ``hints``.
 
@@ -338,15 +414,12 @@ class CropDetector:
             ShapeError: the frame is not (H, W, 3) uint8 (from the detector).
         """
         h, w = image_bgr.shape[:2]
-        crops, owner = plan if plan is not None else self.plan(hints, (w, h))
-        self.last_crops = crops
-        all_poses, all_boxes, crop_of = [], [], []
-        for c, (x0, y0, x1, y1) in enumerate(crops):
-            poses, boxes = self.detector.detect(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]))
-            poses, boxes = crop_to_frame(poses, boxes, crops[c])
-            all_poses.append(poses)
-            all_boxes.append(boxes)
-            crop_of += [c] * len(boxes)
+        plan = plan if plan is not None else self.plan(hints, (w, h))
+        crops, owner, shapes, _ = plan
+        self.last_crops, self.last_shapes = crops, shapes
+        all_poses, all_boxes = self._run(image_bgr, plan)
+        crop_of = [c for c, b in enumerate(all_boxes) for _ in range(len(b))]
+        all_poses, all_boxes = [p for p in all_poses if len(p)], [b for b in all_boxes if len(b)]
         if not all_boxes:
             n_j = self.detector.skeleton.n_joints if hasattr(self.detector, "skeleton") else 17
             return np.zeros((0, n_j, 3), np.float32), np.zeros((0, 5), np.float32)

@@ -12,6 +12,9 @@ The stage a worker runs for every frame, apart from the messaging (:mod:`capture
    mapping), sent in the ``embeddings`` field so the node can use appearance without images;
 5. an RGB-D camera lifts the joints to 3D with its depth image (:class:`capture.sources_depth.DepthLifter`).
 
+With ``[detector] refine``, a second, top-down pass re-estimates each person's keypoints on a crop
+of their box at full resolution (:mod:`capture.detect.refine`), right after step 2.
+
 With ``[detector] rois`` the detector runs on crops around the boxes the node predicts for the
 frame (:meth:`FrameDetector.set_hint`, :mod:`capture.detect.crops`) and on the full frame when the
 hint asks for it (``full``: nobody tracked, the track set changed, someone may be entering), when
@@ -64,7 +67,7 @@ class FrameDetector:
     Attributes:
         input_hw: the network input (height, width), pixels, once opened (None when replaying).
         last_ms: CPU-independent wall times of the last frame's stages, milliseconds
-            (``"detect"``, and ``"reid"`` with descriptors).
+            (``"detect"``, ``"refine"`` with the refinement pass, ``"reid"`` with descriptors).
         last_mode: how the last frame was detected: ``"full"``, ``"crops"`` or ``"replay"``.
         modes: frames detected per mode, and ``"crops_run"``: crops detected in all.
         lifter: the depth lifter of an RGB-D camera, None otherwise.
@@ -104,6 +107,7 @@ class FrameDetector:
         self._crops = None  # CropDetector with [detector] rois
         self._hint = None  # capture.wire.RoiHint of the next frame
         self._since_full = 0  # frames detected on crops since the last full-frame pass
+        self._refiner = None  # capture.detect.refine.CropRefiner with [detector] refine
 
     def open(self) -> Iterator[tuple[int, int, object]]:
         """Open the source (and model, and depth source).
@@ -151,6 +155,10 @@ class FrameDetector:
             self._crops = CropDetector(crop_net, crop_hw)
         elif cfg.rois:
             log.warning("camera %s: detector %s cannot run on crops; [detector] rois ignored", self.camera, cfg.name)
+        if cfg.refine:
+            from capture.detect.refine import make_refiner
+
+            self._refiner = make_refiner(cfg, threads=cfg.threads)
         if cfg.reid:
             from capture.detect.reid import part_histograms
 
@@ -175,14 +183,34 @@ class FrameDetector:
         self._hint = hint
 
     def _plan(self, frame_wh: tuple[int, int]) -> tuple[np.ndarray, tuple] | None:
-        """The next frame's hint boxes (frame pixels) and crops, or None for a full-frame pass."""
+        """The next frame's hint boxes (frame pixels) and crops (:meth:`CropDetector.plan`), or None for a full pass.
+
+        With a ladder of shapes (YOLO11n-pose), each crop is a stride-aligned window of the full pass's
+        network input (same sampling, same grid); a full pass is chosen when the crops would cost as
+        much as it (network pixels plus :data:`~capture.detect.crops.CALL_PX` per model call).
+        """
         hint, crops = self._hint, self._crops
         if crops is None or hint is None or hint.full or len(hint.boxes) == 0:
             return None
         if self._since_full + 1 >= self.cfg.roi_full_every:
             return None
-        from capture.detect.crops import boxes_to_detector_px
+        from capture.detect.crops import CALL_PX, boxes_to_detector_px
+        from capture.detectors import YoloPoseOnnx
 
+        if crops.make is None and isinstance(crops.detector, YoloPoseOnnx):  # the ladder's other exports
+            from capture.detect.crop_shapes import shape_ladder
+            from capture.detectors import make_detector
+
+            cfg, full, full_hw = self.cfg, self._detector, tuple(self.input_hw)
+
+            def make(hw: tuple[int, int]) -> object:  # the ladder's top is the full pass's shape: its model serves
+                if hw == full_hw:
+                    return full
+                return make_detector(cfg.name, model_path=None, input_hw=hw, score_threshold=cfg.score_threshold,
+                                     threads=cfg.threads)  # fmt: skip
+
+            crops.make = make
+            crops.max_hw, crops.shapes = self.input_hw, shape_ladder(crops.crop_hw, self.input_hw)
         recorded_wh = rotated_size(frame_wh, self.rotate)  # a quarter turn back is the same swap
         boxes = boxes_to_detector_px(hint.boxes, self.image_map, self.rotate, recorded_wh)
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame_wh[0])
@@ -191,8 +219,8 @@ class FrameDetector:
         if len(boxes) == 0:
             return None
         plan = crops.plan(boxes, frame_wh)
-        if len(plan[0]) * crops.crop_hw[0] * crops.crop_hw[1] >= self.input_hw[0] * self.input_hw[1]:
-            return None  # as many network pixels as the full frame
+        if (plan[2].prod(axis=1) + CALL_PX).sum() >= self.input_hw[0] * self.input_hw[1] + CALL_PX:
+            return None  # the crops cost as much as the full frame
         return boxes, plan
 
     def _run_detector(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +240,9 @@ class FrameDetector:
         """The detections of one frame (``payload`` from :meth:`open`), in calibration pixels.
 
         With ``[detector] rois``, on crops around the boxes of :meth:`set_hint`'s hint or on the
-        full frame (see the module docstring); ``last_mode`` says which.
+        full frame (see the module docstring); ``last_mode`` says which. With ``[detector] refine``,
+        each person's keypoints are then refined on a crop of their box (:mod:`capture.detect.refine`);
+        ``last_ms["detect"]`` includes it and ``last_ms["refine"]`` is its share.
         """
         if isinstance(payload, Detections2D):  # replayed: already in calibration pixels
             self.last_mode = "replay"
@@ -225,6 +255,12 @@ class FrameDetector:
             poses, boxes = self._run_detector(image)
             t1 = time.perf_counter()
             self.last_ms = {"detect": (t1 - t0) * 1e3}
+            if self._refiner is not None:  # [detector] refine: the top-down pass, in the detector's frame pixels
+                poses = self._refiner.refine(image, poses, boxes)
+                t2 = time.perf_counter()
+                self.last_ms["refine"] = (t2 - t1) * 1e3
+                self.last_ms["detect"] = (t2 - t0) * 1e3
+                t1 = t2
             emb = None
             if self._describe is not None:
                 emb = self._describe(image, poses, boxes)

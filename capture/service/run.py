@@ -99,7 +99,9 @@ def models_for(cfg: Config) -> dict[str, str]:
 
     Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`) as
     the detector sees them (turned by ``[[cameras]] rotate``); the first frame of each source is read
-    for its size. With ``[detector] rois`` the crop model (``roi_input_h`` x ``roi_input_w``) too.
+    for its size. With ``[detector] rois`` also every crop shape of its ladder
+    (:func:`capture.detect.crop_shapes.shape_ladder`); with ``[detector] refine = "yolo"`` the
+    refinement model (``refine_input_h`` x ``refine_input_w``).
 
     Returns:
         camera name -> model path; cameras replaying detection files are left out.
@@ -114,15 +116,22 @@ def models_for(cfg: Config) -> dict[str, str]:
 
     det, models = cfg.detector, {}
     check_detector(det.name, det.model, det.box_detector)
+    if det.refine == "yolo":  # the refinement model, exported once here rather than by every worker at once
+        yolo_pose_onnx((det.refine_input_h, det.refine_input_w))
     if not uses_default_model(det.name, det.box_detector):
         return models
+    full_hws = set()
     for cam in cfg.cameras:
         frame_wh = check_source(cam.source, cam.name, stills=cam.stills)
         if frame_wh is not None:  # the detector sees the frame turned by [[cameras]] rotate
-            seen_wh = rotated_size(frame_wh, cam.rotate)
-            models[cam.name] = str(yolo_pose_onnx(input_hw_for_frame(seen_wh, det.input_long_px, det.fixed_input_hw)))
-    if det.rois and models:  # the crop model, exported once here rather than by every worker at once
-        yolo_pose_onnx((det.roi_input_h, det.roi_input_w))
+            hw = input_hw_for_frame(rotated_size(frame_wh, cam.rotate), det.input_long_px, det.fixed_input_hw)
+            models[cam.name] = str(yolo_pose_onnx(hw))
+            full_hws.add(hw)
+    if det.rois:  # the crop shapes, exported once here rather than by every worker mid-run
+        from capture.detect.crop_shapes import shape_ladder
+
+        for hw in sorted({s for full in full_hws for s in shape_ladder((det.roi_input_h, det.roi_input_w), full)}):
+            yolo_pose_onnx(hw)
     return models
 
 

@@ -134,7 +134,12 @@ def test_ctrl_c_leaves_no_orphan_and_a_readable_folder(shared_data, tmp_path):
 
 def test_bench_node_prints_figures(shared_data, capsys):
     calib = _demo_dir(shared_data) / "calibration/Calib.qca.txt"
-    assert cli_main(["bench", "node", "--calibration", str(calib), "--detections", str(DETS), "--repeats", "1", "--no-peer"]) == 0
+    assert (
+        cli_main(
+            ["bench", "node", "--calibration", str(calib), "--detections", str(DETS), "--repeats", "1", "--no-peer"]
+        )
+        == 0
+    )
     figures = json.loads(capsys.readouterr().out)
     assert "peer_pose2sim" not in figures
     assert figures["frames"] == 100 and figures["tracks"] == 3

@@ -184,3 +184,66 @@ def test_crops_around_the_full_frame_boxes_find_the_same_people(camera: str) -> 
             assert both.sum() >= 8
             errs.append(np.median(np.linalg.norm(poses[p, both, :2] - other[both, :2], axis=1)))
         assert min(errs) < 20.0  # frame pixels; the full pass sees the frame at 1/3 scale (7 px of its input)
+
+
+def test_grid_windows_see_the_full_pass_pixels_and_find_what_it_finds() -> None:
+    """On the grid, each crop is a stride-aligned window of the full pass's letterboxed input: a
+    detector sees there the very pixels the full pass sees, so it finds the dot where the full pass
+    does (to float rounding), at any hint position; each shape's model is built once, on first use."""
+    rng = np.random.default_rng(3)
+    nets: dict[tuple[int, int], BrightestSpot] = {}
+
+    def make(hw: tuple[int, int]) -> BrightestSpot:
+        assert hw not in nets
+        nets[hw] = BrightestSpot(hw)
+        return nets[hw]
+
+    small = BrightestSpot((256, 160))
+    det = CropDetector(small, (256, 160), make=make, max_hw=(640, 384))
+    full = BrightestSpot((640, 384))
+    assert det.on_grid and det.shapes[0] == (256, 160) and det.shapes[-1] == (640, 384)
+    assert not CropDetector(BrightestSpot((256, 160)), (256, 160)).on_grid
+    for size in ([300, 1200], [100, 200], [900, 1800]):
+        frame = np.zeros((1920, 1088, 3), np.uint8)
+        dot = rng.uniform([size[0] / 2, size[1] / 2], [1088 - size[0] / 2, 1920 - size[1] / 2])
+        frame[int(dot[1]) - 2 : int(dot[1]) + 3, int(dot[0]) - 2 : int(dot[0]) + 3] = 255
+        lo = dot - rng.uniform(0.2, 0.8, 2) * size  # the dot anywhere inside the hint
+        hint = np.clip(np.concatenate([lo, lo + size]), 0, [1088, 1920, 1088, 1920])[None]  # as FrameDetector clips
+        plan = det.plan(hint, (1088, 1920))
+        crops, owner, shapes, (windows, _, _) = plan
+        assert owner.tolist() == [0] and (windows % 32 == 0).all()  # aligned to the stride
+        assert (windows[:, 2:] - windows[:, :2]).tolist() == shapes[:, ::-1].tolist()  # no resampling
+        assert crops[0, 0] <= hint[0, 0] and crops[0, 1] <= hint[0, 1]  # the hint inside the crop
+        assert crops[0, 2] >= hint[0, 2] - 1 and crops[0, 3] >= hint[0, 3] - 1
+        poses, _ = det.detect(frame, hint, plan)
+        np.testing.assert_allclose(poses[0, 0, :2], full.detect(frame)[0][0, 0, :2], atol=1e-3)
+    assert len(small.calls) == 1 and set(nets) <= set(det.shapes)
+    assert all(len(n.calls) == 1 for n in nets.values())  # three sizes, three shapes, one model each
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("camera", ["cam02", "cam03"])
+def test_grid_windows_reproduce_the_full_pass_on_real_frames(camera: str) -> None:
+    """YOLO11n-pose on stride-aligned windows of the full pass's 640 x 384 input, around the full
+    pass's boxes (widened 10 %), finds the same people with the same joints to within a frame pixel
+    or two (median; the full pass's input pixel is 3 frame pixels), where crops scaled to 256 x 160
+    deviate by 10-20 px (test above)."""
+    from capture.detectors import YoloPoseOnnx
+
+    cap = cv2.VideoCapture(str(_demo_video(camera)))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    full = YoloPoseOnnx(_model((640, 384)), (640, 384))
+    crops = CropDetector(YoloPoseOnnx(_model((256, 160)), (256, 160)), (256, 160),
+                         make=lambda hw: YoloPoseOnnx(_model(hw), hw), max_hw=(640, 384))  # fmt: skip
+    poses, boxes = full.detect(frame)
+    wh = boxes[:, 2:4] - boxes[:, :2]
+    hints = np.clip(np.concatenate([boxes[:, :2] - 0.1 * wh, boxes[:, 2:4] + 0.1 * wh], axis=1), 0, [1088, 1920] * 2)
+    crop_poses, crop_boxes = crops.detect(frame, hints)
+    assert len(crop_boxes) == len(boxes)
+    for p in range(len(boxes)):
+        match = int(np.argmin(np.abs(crop_boxes[:, :4] - boxes[p, :4]).max(axis=1)))
+        both = (poses[p, :, 2] > 0.5) & (crop_poses[match, :, 2] > 0.5)
+        assert both.sum() >= 8
+        assert np.median(np.linalg.norm(poses[p, both, :2] - crop_poses[match, both, :2], axis=1)) < 2.0
