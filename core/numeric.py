@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["masked_median", "pose_distance_matrix"]
+__all__ = ["masked_median", "pose_distance_matrix", "pose_distances"]
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
@@ -44,7 +44,14 @@ def pose_distance_matrix(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> n
     Returns:
         (Pa, Pb) distances, metres.
     """
-    both = (a[:, None, :, 3] > 0) & (b[None, :, :, 3] > 0)  # (Pa, Pb, J)
-    diff = a[:, None, :, :3] - b[None, :, :, :3]  # (Pa, Pb, J, 3)
+    return pose_distances(a[:, None], b[None], min_common)
+
+
+def pose_distances(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndarray:
+    """:func:`pose_distance_matrix` of poses paired by broadcasting: ``a`` (..., J, 4) and ``b`` (..., J, 4)
+    poses, metres -> (...) median Euclidean joint distances over joints valid in both, metres (``inf``
+    with fewer than ``min_common`` common joints). E.g. (M, J, 4) and (M, J, 4): the M pairs' distances."""
+    both = (a[..., 3] > 0) & (b[..., 3] > 0)  # (..., J)
+    diff = a[..., :3] - b[..., :3]  # (..., J, 3)
     d = np.sqrt((diff * diff).sum(axis=-1))
     return masked_median(d, both, min_common)

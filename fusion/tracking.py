@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.errors import ShapeError
-from core.numeric import pose_distance_matrix
+from core.numeric import pose_distance_matrix, pose_distances
 
 __all__ = ["Track", "Tracker", "pose_distance_matrix"]
 
@@ -73,6 +73,9 @@ class Tracker:
         self.velocity_smoothing = velocity_smoothing
         self.tracks: list[Track] = []
         self._next_id = 1
+        # The last predictions (stamp, (track, pose, velocity, stamp) of each track, poses), which
+        # update() reuses when nothing changed since (the node predicts, associates, then updates).
+        self._last_pred: tuple[int, list[tuple], np.ndarray] | None = None
 
     def continue_ids_above(self, track_id: int) -> None:
         """Give new tracks ids above ``track_id`` (a take continued after a restart reuses no id)."""
@@ -88,9 +91,25 @@ class Tracker:
         self._prune(stamp_ns)
         if not self.tracks:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 4))
-        return np.array([t.track_id for t in self.tracks], dtype=np.int64), np.stack(
-            [t.predict(stamp_ns) for t in self.tracks]
-        )
+        pred = np.stack([t.predict(stamp_ns) for t in self.tracks])
+        self._last_pred = (stamp_ns, [(t, t.pose, t.velocity, t.stamp_ns) for t in self.tracks], pred.copy())
+        return np.array([t.track_id for t in self.tracks], dtype=np.int64), pred
+
+    def _predict_all(self, stamp_ns: int) -> np.ndarray:
+        """(T, J, 4) every live track predicted to ``stamp_ns``: those of :meth:`predictions` if no track
+        changed since (same tracks, same pose, velocity and time objects), else computed anew."""
+        last, self._last_pred = self._last_pred, None  # used once: update() changes the tracks
+        if (
+            last is not None
+            and last[0] == stamp_ns
+            and len(last[1]) == len(self.tracks)
+            and all(
+                a is t and p is t.pose and v is t.velocity and s == t.stamp_ns
+                for (a, p, v, s), t in zip(last[1], self.tracks, strict=True)
+            )
+        ):
+            return last[2]
+        return np.stack([t.predict(stamp_ns) for t in self.tracks])
 
     def _prune(self, stamp_ns: int) -> None:
         self.tracks = [t for t in self.tracks if (stamp_ns - t.stamp_ns) * _NS <= self.max_missed_s]
@@ -114,32 +133,37 @@ class Tracker:
         if poses.ndim != 3 or poses.shape[-1] != 4:
             raise ShapeError(f"poses must be (P, J, 4); got {poses.shape}")
         self._prune(stamp_ns)
+        tracks = self.tracks
         ids = np.zeros(poses.shape[0], dtype=np.int64)
         assigned = np.zeros(poses.shape[0], dtype=bool)
-        free = list(self.tracks)
-        if hint_ids is not None and self.tracks and poses.shape[0]:
-            by_id = {t.track_id: k for k, t in enumerate(self.tracks)}
-            dist = pose_distance_matrix(np.stack([t.predict(stamp_ns) for t in self.tracks]), poses)  # (T, P)
-            for p, hint in enumerate(np.asarray(hint_ids).tolist()):
-                k = by_id.get(hint)
-                track = None if k is None else self.tracks[k]
-                if track is None or track not in free:
-                    continue
-                if dist[k, p] <= self.gate_m:
-                    self._update_track(track, poses[p], stamp_ns)
-                    ids[p], assigned[p] = hint, True
-                    free.remove(track)
-        rest = np.nonzero(~assigned)[0]
-        if free and rest.size:
-            pred = np.stack([t.predict(stamp_ns) for t in free])
-            cost = pose_distance_matrix(pred, poses[rest])
-            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
-            for r, c in zip(rows, cols, strict=True):
-                if cost[r, c] <= self.gate_m:
-                    p = rest[c]
-                    self._update_track(free[r], poses[p], stamp_ns)
-                    ids[p] = free[r].track_id
-                    assigned[p] = True
+        match_k: list[int] = []  # (track index, pose index) of every assignment
+        match_p: list[int] = []
+        if tracks and poses.shape[0]:
+            pred = self._predict_all(stamp_ns)  # (T, J, 4), also the unseen joints' update
+            if hint_ids is not None:
+                by_id = {t.track_id: k for k, t in enumerate(tracks)}
+                pairs = [(by_id[h], p) for p, h in enumerate(np.asarray(hint_ids).tolist()) if h in by_id]
+                if pairs:
+                    hk, hp = [k for k, _ in pairs], [p for _, p in pairs]
+                    # Only the hinted pairs' distances: a track hinted twice goes to the first pose in its gate.
+                    for k, p, d in zip(hk, hp, pose_distances(pred[hk], poses[hp]).tolist(), strict=True):
+                        if d <= self.gate_m and k not in match_k:
+                            match_k.append(k)
+                            match_p.append(p)
+                    assigned[match_p] = True
+            free = [k for k in range(len(tracks)) if k not in match_k]
+            rest = np.nonzero(~assigned)[0]
+            if free and rest.size:
+                cost = pose_distance_matrix(pred[free], poses[rest])
+                rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+                for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+                    if cost[r, c] <= self.gate_m:
+                        match_k.append(free[r])
+                        match_p.append(int(rest[c]))
+                        assigned[rest[c]] = True
+            if match_k:
+                self._update_tracks(match_k, poses[match_p], pred[match_k], stamp_ns)
+                ids[match_p] = [tracks[k].track_id for k in match_k]
         for p in np.nonzero(~assigned)[0]:
             if (poses[p, :, 3] > 0).sum() >= self.min_joints:
                 seen = np.where(poses[p, :, 3] > 0, stamp_ns, -1).astype(np.int64)
@@ -147,6 +171,7 @@ class Tracker:
                 self._next_id += 1
                 self.tracks.append(track)
                 ids[p] = track.track_id
+        self._last_pred = None
         return ids
 
     def filled(self, track_id: int, pose: np.ndarray, stamp_ns: int, max_age_s: float) -> np.ndarray:
@@ -170,22 +195,32 @@ class Tracker:
         out[fill] = track.pose[fill]
         return out
 
-    def _update_track(self, track: Track, pose: np.ndarray, stamp_ns: int) -> None:
-        dt = (stamp_ns - track.stamp_ns) * _NS
-        both = (pose[:, 3] > 0) & (track.pose[:, 3] > 0)
-        if dt > 0:
-            v_new = (pose[:, :3] - track.pose[:, :3]) / dt
+    def _update_tracks(self, ks: list[int], poses: np.ndarray, predicted: np.ndarray, stamp_ns: int) -> None:
+        """Update the tracks ``self.tracks[k]`` for k in ``ks`` with their (M, J, 4) new poses, all at once;
+        ``predicted`` (M, J, 4) are their predictions to ``stamp_ns`` (:meth:`Track.predict`)."""
+        tracks = [self.tracks[k] for k in ks]
+        old = np.stack([t.pose for t in tracks])  # (M, J, 4)
+        vel = np.stack([t.velocity for t in tracks])  # (M, J, 3)
+        dt = np.array([(stamp_ns - t.stamp_ns) * _NS for t in tracks])  # (M,) seconds
+        seen = poses[..., 3] > 0  # (M, J)
+        moved = dt > 0
+        if moved.any():
+            both = seen & (old[..., 3] > 0) & moved[:, None]
+            v_new = (poses[..., :3] - old[..., :3]) / np.where(moved, dt, 1.0)[:, None, None]
             a = self.velocity_smoothing
-            track.velocity = np.where(both[:, None], a * track.velocity + (1 - a) * v_new, track.velocity)
+            vel = np.where(both[..., None], a * vel + (1 - a) * v_new, vel)
         # Joints missing in this frame keep their predicted position and old confidence (decayed),
         # so the track's shape survives short occlusions of single joints; their velocity decays so
-        # that a long occlusion does not carry a joint away.
-        seen = pose[:, 3] > 0
-        predicted = track.predict(stamp_ns)
-        merged = np.where(seen[:, None], pose, predicted)
-        merged[~seen, 3] *= 0.5
-        track.velocity = np.where(seen[:, None], track.velocity, 0.5 * track.velocity)
-        track.seen_ns = np.where(seen, stamp_ns, track.seen_ns if track.seen_ns is not None else -1)
-        track.pose = merged
-        track.stamp_ns = stamp_ns
-        track.n_updates += 1
+        # that a long occlusion does not carry a joint away. (The prediction used the old velocity,
+        # which the joints missing now keep.)
+        s = seen[..., None]
+        merged = np.where(s, poses, predicted)
+        merged[..., 3][~seen] *= 0.5
+        vel = np.where(s, vel, 0.5 * vel)
+        seen_ns = np.where(
+            seen, stamp_ns, np.stack([np.full(seen.shape[1], -1) if t.seen_ns is None else t.seen_ns for t in tracks])
+        )
+        for m, t in enumerate(tracks):
+            t.pose, t.velocity, t.seen_ns = merged[m], vel[m], seen_ns[m]
+            t.stamp_ns = stamp_ns
+            t.n_updates += 1

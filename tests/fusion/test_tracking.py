@@ -62,3 +62,65 @@ def test_pose_distance_matrix():
 def test_bad_shape():
     with pytest.raises(ShapeError):
         Tracker().update(np.zeros((1, 17, 3)), 0)
+
+
+def _reference_update(track, pose, stamp_ns, a=0.5):
+    """The per-track update as first written (one track at a time), to check the batched one against."""
+    dt = (stamp_ns - track.stamp_ns) * 1e-9
+    vel = track.velocity.copy()
+    seen = pose[:, 3] > 0
+    if dt > 0:
+        both = seen & (track.pose[:, 3] > 0)
+        vel = np.where(both[:, None], a * vel + (1 - a) * (pose[:, :3] - track.pose[:, :3]) / dt, vel)
+    predicted = track.pose.copy()
+    predicted[:, :3] += track.velocity * dt
+    merged = np.where(seen[:, None], pose, predicted)
+    merged[~seen, 3] *= 0.5
+    return merged, np.where(seen[:, None], vel, 0.5 * vel)
+
+
+def test_batched_update_matches_per_track_update_with_missing_joints_and_hints():
+    """Two tracks updated in one batch, one with missing joints and one also seen at the same time
+    (dt 0), hinted, with and without the predictions computed first: each track's pose and velocity
+    are those of the per-track update, exactly."""
+    rng = np.random.default_rng(3)
+    for predict_first in (False, True):
+        tr = Tracker(gate_m=0.5)
+        a0, b0 = _pose((-1.0, 0.0)), _pose((1.0, 0.0))
+        tr.update(np.stack([a0, b0]), 0)
+        a1, b1 = a0.copy(), b0.copy()
+        a1[:, :3] += 0.01
+        b1[:, :3] -= 0.02
+        tr.update(np.stack([a1, b1]), DT_NS)
+        a2, b2 = a1.copy(), b1.copy()
+        a2[:, :3] += 0.01 + rng.normal(scale=0.003, size=(17, 3))
+        a2[[3, 9], 3] = 0.0  # two joints missing: predicted, conf halved, velocity halved
+        b2[:, :3] -= 0.02
+        want = [_reference_update(t, p, 2 * DT_NS) for t, p in zip(tr.tracks, (a2, b2), strict=True)]
+        if predict_first:
+            tr.predictions(2 * DT_NS)
+        ids = tr.update(np.stack([b2, a2]), 2 * DT_NS, np.array([2, 1]))
+        assert ids.tolist() == [2, 1]
+        for t, (pose, vel) in zip(tr.tracks, want, strict=True):
+            np.testing.assert_array_equal(t.pose, pose)
+            np.testing.assert_array_equal(t.velocity, vel)
+            assert t.seen_ns[0] == 2 * DT_NS
+        assert tr.tracks[0].seen_ns[3] == DT_NS and tr.tracks[1].seen_ns[3] == 2 * DT_NS
+        again = tr.update(np.stack([a2]), 2 * DT_NS)  # dt 0: velocity kept, pose replaced
+        assert again.tolist() == [1]
+        np.testing.assert_array_equal(tr.tracks[0].velocity[0], want[0][1][0])
+
+
+def test_stale_predictions_are_not_reused_and_a_track_hinted_twice_goes_once():
+    """Predictions made before a track changed are not reused by update(); a track hinted by two poses
+    takes the first within its gate, and the other pose starts a new track."""
+    tr = Tracker(gate_m=0.5)
+    tr.update(_pose((0.0, 0.0))[None], 0)
+    tr.predictions(DT_NS)
+    tr.tracks[0].pose = _pose((3.0, 0.0))  # the track moved after the predictions were made
+    ids = tr.update(_pose((3.0, 0.0))[None], DT_NS, np.array([1]))
+    assert ids.tolist() == [1]  # within the gate of the current track, not of the stale prediction
+    ids = tr.update(
+        np.stack([_pose((8.0, 0.0)), _pose((3.0, 0.0)), _pose((3.05, 0.0))]), 2 * DT_NS, np.array([1, 1, 1])
+    )
+    assert ids[1] == 1 and ids[0] not in (0, 1) and ids[2] not in (0, 1, ids[0])
