@@ -266,7 +266,9 @@ class YoloPoseOnnx:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            from capture.detect.model_files import session_providers
+
+            self._session = ort.InferenceSession(str(path), opts, providers=session_providers())
         except _ort_errors() as exc:
             raise InputError(f"{path}: cannot load ONNX model ({type(exc).__name__})") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()

@@ -18,6 +18,7 @@ from core.errors import ConfigError
 __all__ = [
     "CameraSource",
     "Config",
+    "DEVICES",
     "FILTERS",
     "DetectorConfig",
     "FusionConfig",
@@ -30,6 +31,10 @@ __all__ = [
     "TriangulationConfig",
     "load_config",
 ]
+
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+"""Where the detectors' ONNX models may run (``[detector] device``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +82,14 @@ class DetectorConfig:
             augmentation; twice the refinement's cost).
         refine_fuse: per joint, ``"average"`` (the more confident estimate, or where both are
             confident and close, their confidence-weighted mean) or ``"replace"`` (the more confident).
+        device: where the ONNX models run: ``"cpu"`` (default, the tested path), ``"cuda"``
+            (onnxruntime's CUDA execution provider; an error before any worker starts when the
+            installed onnxruntime has none: the ``gpu`` extra) or ``"auto"`` (CUDA when present).
+            MoveNet (LiteRT) always runs on the CPU.
 
     Raises:
         ConfigError: a size that is not a positive multiple of 32, or only one of input_h, input_w;
-            roi_full_every or roi_lag_frames below 1; an unknown refine or refine_fuse.
+            roi_full_every or roi_lag_frames below 1; an unknown refine, refine_fuse or device.
     """
 
     name: str = "yolo11n-pose"
@@ -102,8 +111,11 @@ class DetectorConfig:
     refine_input_w: int = 192
     refine_flip: bool = False
     refine_fuse: str = "average"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"detector.device must be one of {DEVICES}; got {self.device!r}")
         if self.refine not in ("", "yolo", "rtmpose") or self.refine_fuse not in ("average", "replace"):
             raise ConfigError(
                 f'detector.refine must be "", "yolo" or "rtmpose" and refine_fuse "average" or "replace"; got '

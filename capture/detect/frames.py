@@ -133,6 +133,9 @@ class FrameDetector:
         from capture.sources import open_source
 
         cfg = self.cfg
+        from capture.detect.model_files import use_device
+
+        providers = use_device(cfg.device)  # before any model session opens
         self._source = open_source(self.source, epoch_ns=0, stills=self.stills)
         seen_wh = rotated_size(self._source.size, self.rotate)  # the frame as the detector sees it
         self.input_hw = input_hw_for_frame(seen_wh, cfg.input_long_px, cfg.fixed_input_hw)
@@ -166,6 +169,7 @@ class FrameDetector:
         log.info("camera %s: %dx%d frames%s, detector %s, network input %dx%d (width x height)%s", self.camera,
                  *self._source.size, f" turned {self.rotate} deg clockwise" if self.rotate else "", cfg.name,
                  self.input_hw[1], self.input_hw[0], ", re-ID descriptors" if cfg.reid else "")  # fmt: skip
+        log.info("camera %s: onnxruntime execution providers %s", self.camera, ", ".join(providers))
         return iter(self._source)
 
     @property

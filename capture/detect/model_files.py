@@ -28,7 +28,16 @@ from typing import Any, Final
 
 from core.errors import ConfigError
 
-__all__ = ["MODEL_KINDS", "ModelFile", "check_model_file", "onnx_layout", "open_onnx_session"]
+__all__ = [
+    "MODEL_KINDS",
+    "ModelFile",
+    "check_model_file",
+    "execution_providers",
+    "onnx_layout",
+    "open_onnx_session",
+    "session_providers",
+    "use_device",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,59 @@ def _require_file(path: Path) -> None:
         raise ConfigError(f"{path}: cannot read model file ({exc.strerror or type(exc).__name__})") from exc
 
 
+CPU_ONLY: Final = ("CPUExecutionProvider",)
+_providers: list[str] = list(CPU_ONLY)  # this process's choice (use_device); one worker, one device
+
+
+def execution_providers(device: str) -> list[str]:
+    """onnxruntime execution providers for ``[detector] device``, most preferred first.
+
+    Args:
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when the installed onnxruntime has it).
+
+    Returns:
+        ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` for CUDA (the CPU runs what CUDA
+        cannot), ``["CPUExecutionProvider"]`` otherwise.
+
+    Raises:
+        ConfigError: an unknown device, or ``"cuda"`` with an onnxruntime that has no CUDA provider.
+    """
+    if device == "cpu":
+        return list(CPU_ONLY)
+    if device not in ("cuda", "auto"):
+        raise ConfigError(f'[detector] device must be "cpu", "cuda" or "auto"; got {device!r}')
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", *CPU_ONLY]
+    if device == "cuda":
+        raise ConfigError(
+            f'[detector] device = "cuda": onnxruntime {ort.__version__} has no CUDA execution provider (it has '
+            f"{', '.join(available)}); install onnxruntime-gpu (the 'gpu' extra) or use device = \"cpu\""
+        )
+    return list(CPU_ONLY)
+
+
+def use_device(device: str) -> list[str]:
+    """Choose where this process's ONNX sessions run (a worker calls it once, before opening models).
+
+    Returns:
+        The execution providers every later :func:`session_providers` call gives.
+
+    Raises:
+        ConfigError: as :func:`execution_providers`.
+    """
+    global _providers
+    _providers = execution_providers(device)
+    return list(_providers)
+
+
+def session_providers() -> list[str]:
+    """The execution providers chosen by :func:`use_device` (CPU until then)."""
+    return list(_providers)
+
+
 def open_onnx_session(path: str | Path, threads: int = 1, optimize: bool = True) -> Any:
     """Open an ONNX file with onnxruntime on CPU, one line of error on failure.
 
@@ -117,7 +179,7 @@ def open_onnx_session(path: str | Path, threads: int = 1, optimize: bool = True)
     opts.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=session_providers())
     except _ort_errors() as exc:
         raise ConfigError(f"{path}: not a loadable ONNX model ({type(exc).__name__})") from None
 

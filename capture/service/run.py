@@ -107,15 +107,18 @@ def models_for(cfg: Config) -> dict[str, str]:
         camera name -> model path; cameras replaying detection files are left out.
 
     Raises:
-        ConfigError: an unknown detector, or a supplied model file missing or wrong.
+        ConfigError: an unknown detector, a supplied model file missing or wrong, or ``[detector]
+            device = "cuda"`` with an onnxruntime that has no CUDA execution provider.
         InputError: a source cannot be opened, or the export failed (no ultralytics, no network).
     """
     from capture.assets import yolo_pose_onnx
+    from capture.detect.model_files import execution_providers
     from capture.detectors import check_detector, input_hw_for_frame, uses_default_model
     from capture.image_map import rotated_size
 
     det, models = cfg.detector, {}
     check_detector(det.name, det.model, det.box_detector)
+    execution_providers(det.device)  # [detector] device = "cuda" without a CUDA onnxruntime: exit 2 here
     if det.refine == "yolo":  # the refinement model, exported once here rather than by every worker at once
         yolo_pose_onnx((det.refine_input_h, det.refine_input_w))
     if not uses_default_model(det.name, det.box_detector):
