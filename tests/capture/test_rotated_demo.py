@@ -14,18 +14,17 @@ With that, the rotated run finds the same people at the same places with the sam
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from demo_assets import demo_folder, yolo_model
 
 from calibration.camera import Camera, CameraRig
 from calibration.checks import load_rig
 from calibration.io import write_json
-from capture.assets import cache_dir
 from capture.reconstruct import FrameReconstructor
 from capture.service.worker import Worker
 from core.config import Config, load_config
@@ -52,25 +51,6 @@ def rotate_camera(cam: Camera) -> Camera:
     return Camera(cam.name, K, np.array([k1, k2, p2, -p1, k3]), Rz @ cam.R, Rz @ cam.t, (h, w))
 
 
-def _demo() -> Path:
-    for path in (Path(__file__).resolve().parents[3] / "shared/data/pose2sim_demo_multiperson",
-                 cache_dir() / "pose2sim-0.10.49-demo-multiperson"):  # fmt: skip
-        if (path / "videos/cam01.mp4").is_file():
-            return path
-    pytest.skip("Pose2Sim demo videos not available offline")
-
-
-def _model(hw: tuple[int, int]) -> str:
-    path = cache_dir() / f"yolo11n-pose_{hw[0]}x{hw[1]}.onnx"
-    if path.is_file():
-        return str(path)
-    if importlib.util.find_spec("ultralytics") is None:
-        pytest.skip(f"{path} not exported and the 'export' extra (ultralytics) is not installed")
-    from capture.assets import yolo_pose_onnx
-
-    return str(yolo_pose_onnx(hw))
-
-
 def reconstruct(cfg: Config, rig: CameraRig, sources: dict[str, str], models: dict[str, str], rotate: int = 0) -> list:
     """Detect with each camera's worker path (no sockets) and reconstruct every frame; the frame results."""
     per_cam = []
@@ -85,7 +65,7 @@ def reconstruct(cfg: Config, rig: CameraRig, sources: dict[str, str], models: di
 
 
 def test_rotated_camera_sees_the_rotated_image() -> None:
-    cam = load_rig(_demo() / "calibration/Calib.qca.txt")[0]
+    cam = load_rig(demo_folder() / "calibration/Calib.qca.txt")[0]
     rot = rotate_camera(cam)
     X = cam.center + 4.0 * cam.R.T @ np.array([[0.3, -0.4, 1.0], [-0.2, 0.1, 1.0], [0.05, 0.5, 1.0]]).T
     uv, uv_rot = cam.project(X.T), rot.project(X.T)
@@ -99,7 +79,7 @@ def test_rotated_camera_sees_the_rotated_image() -> None:
 
 def rotated_demo(tmp_path: Path) -> tuple[Config, CameraRig, CameraRig, dict[str, str], dict[str, str]]:
     """The demo's first frames and calibration, and the same turned 90 degrees clockwise (landscape)."""
-    demo = _demo()
+    demo = demo_folder()
     rig = load_rig(demo / "calibration/Calib.qca.txt", names=list(NAMES))
     cfg = load_config(CONFIGS / "demo.toml")
     assert cfg.detector.fixed_input_hw is None  # the input follows each camera's frames
@@ -138,9 +118,9 @@ def assert_same_people(upright: list, rotated: list) -> None:
 @pytest.mark.slow
 def test_rotated_demo_with_rotate_reconstructs_the_same_people(tmp_path: Path) -> None:
     cfg, rig, rot_rig, sources, rot_sources = rotated_demo(tmp_path)
-    upright = reconstruct(cfg, rig, sources, dict.fromkeys(NAMES, _model((640, 384))))
+    upright = reconstruct(cfg, rig, sources, dict.fromkeys(NAMES, str(yolo_model((640, 384)))))
     # rotate = 270 turns the landscape frames back upright for the detector: the portrait network input
-    rotated = reconstruct(cfg, rot_rig, rot_sources, dict.fromkeys(NAMES, _model((640, 384))), rotate=270)
+    rotated = reconstruct(cfg, rot_rig, rot_sources, dict.fromkeys(NAMES, str(yolo_model((640, 384)))), rotate=270)
     assert_same_people(upright, rotated)
     for a, b in zip(upright, rotated, strict=True):  # the detections come back in the landscape frame's pixels
         assert a.reproj_px.size == b.reproj_px.size
@@ -155,6 +135,6 @@ def test_rotated_demo_with_rotate_reconstructs_the_same_people(tmp_path: Path) -
 )
 def test_rotated_demo_without_rotate_loses_people(tmp_path: Path) -> None:
     cfg, rig, rot_rig, sources, rot_sources = rotated_demo(tmp_path)
-    upright = reconstruct(cfg, rig, sources, dict.fromkeys(NAMES, _model((640, 384))))
-    rotated = reconstruct(cfg, rot_rig, rot_sources, dict.fromkeys(NAMES, _model((384, 640))))
+    upright = reconstruct(cfg, rig, sources, dict.fromkeys(NAMES, str(yolo_model((640, 384)))))
+    rotated = reconstruct(cfg, rot_rig, rot_sources, dict.fromkeys(NAMES, str(yolo_model((384, 640)))))
     assert_same_people(upright, rotated)

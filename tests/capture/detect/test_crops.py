@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from demo_assets import demo_video, yolo_model
 
-from capture.assets import cache_dir
 from capture.detect.crops import (
     CropDetector,
     boxes_to_detector_px,
@@ -135,37 +132,18 @@ def test_crop_detector_runs_one_model_call_per_merged_crop() -> None:
     assert poses.shape == (0, 17, 3) and boxes.shape == (0, 5)
 
 
-def _demo_video(camera: str) -> Path:
-    for path in (Path(__file__).resolve().parents[4] / "shared/data/pose2sim_demo_multiperson",
-                 cache_dir() / "pose2sim-0.10.49-demo-multiperson"):  # fmt: skip
-        if (path / f"videos/{camera}.mp4").is_file():
-            return path / f"videos/{camera}.mp4"
-    pytest.skip("Pose2Sim demo videos not available offline")
-
-
-def _model(hw: tuple[int, int]) -> Path:
-    path = cache_dir() / f"yolo11n-pose_{hw[0]}x{hw[1]}.onnx"
-    if not path.is_file():
-        if importlib.util.find_spec("ultralytics") is None:
-            pytest.skip(f"{path} not exported and the 'export' extra (ultralytics) is not installed")
-        from capture.assets import yolo_pose_onnx
-
-        yolo_pose_onnx(hw)
-    return path
-
-
 @pytest.mark.parametrize("camera", ["cam02", "cam03"])
 def test_crops_around_the_full_frame_boxes_find_the_same_people(camera: str) -> None:
     """YOLO11n-pose at 256 x 160 on crops around the full-frame pass's boxes (widened 10 %) finds
     the same people, their joints a few frame pixels from the full-frame ones (1088 x 1920 frames)."""
     from capture.detectors import YoloPoseOnnx
 
-    cap = cv2.VideoCapture(str(_demo_video(camera)))
+    cap = cv2.VideoCapture(str(demo_video(camera)))
     ok, frame = cap.read()
     cap.release()
     assert ok
-    full = YoloPoseOnnx(_model((640, 384)), (640, 384))
-    crops = CropDetector(YoloPoseOnnx(_model((256, 160)), (256, 160)), (256, 160))
+    full = YoloPoseOnnx(yolo_model((640, 384)), (640, 384))
+    crops = CropDetector(YoloPoseOnnx(yolo_model((256, 160)), (256, 160)), (256, 160))
     poses, boxes = full.detect(frame)
     assert len(boxes) >= 2
     wh = boxes[:, 2:4] - boxes[:, :2]
@@ -230,13 +208,13 @@ def test_grid_windows_reproduce_the_full_pass_on_real_frames(camera: str) -> Non
     deviate by 10-20 px (test above)."""
     from capture.detectors import YoloPoseOnnx
 
-    cap = cv2.VideoCapture(str(_demo_video(camera)))
+    cap = cv2.VideoCapture(str(demo_video(camera)))
     ok, frame = cap.read()
     cap.release()
     assert ok
-    full = YoloPoseOnnx(_model((640, 384)), (640, 384))
-    crops = CropDetector(YoloPoseOnnx(_model((256, 160)), (256, 160)), (256, 160),
-                         make=lambda hw: YoloPoseOnnx(_model(hw), hw), max_hw=(640, 384))  # fmt: skip
+    full = YoloPoseOnnx(yolo_model((640, 384)), (640, 384))
+    crops = CropDetector(YoloPoseOnnx(yolo_model((256, 160)), (256, 160)), (256, 160),
+                         make=lambda hw: YoloPoseOnnx(yolo_model(hw), hw), max_hw=(640, 384))  # fmt: skip
     poses, boxes = full.detect(frame)
     wh = boxes[:, 2:4] - boxes[:, :2]
     hints = np.clip(np.concatenate([boxes[:, :2] - 0.1 * wh, boxes[:, 2:4] + 0.1 * wh], axis=1), 0, [1088, 1920] * 2)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from demo_assets import demo_video, yolo_model
 
-from capture.assets import cache_dir
 from capture.detect.refine import CropRefiner, flip_poses, fuse_poses, match_detection, refine_crop_boxes
 from core.config import DetectorConfig
 from core.errors import ConfigError, ShapeError
@@ -165,25 +164,6 @@ def test_refine_settings_are_checked() -> None:
         DetectorConfig(refine="yolo", refine_input_h=250)
 
 
-def _demo_video(camera: str) -> Path:
-    for path in (Path(__file__).resolve().parents[4] / "shared/data/pose2sim_demo_multiperson",
-                 cache_dir() / "pose2sim-0.10.49-demo-multiperson"):  # fmt: skip
-        if (path / f"videos/{camera}.mp4").is_file():
-            return path / f"videos/{camera}.mp4"
-    pytest.skip("Pose2Sim demo videos not available offline")
-
-
-def _model(hw: tuple[int, int]) -> Path:
-    path = cache_dir() / f"yolo11n-pose_{hw[0]}x{hw[1]}.onnx"
-    if not path.is_file():
-        if importlib.util.find_spec("ultralytics") is None:
-            pytest.skip(f"{path} not exported and the 'export' extra (ultralytics) is not installed")
-        from capture.assets import yolo_pose_onnx
-
-        yolo_pose_onnx(hw)
-    return path
-
-
 @pytest.mark.slow
 def test_refined_keypoints_stay_near_the_first_pass_on_a_demo_frame() -> None:
     """YOLO11n-pose at 256 x 192 on each person's crop of a 1088 x 1920 demo frame finds every person
@@ -193,8 +173,8 @@ def test_refined_keypoints_stay_near_the_first_pass_on_a_demo_frame() -> None:
     from capture.detect.frames import FrameDetector
     from capture.detectors import YoloPoseOnnx
 
-    video = _demo_video("cam02")
-    full_model, crop_model = _model((640, 384)), _model((256, 192))
+    video = demo_video("cam02")
+    full_model, crop_model = yolo_model((640, 384)), yolo_model((256, 192))
     cap = cv2.VideoCapture(str(video))
     ok, frame = cap.read()
     cap.release()
