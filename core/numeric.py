@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["masked_median", "pose_distance_matrix", "pose_distances"]
+__all__ = ["masked_median", "pose_distance_matrix", "pose_distances", "xy_first"]
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
@@ -55,3 +55,12 @@ def pose_distances(a: np.ndarray, b: np.ndarray, min_common: int = 3) -> np.ndar
     diff = a[..., :3] - b[..., :3]  # (..., J, 3)
     d = np.sqrt((diff * diff).sum(axis=-1))
     return masked_median(d, both, min_common)
+
+
+def xy_first(xy: np.ndarray) -> np.ndarray:
+    """(..., 2) pixel coordinates as a contiguous (2, ...) array, x then y.
+
+    numpy is slow on a trailing axis of 2 (every strided x or y operation, and reductions over the
+    axis before it); with x and y as contiguous blocks, per-joint arithmetic runs on long rows.
+    """
+    return np.ascontiguousarray(np.moveaxis(xy, -1, 0))

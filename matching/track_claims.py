@@ -23,7 +23,7 @@ import numpy as np
 
 from core.config import MatchingConfig
 from core.errors import ShapeError
-from core.numeric import masked_median
+from core.numeric import masked_median, xy_first
 from matching.tracks import assign_detections_to_tracks
 from matching.unflip import unflip_xy
 
@@ -117,12 +117,7 @@ def claim_detections(
     C, T = uv.shape[:2]
     if pts.shape[0] != C or pts.shape[2:] != uv.shape[2:] or conf.shape != pts.shape[:3] or gates.shape != (C, T):
         raise ShapeError(f"inconsistent shapes: uv {uv.shape}, pts {pts.shape}, conf {conf.shape}, gates {gates.shape}")
-    return _claim(_xy_first(uv), valid, gates, _xy_first(pts), conf, counts, min_conf, min_common)
-
-
-def _xy_first(xy: np.ndarray) -> np.ndarray:
-    """(..., 2) pixels -> contiguous (2, ...) (x then y)."""
-    return np.ascontiguousarray(np.moveaxis(xy, -1, 0))
+    return _claim(xy_first(uv), valid, gates, xy_first(pts), conf, counts, min_conf, min_common)
 
 
 def _claim(
@@ -265,7 +260,7 @@ class TrackDrivenAssociator:
         n_unflipped = 0
         if len(track_ids):
             uv, valid, gates = _project(self.P, self.focal_px, preds, m.track_gate_m)  # uv (2, C, T, J)
-            pts_xy = _xy_first(pts)  # (2, C, P, J)
+            pts_xy = xy_first(pts)  # (2, C, P, J)
             claimed = _claim(uv, valid, gates, pts_xy, conf, counts, m.min_joint_conf, m.min_common_joints)
             n_unflipped = unflip_xy(pts, conf, claimed, pts_xy, uv, valid, self.left, self.right, lifted)
             c_idx, i_idx = np.nonzero(claimed >= 0)  # by view, then detection

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import ShapeError
+from core.numeric import xy_first
 
 __all__ = ["unflip_claimed", "unflip_xy"]
 
@@ -54,12 +55,7 @@ def unflip_claimed(
     if claimed.shape != pts.shape[:2] or conf.shape != pts.shape[:3] or uv.shape[0] != pts.shape[0]:
         raise ShapeError(f"expected pts (C, P, J, 2), conf (C, P, J), claimed (C, P); got {pts.shape}, "
                          f"{conf.shape}, {claimed.shape}")  # fmt: skip
-    return unflip_xy(pts, conf, claimed, _xy(pts), _xy(uv), valid, left, right, lifted, ratio)
-
-
-def _xy(a: np.ndarray) -> np.ndarray:
-    """(..., 2) pixels -> contiguous (2, ...) (x then y)."""
-    return np.ascontiguousarray(np.moveaxis(a, -1, 0))
+    return unflip_xy(pts, conf, claimed, xy_first(pts), xy_first(uv), valid, left, right, lifted, ratio)
 
 
 def unflip_xy(
