@@ -151,11 +151,23 @@ class FrameDetector:
         )
         if cfg.rois and cfg.name in ROI_DETECTORS:
             from capture.detect.crops import CropDetector
+            from capture.detectors import YoloPoseOnnx
 
             crop_hw = (cfg.roi_input_h, cfg.roi_input_w)
             crop_net = make_detector(cfg.name, model_path=None, input_hw=crop_hw, score_threshold=cfg.score_threshold,
                                      threads=cfg.threads)  # fmt: skip
-            self._crops = CropDetector(crop_net, crop_hw)
+            if isinstance(crop_net, YoloPoseOnnx):  # static exports: crops are grid windows of the full pass's input
+                full, full_hw = self._detector, tuple(self.input_hw)
+
+                def make(hw: tuple[int, int]) -> object:  # the ladder's top is the full pass's shape: its model serves
+                    if hw == full_hw:
+                        return full
+                    return make_detector(cfg.name, model_path=None, input_hw=hw, score_threshold=cfg.score_threshold,
+                                         threads=cfg.threads)  # fmt: skip
+
+                self._crops = CropDetector(crop_net, crop_hw, make=make, max_hw=self.input_hw)
+            else:
+                self._crops = CropDetector(crop_net, crop_hw)
         elif cfg.rois:
             log.warning("camera %s: detector %s cannot run on crops; [detector] rois ignored", self.camera, cfg.name)
         if cfg.refine:
@@ -199,22 +211,7 @@ class FrameDetector:
         if self._since_full + 1 >= self.cfg.roi_full_every:
             return None
         from capture.detect.crops import CALL_PX, boxes_to_detector_px
-        from capture.detectors import YoloPoseOnnx
 
-        if crops.make is None and isinstance(crops.detector, YoloPoseOnnx):  # the ladder's other exports
-            from capture.detect.crop_shapes import shape_ladder
-            from capture.detectors import make_detector
-
-            cfg, full, full_hw = self.cfg, self._detector, tuple(self.input_hw)
-
-            def make(hw: tuple[int, int]) -> object:  # the ladder's top is the full pass's shape: its model serves
-                if hw == full_hw:
-                    return full
-                return make_detector(cfg.name, model_path=None, input_hw=hw, score_threshold=cfg.score_threshold,
-                                     threads=cfg.threads)  # fmt: skip
-
-            crops.make = make
-            crops.max_hw, crops.shapes = self.input_hw, shape_ladder(crops.crop_hw, self.input_hw)
         recorded_wh = rotated_size(frame_wh, self.rotate)  # a quarter turn back is the same swap
         boxes = boxes_to_detector_px(hint.boxes, self.image_map, self.rotate, recorded_wh)
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame_wh[0])

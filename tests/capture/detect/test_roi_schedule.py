@@ -112,7 +112,7 @@ def test_on_the_grid_crops_are_windows_of_the_full_input_and_a_full_pass_when_as
 @pytest.mark.slow
 def test_yolo_frames_on_crops_match_the_full_pass_on_a_real_frame(shared_data) -> None:
     """The real worker stage: YOLO11n-pose crops (stride-aligned windows of the 640 x 384 input,
-    the ladder built on first use, its top shared with the full pass) find the full pass's people with
+    the ladder set up when opened, its top shared with the full pass) find the full pass's people with
     the same joints to a frame pixel or two (median), on a demo frame (1088 x 1920)."""
     import importlib.util
 
