@@ -73,9 +73,6 @@ class Tracker:
         self.velocity_smoothing = velocity_smoothing
         self.tracks: list[Track] = []
         self._next_id = 1
-        # The last predictions (stamp, (track, pose, velocity, stamp) of each track, poses), which
-        # update() reuses when nothing changed since (the node predicts, associates, then updates).
-        self._last_pred: tuple[int, list[tuple], np.ndarray] | None = None
 
     def continue_ids_above(self, track_id: int) -> None:
         """Give new tracks ids above ``track_id`` (a take continued after a restart reuses no id)."""
@@ -91,25 +88,9 @@ class Tracker:
         self._prune(stamp_ns)
         if not self.tracks:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 4))
-        pred = np.stack([t.predict(stamp_ns) for t in self.tracks])
-        self._last_pred = (stamp_ns, [(t, t.pose, t.velocity, t.stamp_ns) for t in self.tracks], pred.copy())
-        return np.array([t.track_id for t in self.tracks], dtype=np.int64), pred
-
-    def _predict_all(self, stamp_ns: int) -> np.ndarray:
-        """(T, J, 4) every live track predicted to ``stamp_ns``: those of :meth:`predictions` if no track
-        changed since (same tracks, same pose, velocity and time objects), else computed anew."""
-        last, self._last_pred = self._last_pred, None  # used once: update() changes the tracks
-        if (
-            last is not None
-            and last[0] == stamp_ns
-            and len(last[1]) == len(self.tracks)
-            and all(
-                a is t and p is t.pose and v is t.velocity and s == t.stamp_ns
-                for (a, p, v, s), t in zip(last[1], self.tracks, strict=True)
-            )
-        ):
-            return last[2]
-        return np.stack([t.predict(stamp_ns) for t in self.tracks])
+        return np.array([t.track_id for t in self.tracks], dtype=np.int64), np.stack(
+            [t.predict(stamp_ns) for t in self.tracks]
+        )
 
     def _prune(self, stamp_ns: int) -> None:
         self.tracks = [t for t in self.tracks if (stamp_ns - t.stamp_ns) * _NS <= self.max_missed_s]
@@ -139,7 +120,7 @@ class Tracker:
         match_k: list[int] = []  # (track index, pose index) of every assignment
         match_p: list[int] = []
         if tracks and poses.shape[0]:
-            pred = self._predict_all(stamp_ns)  # (T, J, 4), also the unseen joints' update
+            pred = np.stack([t.predict(stamp_ns) for t in tracks])  # (T, J, 4), also the unseen joints' update
             if hint_ids is not None:
                 by_id = {t.track_id: k for k, t in enumerate(tracks)}
                 pairs = [(by_id[h], p) for p, h in enumerate(np.asarray(hint_ids).tolist()) if h in by_id]
@@ -171,7 +152,6 @@ class Tracker:
                 self._next_id += 1
                 self.tracks.append(track)
                 ids[p] = track.track_id
-        self._last_pred = None
         return ids
 
     def filled(self, track_id: int, pose: np.ndarray, stamp_ns: int, max_age_s: float) -> np.ndarray:
