@@ -99,13 +99,13 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray,
         >>> img.shape, pad
         ((640, 384, 3), (10, 0))
     """
+    from capture.detect.crop_shapes import letterbox_geometry
+
     h, w = image.shape[:2]
     h_in, w_in = input_hw
-    r = min(h_in / h, w_in / w)
-    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    dw, dh = (w_in - new_w) / 2, (h_in - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
+    (gain_x, gain_y), (left, top) = letterbox_geometry((w, h), input_hw)
+    new_w, new_h = round(w * gain_x), round(h * gain_y)  # the resized size: gain = new / old
+    right, bottom = w_in - new_w - left, h_in - new_h - top
     if (new_w, new_h) != (w, h):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
