@@ -29,6 +29,7 @@ __all__ = [
     "check_image_map",
     "map_detections",
     "rotate_frame",
+    "rotate_px",
     "rotated_size",
     "to_calibration_px",
     "unrotate_detections",
@@ -82,12 +83,44 @@ def rotate_frame(image: np.ndarray, rotate: int) -> np.ndarray:
     return cv2.rotate(image, codes[rotate])
 
 
+def rotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.ndarray:
+    """Pixels of the frame as recorded to the pixels of the frame turned ``rotate`` degrees clockwise.
+
+    The inverse of :func:`unrotate_px`: 90 degrees sends (u, v) to (H - 1 - v, u),
+    180 to (W - 1 - u, H - 1 - v), 270 to (v, W - 1 - u) (OpenCV's ``cv2.rotate``, integer pixel centres).
+
+    Args:
+        uv: (..., 2) pixel coordinates in the recorded frame, pixels.
+        rotate: 0, 90, 180 or 270 degrees clockwise.
+        frame_wh: (width, height) of the recorded frame, pixels.
+
+    Returns:
+        (..., 2) float64 coordinates in the turned frame, pixels.
+
+    Example:
+        >>> rotate_px(np.array([[0.0, 0.0]]), 90, (4, 3)).tolist()
+        [[2.0, 0.0]]
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    u, v = uv[..., 0], uv[..., 1]
+    w, h = frame_wh
+    if rotate == 90:
+        out = (h - 1 - v, u)
+    elif rotate == 180:
+        out = (w - 1 - u, h - 1 - v)
+    elif rotate == 270:
+        out = (v, w - 1 - u)
+    else:
+        return uv.copy()
+    return np.stack(out, axis=-1)
+
+
 def unrotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.ndarray:
     """Pixels of the turned frame (:func:`rotate_frame`) back to the pixels of the frame as recorded.
 
-    Pixel centres are at integer coordinates (OpenCV's convention): turning a W x H frame 90
-    degrees clockwise sends (u, v) to (H - 1 - v, u), so the turned frame's (u', v') comes from
-    (v', H - 1 - u'); 180 degrees: (W - 1 - u', H - 1 - v'); 270: (W - 1 - v', u').
+    Turning back is turning on by the rest of a full turn: the turned frame's (u', v') comes from
+    (v', H - 1 - u') after 90 degrees clockwise, (W - 1 - u', H - 1 - v') after 180 and
+    (W - 1 - v', u') after 270 (:func:`rotate_px` of the turned frame by ``360 - rotate``).
 
     Args:
         uv: (..., 2) pixel coordinates in the turned frame, pixels.
@@ -97,18 +130,7 @@ def unrotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.nd
     Returns:
         (..., 2) float64 pixel coordinates in the recorded frame.
     """
-    uv = np.asarray(uv, dtype=np.float64)
-    u, v = uv[..., 0], uv[..., 1]
-    w, h = frame_wh
-    if rotate == 90:
-        out = (v, h - 1 - u)
-    elif rotate == 180:
-        out = (w - 1 - u, h - 1 - v)
-    elif rotate == 270:
-        out = (w - 1 - v, u)
-    else:
-        return uv.copy()
-    return np.stack(out, axis=-1)
+    return rotate_px(uv, (360 - rotate) % 360, rotated_size(frame_wh, rotate))
 
 
 def unrotate_detections(dets: Detections2D, rotate: int, frame_wh: tuple[int, int]) -> Detections2D:

@@ -49,6 +49,7 @@ from typing import Final
 import numpy as np
 
 from capture.detect.crop_shapes import CALL_PX, fit_aspect, grid_windows, letterbox_geometry, plan_crops, shape_ladder
+from capture.image_map import rotate_px
 from core.config import ImageMap
 
 __all__ = [
@@ -79,38 +80,6 @@ DEDUP_IOMIN: Final = 0.7
 """... or whose intersection covers more of the smaller box than this (a person cut by a crop's edge)."""
 STRIDE: Final = 32
 """The detector's stride, pixels: crop windows on the grid are aligned to it."""
-
-
-def rotate_px(uv: np.ndarray, rotate: int, frame_wh: tuple[int, int]) -> np.ndarray:
-    """Pixels of the frame as recorded to the pixels of the frame turned ``rotate`` degrees clockwise.
-
-    The inverse of :func:`capture.image_map.unrotate_px`: 90 degrees sends (u, v) to (H - 1 - v, u),
-    180 to (W - 1 - u, H - 1 - v), 270 to (v, W - 1 - u) (OpenCV's ``cv2.rotate``, integer pixel centres).
-
-    Args:
-        uv: (..., 2) pixel coordinates in the recorded frame, pixels.
-        rotate: 0, 90, 180 or 270 degrees clockwise.
-        frame_wh: (width, height) of the recorded frame, pixels.
-
-    Returns:
-        (..., 2) float64 coordinates in the turned frame, pixels.
-
-    Example:
-        >>> rotate_px(np.array([[0.0, 0.0]]), 90, (4, 3)).tolist()
-        [[2.0, 0.0]]
-    """
-    uv = np.asarray(uv, dtype=np.float64)
-    u, v = uv[..., 0], uv[..., 1]
-    w, h = frame_wh
-    if rotate == 90:
-        out = (h - 1 - v, u)
-    elif rotate == 180:
-        out = (w - 1 - u, h - 1 - v)
-    elif rotate == 270:
-        out = (v, w - 1 - u)
-    else:
-        return uv.copy()
-    return np.stack(out, axis=-1)
 
 
 def boxes_to_detector_px(
