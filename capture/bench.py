@@ -22,6 +22,7 @@ import numpy as np
 
 from calibration.io import read_calibration
 from capture.detection_files import read_detections_json
+from capture.kernel_warmup import warm_up
 from capture.reconstruct import FrameReconstructor
 from core.config import Config
 from core.errors import CaptureError
@@ -72,6 +73,8 @@ def bench_node(calibration: Path, detections: Path, repeats: int) -> dict:
     frames = [[per_cam[n][f] for n in rig.names] for f in range(n_frames)]
     cfg = Config()
     no_filter = dataclasses.replace(cfg.fusion, filter="none")
+    for fusion in (cfg.fusion, no_filter):  # compiled kernels: compile or load them before timing
+        warm_up(rig, COCO17, cfg.matching, cfg.triangulation, fusion)
     ours, unfiltered, base, tracks = [], [], [], set()
     for _ in range(repeats):  # the configurations alternate, so that machine load hits them alike
         for fusion, times in ((cfg.fusion, ours), (no_filter, unfiltered)):

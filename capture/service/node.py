@@ -33,6 +33,7 @@ import zmq
 
 from calibration.camera import CameraRig
 from capture import wire
+from capture.kernel_warmup import warm_up
 from capture.reconstruct import FrameReconstructor
 from capture.service.feedback import RoiPublisher, feedback_enabled
 from capture.service.intake import Intake
@@ -93,6 +94,9 @@ class Node:
             rig, skeleton, config.matching.resolved(stills), config.triangulation, config.fusion,
             clock_offsets_ns=offsets_ns if node.sync_window_ms > 0 else None,
         )  # fmt: skip
+        # The kernels compile (first run of an installation) or load from cache now, not on a live frame.
+        warm_s, _ = warm_up(rig, skeleton, config.matching.resolved(stills), config.triangulation, config.fusion)
+        log.debug("reconstruction kernels ready in %.2f s", warm_s)
         self.intake = Intake(rig.names, skeleton.n_joints, node.max_people_per_view, node.heartbeat_timeout_s)
         self.assembler = FrameAssembler(
             rig.names,
