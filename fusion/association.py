@@ -35,8 +35,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import chdtri
 
-from core.numeric import masked_median
-from fusion.scratch import scratch
+from fusion._gate_kernels import gate_kernel, mahalanobis2_kernel, unscented_pixels_kernel
 from fusion.ukf import SigmaWeights
 
 __all__ = [
@@ -57,12 +56,17 @@ _BIG: Final = 1e9
 _W3: Final = SigmaWeights(3)
 _W3_MEAN: Final = _W3.Wm  # (7,) computed once (the properties build new arrays on every access)
 _W3_COV: Final = _W3.Wc
+_W3_SCALE: Final = float(_W3.n + _W3.lam)  # sigma points: mean +- columns of chol(scale * cov)
+_LIMITS: Final = np.array([GATE_D2, _SWAP_RATIO, _MIN_INLIERS], dtype=np.float64)  # the gate kernel's thresholds
 
 
 def predicted_pixels(
     pos: np.ndarray, cov: np.ndarray, projections: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted pixels of Gaussian 3D points in every view (unscented transform, alpha 0.5).
+
+    The loop over points and views is compiled (:mod:`core.jit`,
+    :func:`fusion._gate_kernels.unscented_pixels_kernel`).
 
     Args:
         pos: (B, 3) means, metres, world frame.
@@ -73,44 +77,25 @@ def predicted_pixels(
         zp: (B, C, 2) mean pixels; Sh: (B, C, 3) their covariances [uu, uv, vv], pixels^2;
         front: (B, C) bool, every sigma point in front of the camera.
 
+    Raises:
+        numpy.linalg.LinAlgError: a covariance is not positive definite.
+
     Example:
         >>> P = np.array([[[1000.0, 0, 500, 0], [0, 1000, 500, 0], [0, 0, 1, 0]]])
         >>> zp, Sh, front = predicted_pixels(np.array([[0.0, 0, 4]]), np.eye(3)[None] * 1e-4, P)
         >>> zp.round(3).tolist(), Sh.round(2).tolist(), front.tolist()
         ([[[500.0, 500.0]]], [[[6.25, 0.0, 6.25]]], [[True]])
     """
-    zp, Sh, front = _unscented_pixels(pos, cov, projections)
-    return zp.transpose(2, 1, 0).copy(), Sh.transpose(2, 1, 0).copy(), front.T
-
-
-def _unscented_pixels(
-    pos: np.ndarray, cov: np.ndarray, projections: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`predicted_pixels` with coordinates first, then views, then points: zp (2, C, B), Sh (3, C, B),
-    front (C, B). In this order every array operation runs over long contiguous rows (the points and
-    their sigma points), not over rows of C values. zp and Sh are work arrays (:func:`fusion.scratch.scratch`)."""
     B, C = pos.shape[0], projections.shape[0]
-    sig = _W3.points(pos, cov)  # (B, N, 3), N = 7
-    N = sig.shape[1]
-    homog = scratch("pp_x", (4, N, B))
-    homog[:3], homog[3] = sig.transpose(2, 1, 0), 1.0
-    A = projections.transpose(1, 0, 2).reshape(3 * C, 4)  # rows: (coordinate, view)
-    q = np.matmul(A, homog.reshape(4, N * B), out=scratch("pp_q", (3 * C, N * B))).reshape(3, C, N, B)
-    depth = q[2]
-    front = depth.min(axis=1) > 1e-3
-    if not front.all():  # a point behind the camera: a finite pixel, never used
-        np.maximum(depth, 1e-3, out=depth)
-    dev = np.divide(q[:2], depth, out=scratch("pp_h", (2, C, N, B)))
-    zp = np.matmul(_W3_MEAN, dev, out=scratch("pp_zp", (2, C, B)))
-    dev -= zp[:, :, None]
-    prod = scratch("pp_q", (3, C, N, B))  # [uu, uv, vv] products (q is no longer needed)
-    np.multiply(dev[:1], dev, out=prod[:2])
-    np.multiply(dev[1], dev[1], out=prod[2])
-    return zp, np.matmul(_W3_COV, prod, out=scratch("pp_sh", (3, C, B))), front
+    out = np.empty((B, C, 6))
+    if not unscented_pixels_kernel(_f64(pos), _f64(cov), _f64(projections), _W3_MEAN, _W3_COV, _W3_SCALE,
+                                   np.ones(B, bool), out):  # fmt: skip
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+    return out[..., :2].copy(), out[..., 2:5].copy(), out[..., 5] > 0.5
 
 
 def mahalanobis2(y: np.ndarray, Sh: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distances of 2D innovations.
+    """Squared Mahalanobis distances of 2D innovations (a compiled loop, :mod:`core.jit`).
 
     Args:
         y: (..., 2) innovations, pixels.
@@ -126,41 +111,15 @@ def mahalanobis2(y: np.ndarray, Sh: np.ndarray, var: np.ndarray) -> np.ndarray:
     """
     parts = (y[..., 0], y[..., 1], Sh[..., 0], Sh[..., 1], Sh[..., 2], np.asarray(var, dtype=np.float64))
     shape = np.broadcast_shapes(*(a.shape for a in parts))
-    return _d2(*(np.broadcast_to(a, shape).reshape(-1) for a in parts)).reshape(shape)
+    flat = [_f64(np.broadcast_to(a, shape).reshape(-1)) for a in parts]
+    out = np.empty(flat[0].shape)
+    mahalanobis2_kernel(*flat, out)
+    return out.reshape(shape)
 
 
-def _d2(
-    u: np.ndarray,
-    v: np.ndarray,
-    suu: np.ndarray,
-    suv: np.ndarray,
-    svv: np.ndarray,
-    var: np.ndarray,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """:func:`mahalanobis2` of innovations (u, v) with covariances [suu, suv, svv] + var I (arrays of one
-    shape, at least 1-d), into ``out`` (then with work arrays for the temporaries) or a new array."""
-    shape = u.shape
-    tmp = (lambda name: scratch(name, shape)) if out is not None else (lambda name: np.empty(shape))
-    a, c, det, t = tmp("d2_a"), tmp("d2_c"), tmp("d2_det"), tmp("d2_t")
-    out = np.empty(shape) if out is None else out
-    np.add(suu, var, out=a)
-    np.add(svv, var, out=c)
-    np.multiply(a, c, out=det)
-    np.multiply(suv, suv, out=t)
-    det -= t
-    np.maximum(det, 1e-12, out=det)
-    np.multiply(u, u, out=out)  # (c u^2 - 2 b u v + a v^2) / det
-    out *= c
-    np.multiply(suv, 2, out=t)
-    t *= u
-    t *= v
-    out -= t
-    np.multiply(v, v, out=t)
-    t *= a
-    out += t
-    out /= det
-    return out
+def _f64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous float64 array (a copy only where needed): one kernel signature."""
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +157,10 @@ def gate_groups(
 ) -> Gating:
     """Gate every group against every track (see the module docstring).
 
+    One compiled loop (:mod:`core.jit`, :func:`fusion._gate_kernels.gate_kernel`) over the pairs, joints
+    and views: the 3D gate, the unscented pixel predictions of the tracks with a pair it lets through,
+    the swaps and the distances.
+
     Args:
         pos: (T, J, 3) tracks' predicted joint positions, metres.
         cov: (T, J, 3, 3) their covariances, metres^2.
@@ -212,58 +175,21 @@ def gate_groups(
 
     Returns:
         :class:`Gating`.
+
+    Raises:
+        numpy.linalg.LinAlgError: a track's position covariance is not positive definite (checked when
+            some pair passes the 3D gate).
     """
-    T, J = active.shape
-    G, C = z.shape[0], projections.shape[0]
-    # The 3D sanity gate first: a pair it rejects is not compatible whatever the image says (nor
-    # within the fallback's gate_m), so only the other pairs are compared in the image.
-    common = active[:, None] & (poses[None, :, :, 3] > 0)
-    dist = masked_median(np.linalg.norm(pos[:, None] - poses[None, :, :, :3], axis=-1), common, 3)
-    var_m2 = (np.einsum("tjii->tj", cov) * active).sum(axis=1) / (3.0 * np.maximum(active.sum(axis=1), 1))
-    spread = 3.0 * np.sqrt(np.maximum(var_m2, 0.0))  # (T,) three RMS joint position std, metres
-    far = np.isfinite(dist) & (dist > gate_m + spread[:, None])
-    swap = np.zeros((T, G, J, C), bool)
-    inlier = np.zeros((T, G, J, C), bool)
-    cost = np.full((T, G), GATE_D2)
-    ok = np.zeros((T, G), bool)
-    ti, gi = np.nonzero(~far)  # the (track, group) pairs compared in the image
-    if not ti.size:
-        return Gating(swap, inlier, cost, ok, dist)
-    zp, Sh, front = _unscented_pixels(pos.reshape(-1, 3), cov.reshape(-1, 3, 3), projections)
-    # Each joint against its own prediction, then each left/right joint against its partner's
-    # prediction (``lr``, with the partner's observation): one pass over (view, pair, J + 2 k), views
-    # first so that the operations run over long rows.
+    J = active.shape[1]
     left = np.nonzero(mirror > np.arange(J))[0]
-    right, k = mirror[left], left.size
-    lr = np.concatenate([left, right])
-    own = ti[:, None] * J + np.concatenate([np.arange(J), lr])  # (p, J + 2k) rows of zp and Sh
-    seen_j = np.concatenate([np.arange(J), mirror[lr]])
-    # Gathers (np.take) from C-contiguous copies into work arrays: fresh memory pages cost more than the
-    # arithmetic, and numpy's gather from a strided array is several times slower.
-    obs = gi[:, None] * J + seen_j  # (p, J + 2k) rows of the groups' (G J) joints
-    zt = scratch("g_zt", (2, C, G * J))
-    np.copyto(zt.reshape(2, C, G, J), z.transpose(3, 2, 0, 1))
-    zg = np.take(zt, obs, axis=2, out=scratch("g_z", (2, C, *obs.shape)), mode="clip")  # (2, C, p, J + 2k)
-    zg -= np.take(zp, own, axis=2, out=scratch("g_zp", (2, C, *own.shape)), mode="clip")
-    Sp = np.take(Sh, own, axis=2, out=scratch("g_s", (3, C, *own.shape)), mode="clip")
-    vt = scratch("g_vt", (C, G * J))
-    np.copyto(vt.reshape(C, G, J), var.transpose(2, 0, 1))
-    vg = np.take(vt, obs, axis=1, out=scratch("g_v", (C, *obs.shape)), mode="clip")
-    d2_all = _d2(zg[0], zg[1], Sp[0], Sp[1], Sp[2], vg, out=scratch("g_d2", vg.shape))
-    d2, d2m = d2_all[..., :J], d2_all[..., J:]  # (C, p, J), (C, p, 2k)
-    usable = np.ascontiguousarray(meas.transpose(2, 0, 1))[:, gi] & active[ti] & front[:, own[:, :J]]
-    sw = np.zeros(d2.shape, bool)
-    if k:
-        both = usable[..., left] & usable[..., right]
-        flip = both & (d2m[..., :k] + d2m[..., k:] < _SWAP_RATIO * (d2[..., left] + d2[..., right]))
-        sw[..., left] = sw[..., right] = flip
-        d2[..., lr] = np.where(sw[..., lr], d2m, d2[..., lr])
-    inl = usable & (d2 <= GATE_D2)
-    n_common = usable.sum(axis=(0, 2))
-    n_in = inl.sum(axis=(0, 2))
-    cost[ti, gi] = (np.where(inl, d2, 0.0).sum(axis=(0, 2)) + GATE_D2 * (n_common - n_in)) / np.maximum(n_common, 1)
-    ok[ti, gi] = (2 * n_in >= n_common) & (n_in >= _MIN_INLIERS)
-    swap[ti, gi], inlier[ti, gi] = sw.transpose(1, 2, 0), inl.transpose(1, 2, 0)
+    mirror = np.ascontiguousarray(mirror, dtype=np.int64)
+    swap, inlier, cost, ok, dist, pd = gate_kernel(
+        _f64(pos), _f64(cov), np.ascontiguousarray(active, dtype=bool), _f64(z), _f64(var),
+        np.ascontiguousarray(meas, dtype=bool), _f64(poses), _f64(projections), left, mirror[left], mirror,
+        float(gate_m), _LIMITS, _W3_MEAN, _W3_COV, _W3_SCALE,
+    )  # fmt: skip
+    if not pd:
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
     return Gating(swap, inlier, cost, ok, dist)
 
 
