@@ -10,6 +10,7 @@ from typing import Final
 
 import numpy as np
 
+from fusion._ukf_kernels import confidence_kernel, linear_predict, position_std_kernel, position_update
 from fusion.bones import BoneModel
 
 __all__ = [
@@ -57,13 +58,19 @@ def confidence_from_std(std_m: np.ndarray) -> np.ndarray:
         std_m: (...) standard deviations, metres.
 
     Returns:
-        (...) confidences in (0, 1]: ``1 / (1 + (std_m / 0.05)^2)``.
+        (...) confidences in (0, 1]: ``1 / (1 + (std_m / 0.05)^2)`` (a compiled loop, :mod:`core.jit`,
+        for float64 input).
 
     Example:
         >>> confidence_from_std(np.array([0.0, 0.05, 0.01])).round(3).tolist()
         [1.0, 0.5, 0.962]
     """
-    return 1.0 / (1.0 + (np.asarray(std_m) / _CONF_STD_M) ** 2)
+    s = np.asarray(std_m)
+    if s.dtype != np.float64:  # other dtypes keep numpy's promotion rules
+        return 1.0 / (1.0 + (s / _CONF_STD_M) ** 2)
+    out = np.empty(s.shape)
+    confidence_kernel(np.ascontiguousarray(s).reshape(-1), _CONF_STD_M, out.reshape(-1))
+    return out if out.ndim else out[()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +192,10 @@ def predict_linear(
     The motion model is linear, and the unscented transform of a linear map is exact (Julier &
     Uhlmann 1997), so this equals :func:`fusion.ukf.predict` with
     :func:`fusion.ukf.constant_velocity_noise` (to rounding; tested) without the sigma points:
-    ``x' = F x``, ``P' = F P F^T + Q`` with ``F = [[I, dt I], [0, I]]``.
+    ``x' = F x``, ``P' = F P F^T + Q`` with ``F = [[I, dt I], [0, I]]``, by blocks: the rows, then the
+    columns, of the position gain dt times those of the velocity, and ``Q = kron(q, I3)`` (white-noise
+    acceleration, Bar-Shalom et al. 2001, §6.2.2) added to the diagonals of the four 3 x 3 blocks. One
+    compiled loop over the filters (:mod:`core.jit`).
 
     Args:
         x: (B, 6) states [x, y, z, vx, vy, vz], metres and metres/second.
@@ -197,24 +207,15 @@ def predict_linear(
     Returns:
         x (B, 6) and P (B, 6, 6) predicted.
     """
-    dt = np.asarray(dt_s, dtype=np.float64)
-    x_new = x.copy()
-    x_new[:, :3] += dt[:, None] * x[:, 3:]
-    # F P F^T by blocks: rows, then columns, of the position gain dt times those of the velocity.
-    d = dt[:, None, None]
-    P_new = P.copy()
-    P_new[:, :3] += d * P[:, 3:]
-    P_new[:, :, :3] += d * P_new[:, :, 3:]
-    # Q of constant_velocity_noise (white-noise acceleration, Bar-Shalom et al. 2001, 6.2.2), by blocks.
-    # Q = kron(q, I3) with q the 2 x 2 [position, velocity] block: added to the diagonals of the four 3 x 3
-    # blocks of P at once, through a (B, 2, 2, 3) view of them.
+    B = x.shape[0]
+    dt = np.ascontiguousarray(dt_s, dtype=np.float64)
     var = np.asarray(accel_std_mps2, dtype=np.float64) ** 2
-    q = np.empty((dt.shape[0], 2, 2))
-    q[:, 0, 0] = 0.25 * var * dt**4
-    q[:, 0, 1] = q[:, 1, 0] = 0.5 * var * dt**3
-    q[:, 1, 1] = var * dt**2
-    diagonals = np.einsum("bkili->bkli", P_new.reshape(-1, 2, 3, 2, 3))  # (B, 2, 2, 3) writable view
-    diagonals += q[..., None]
+    if dt.shape != (B,):
+        dt = np.full(B, dt)
+    if var.shape != (B,):
+        var = np.full(B, var)
+    x_new, P_new = np.empty((B, 6)), np.empty((B, 6, 6))
+    linear_predict(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(P, np.float64), dt, var, x_new, P_new)
     return x_new, P_new
 
 
@@ -226,7 +227,8 @@ def update_position(
     The measurement is linear, ``z = H x + v`` with ``H = [I 0]`` and ``v ~ N(0, R)``, so the
     standard Kalman update is exact (Kalman 1960; Bar-Shalom et al. 2001, §5.2.3; the same equations
     as filterpy's ``KalmanFilter.update``, tested): ``S = P_pos + R``, ``K = P H^T S^-1``,
-    ``x' = x + K (z - x_pos)``, ``P' = P - K S K^T``.
+    ``x' = x + K (z - x_pos)``, ``P' = P - K S K^T``. One compiled loop over the filters
+    (:mod:`core.jit`), a 3 x 3 solve each.
 
     Args:
         x: (B, 6) states [x, y, z, vx, vy, vz], metres and metres/second.
@@ -239,26 +241,29 @@ def update_position(
         x (B, 6) and P (B, 6, 6) updated, and (B,) the squared Mahalanobis distance of each
         innovation (chi-square with 3 degrees of freedom under the model; 0 where masked).
 
+    Raises:
+        numpy.linalg.LinAlgError: an innovation covariance is singular.
+
     Example:
         >>> x, P = np.zeros((1, 6)), np.eye(6)[None] * 1e-2
         >>> x2, P2, d2 = update_position(x, P, np.array([[0.1, 0.0, 0.0]]), np.eye(3)[None] * 1e-2)
         >>> x2[0, :3].round(3).tolist(), round(float(P2[0, 0, 0]), 4), round(float(d2[0]), 2)
         ([0.05, 0.0, 0.0], 0.005, 0.5)
     """
-    B = x.shape[0]
-    m = np.ones(B, bool) if mask is None else np.asarray(mask, dtype=bool)
-    S = P[:, :3, :3] + np.where(m[:, None, None], R, np.eye(3))
-    y = np.where(m[:, None], z - x[:, :3], 0.0)
-    K = np.swapaxes(np.linalg.solve(S, P[:, :3, :]), 1, 2)  # P H^T S^-1 (S and P symmetric)
-    K = np.where(m[:, None, None], K, 0.0)
-    x_new = x + np.einsum("bij,bj->bi", K, y)
-    P_new = P - K @ S @ np.swapaxes(K, 1, 2)
-    d2 = np.einsum("bi,bi->b", y, np.linalg.solve(S, y[..., None])[..., 0])
+    B, n = x.shape
+    m = np.ones(B, bool) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
+    x_new, P_new, d2 = np.empty((B, n)), np.empty((B, n, n)), np.empty(B)
+    f64 = np.float64
+    status = position_update(np.ascontiguousarray(x, f64), np.ascontiguousarray(P, f64), np.ascontiguousarray(z, f64),
+                             np.ascontiguousarray(R, f64), m, x_new, P_new, d2)  # fmt: skip
+    if status:
+        raise np.linalg.LinAlgError("Singular matrix")
     return x_new, P_new, d2
 
 
 def position_std(P: np.ndarray) -> np.ndarray:
-    """RMS position standard deviation per axis of joint filters, ``sqrt(trace(P_pos) / 3)``.
+    """RMS position standard deviation per axis of joint filters, ``sqrt(trace(P_pos) / 3)`` (a compiled
+    loop, :mod:`core.jit`).
 
     Args:
         P: (..., 6, 6) covariances of states [x, y, z, vx, vy, vz].
@@ -270,7 +275,10 @@ def position_std(P: np.ndarray) -> np.ndarray:
         >>> float(position_std(np.diag([4e-4, 4e-4, 4e-4, 1.0, 1.0, 1.0])))
         0.02
     """
-    return np.sqrt(np.maximum(np.trace(P[..., :3, :3], axis1=-2, axis2=-1), 0.0) / 3.0)
+    P = np.asarray(P)
+    out = np.empty(P.shape[:-2])
+    position_std_kernel(np.ascontiguousarray(P, np.float64).reshape(-1, 6, 6), out.reshape(-1))
+    return out if out.ndim else out[()]
 
 
 def accel_scale(joint: str) -> float:

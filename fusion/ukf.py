@@ -6,22 +6,26 @@ Kirubarajan 2001, §6.2.2), and as measurement the joint's pixels in the views t
 each camera's pinhole projection (the nonlinear measurement the UKF exists for). The equations are
 those of filterpy's ``UnscentedKalmanFilter`` with ``MerweScaledSigmaPoints`` (Julier & Uhlmann
 1997; Wan & van der Merwe 2000, scaled sigma points; Labbe, *Kalman and Bayesian Filters in
-Python*, ch. 10), evaluated for B filters at once with numpy: filterpy runs one Python loop per
-filter (about 1 ms per predict + update of one joint), this module a few array operations per
-frame for all of them. ``tests/fusion/test_ukf.py`` checks that both agree to 1e-9.
+Python*, ch. 10), evaluated for B filters at once: filterpy runs one Python loop per filter
+(about 1 ms per predict + update of one joint); here :func:`predict` is a few numpy operations for
+all of them, and :func:`update` one compiled loop over the filters (:mod:`core.jit`,
+``fusion._ukf_kernels``) doing each filter's small linear algebra by hand. ``tests/fusion/test_ukf.py``
+checks that both agree to 1e-9.
 
 Views that did not see a joint are masked: their rows of the predicted measurement are constant,
 so their block of the innovation covariance is their noise alone and their columns of the gain are
 zero; the update is then exactly the update with the seen views only (block-diagonal argument),
-which is what filterpy computes with the shorter measurement vector.
+which is what filterpy computes with the shorter measurement vector, and what the compiled update
+computes: it gathers the seen views' coordinates only.
 
 The pixels depend on the position only: the 6 sigma points along the velocity columns of the
 (lower triangular) Cholesky factor have the centre's position, and the update folds them into it
 (:meth:`SigmaWeights.position_points`): 7 distinct points instead of 13, the same sums. With more
 pixel coordinates than those points (2 C > 7, from 4 cameras on), the update inverts the 7 x 7
-matrix of the matrix inversion lemma instead of the 2 C x 2 C innovation covariance
-(:func:`_update_woodbury`; equal to rounding): at 32 cameras a 7 x 7 solve per joint instead of a
-64 x 64 one.
+matrix of the matrix inversion lemma instead of the 2 C x 2 C innovation covariance (equal to
+rounding; see :func:`update`): at 32 cameras a 7 x 7 solve per joint instead of a 64 x 64 one.
+Solves are Gaussian elimination with partial pivoting (as ``numpy.linalg.solve``): with the scaled
+points' negative centre weight, these symmetric matrices need not be positive definite.
 
 Convention: sigma points are ordered as filterpy's (centre, then +columns, then -columns of the
 Cholesky factor of ``(n + lambda) P``); pixels are undistorted (``Camera.undistort_px``).
@@ -35,7 +39,7 @@ from typing import Final
 import numpy as np
 
 from core.errors import ShapeError
-from fusion.scratch import scratch
+from fusion._ukf_kernels import NOT_POSITIVE_DEFINITE, SINGULAR, masked_update
 
 __all__ = [
     "MaskedUpdate",
@@ -286,6 +290,15 @@ def update(
     along its velocity columns project onto the centre's pixels: they are folded into the centre
     (:meth:`SigmaWeights.position_points`), which leaves 7 distinct points of 13 and the same sums.
 
+    With the points' state deviations X (7, 6), pixel deviations D (7, m) over the m = 2 (seen views)
+    coordinates, covariance weights W = diag(wc) and the diagonal noise R: if 2 C <= 7, the direct form
+    ``S = D^T W D + R``, ``Pxz = X^T W D``, ``S [K^T | s] = [Pxz^T | y]``, ``x + Pxz s``, ``P - Pxz K^T``;
+    if 2 C > 7 (and no weight is 0), the matrix inversion lemma (Woodbury; Press et al., *Numerical
+    Recipes*, §2.7.3): ``M = W^-1 + D R^-1 D^T`` (7 x 7), ``c = D R^-1 y``, ``M [s | T] = [c | X]``,
+    ``x + X^T s``, ``P + X^T T - X^T W X``, ``y^T R^-1 y - c^T s``. Unseen views drop out exactly. One
+    compiled loop over the filters (:mod:`core.jit`): a 6 x 6 Cholesky factor and a 7 x 7 (or m x m)
+    solve each.
+
     Args:
         x: (B, 6) predicted states.
         P: (B, 6, 6) predicted covariances.
@@ -300,6 +313,7 @@ def update(
 
     Raises:
         ShapeError: inconsistent shapes.
+        numpy.linalg.LinAlgError: a covariance is not positive definite, or a system is singular.
     """
     w = w or _W6
     B, C = mask.shape
@@ -308,80 +322,18 @@ def update(
             f"update needs z_px (B, C, 2), mask and var_px2 (B, C), projections (C, 3, 4); got "
             f"{z_px.shape}, {mask.shape}, {var_px2.shape}, {projections.shape}"
         )
-    m = mask.astype(bool, copy=False)
-    dev_x, wm, wc = w.position_points(P)  # (B, N, n) deviations from x, N = 7
-    N = dev_x.shape[1]
-    # Pixel coordinates in blocks, [u_0 .. u_C-1, v_0 .. v_C-1] (one homogeneous matmul; their order
-    # does not matter to the update). The large intermediates live in reused buffers: fresh pages of
-    # memory cost more than the arithmetic.
-    pts = scratch("pts", (B, N, 3))
-    np.add(x[:, None, :3], dev_x[..., :3], out=pts)
-    q = homogeneous_pixels(pts, projections, out=scratch("q", (B * N, 3 * C))).reshape(B, N, 3, C)
-    # E: the pixel deviations D (B, N, 2C) and, below them, the innovation y (B, 2C).
-    E = scratch("h", (B, N + 1, 2 * C))
-    dev_z = E[:, :N]
-    np.divide(q[:, :, :2], q[:, :, 2:], out=dev_z.reshape(B, N, 2, C))
-    seen2 = np.concatenate([m, m], axis=1)  # (B, 2C)
-    all_seen = m.all()
-    if not all_seen:
-        np.copyto(dev_z, 0.0, where=~seen2[:, None, :])
-    zp = wm @ dev_z
-    dev_z -= zp[:, None, :]  # (B, N, 2C)
-    y = E[:, N]
-    np.subtract(z_px.transpose(0, 2, 1), zp.reshape(B, 2, C), out=y.reshape(B, 2, C))
-    if not all_seen:
-        np.copyto(y, 0.0, where=~seen2)
-    if 2 * C > N and (wc != 0).all():
-        r_inv = scratch("r_inv", (B, 2, C))
-        np.divide(1.0, var_px2[:, None, :], out=r_inv)
-        r_inv = r_inv.reshape(B, 2 * C)
-        if not all_seen:
-            np.copyto(r_inv, 0.0, where=~seen2)
-        DR = np.multiply(dev_z, r_inv[:, None, :], out=q.reshape(-1)[: dev_z.size].reshape(dev_z.shape))
-        x_new, P_new, d2 = _update_woodbury(x, P, dev_x, E, DR, r_inv, wc)
-        return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
-    S = np.swapaxes(dev_z, 1, 2) @ (wc[:, None] * dev_z)
-    R = np.where(seen2, np.concatenate([var_px2, var_px2], axis=1), 1.0)
-    diag = np.arange(2 * C)
-    S[:, diag, diag] += R
-    Pxz = np.swapaxes(dev_x, 1, 2) @ (wc[:, None] * dev_z)  # (B, n, 2C)
-    # One solve for the gain and the innovation: S^-1 [Pxz^T | y] (S symmetric), K = Pxz S^-1.
-    sol = np.linalg.solve(S, np.concatenate([np.swapaxes(Pxz, 1, 2), y[..., None]], axis=2))
-    s_y = sol[..., -1]
-    x_new = x + (Pxz @ s_y[..., None])[..., 0]
-    P_new = P - Pxz @ sol[..., :-1]  # P - K S K^T = P - Pxz S^-1 Pxz^T
-    d2 = np.einsum("bi,bi->b", y, s_y)
-    return MaskedUpdate(x_new, P_new, d2, m.sum(axis=1))
-
-
-def _update_woodbury(
-    x: np.ndarray, P: np.ndarray, X: np.ndarray, E: np.ndarray, DR: np.ndarray, r_inv: np.ndarray, wc: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The UKF update through the N x N inverse of the matrix inversion lemma (Woodbury).
-
-    With sigma-point deviations X (B, N, n) of the state and D (B, N, m) of the measurement,
-    covariance weights W = diag(wc) and a diagonal noise R, the innovation covariance is
-    ``S = D^T W D + R``; with ``M = W^-1 + D R^-1 D^T`` (N x N), ``S^-1 = R^-1 - R^-1 D^T M^-1 D R^-1``, so
-    the gain is ``K = X^T M^-1 D R^-1`` and ``P - K S K^T = P - X^T W X + X^T M^-1 X``: an N x N solve
-    instead of an m x m one (m = 2 C pixel coordinates; Press et al., *Numerical Recipes*, §2.7.3).
-    Unseen coordinates have ``r_inv`` 0 and drop out exactly, as in the masked form.
-
-    Args: x (B, n), P (B, n, n); X (B, N, n) the state deviations; E (B, N + 1, m): the measurement
-    deviations D and, as its last row, the innovations y; DR (B, N, m) = D R^-1; r_inv (B, m) inverse noise
-    variances (0 where unseen); wc (N,) covariance weights (none zero).
-
-    Returns: x (B, n), P (B, n, n) updated and (B,) squared Mahalanobis distances of ``y``.
-    """
-    N = X.shape[1]
-    Mb = DR @ np.swapaxes(E, 1, 2)  # (B, N, N + 1): [D R^-1 D^T | D R^-1 y]
-    diag = np.arange(N)
-    Mb[:, diag, diag] += 1.0 / wc
-    b = Mb[:, :, N:]  # (B, N, 1)
-    sol = np.linalg.solve(Mb[:, :, :N], np.concatenate([b, X], axis=2))  # M^-1 [b | X]
-    Xt = np.swapaxes(X, 1, 2)
-    upd = Xt @ sol
-    x_new = x + upd[..., 0]
-    P_new = P + upd[..., 1:] - Xt @ (wc[:, None] * X)
-    y = E[:, N]
-    d2 = np.einsum("bi,bi->b", y * r_inv, y) - np.einsum("bi,bi->b", b[..., 0], sol[..., 0])
-    return x_new, P_new, d2
+    n = P.shape[-1]
+    wm, wc = w._wm_pos, w._wc_pos  # the 7 folded points' weights (position_points)
+    x_new, P_new = np.empty((B, n)), np.empty((B, n, n))
+    d2, n_views = np.empty(B), np.empty(B, np.int64)
+    f64 = np.float64
+    status = masked_update(
+        np.ascontiguousarray(x, f64), np.ascontiguousarray(P, f64), np.ascontiguousarray(z_px, f64),
+        np.ascontiguousarray(mask, np.bool_), np.ascontiguousarray(var_px2, f64),
+        np.ascontiguousarray(projections, f64), wm, wc, w.n + w.lam, 2 * C > wm.shape[0], x_new, P_new, d2, n_views,
+    )  # fmt: skip
+    if status == NOT_POSITIVE_DEFINITE:
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+    if status == SINGULAR:
+        raise np.linalg.LinAlgError("Singular matrix")
+    return MaskedUpdate(x_new, P_new, d2, n_views)
