@@ -11,7 +11,9 @@ ambiguity of people of one height on one epipolar plane once they are tracked.
 
 All views are handled in one batch: detections are padded to (C, P, J), the tracks projected into
 every view at once, and the per-view assignments solved together (a view whose tracks' nearest
-detections are all different needs no Hungarian search: that assignment is optimal).
+detections are all different needs no Hungarian search: that assignment is optimal). The loops over
+views, tracks, detections and joints are compiled (:mod:`core.jit`, :mod:`matching._claim_kernels`);
+the Hungarian search, where needed, is scipy's.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import numpy as np
 
 from core.config import MatchingConfig
 from core.errors import ShapeError
-from core.numeric import masked_median, xy_first
+from matching._claim_kernels import claim_kernel, group_kernel, project_kernel
 from matching.tracks import assign_detections_to_tracks
-from matching.unflip import unflip_xy
+from matching.unflip import unflip_pixels
 
 __all__ = ["Association", "CrossViewMatcher", "TrackDrivenAssociator", "claim_detections", "project_tracks"]
 
@@ -56,27 +58,9 @@ def project_tracks(
         valid: (C, T, J) bool, joints known and more than 0.1 m in front of the camera.
         gates: (C, T) gates, pixels (``gate_m`` times focal over the mean depth of the valid joints;
         0 where none is valid).
+        All contiguous; one compiled loop (:func:`matching._claim_kernels.project_kernel`).
     """
-    xy, valid, gates = _project(P, focal_px, preds, gate_m)
-    return np.moveaxis(xy, 0, -1), valid, gates
-
-
-def _project(
-    P: np.ndarray, focal_px: np.ndarray, preds: np.ndarray, gate_m: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`project_tracks` with the pixels coordinate-first: xy (2, C, T, J) contiguous, so that the
-    per-joint arithmetic downstream runs on contiguous (J,) rows (numpy is slow on a trailing axis of 2)."""
-    T, J = preds.shape[:2]
-    C = P.shape[0]
-    rows = P.reshape(3 * C, 4)
-    proj = (rows[:, :3] @ preds[..., :3].reshape(T * J, 3).T + rows[:, 3:]).reshape(C, 3, T, J)
-    depth = proj[:, 2]  # (C, T, J)
-    valid = (preds[..., 3] > 0)[None] & (depth > 0.1)  # (C, T, J)
-    xy = proj[:, :2] / np.where(valid, depth, 1.0)[:, None]  # (C, 2, T, J)
-    n_valid = valid.sum(axis=2)  # (C, T)
-    mean_depth = np.where(valid, depth, 0.0).sum(axis=2) / np.maximum(n_valid, 1)
-    gates = np.where(n_valid > 0, gate_m * focal_px[:, None] / np.maximum(mean_depth, 1e-3), 0.0)
-    return xy.transpose(1, 0, 2, 3).copy(), valid, gates
+    return project_kernel(_f64(P), _f64(focal_px), _f64(preds), float(gate_m))
 
 
 def claim_detections(
@@ -95,8 +79,9 @@ def claim_detections(
     known in the track and confident in the detection), the assignment that of
     :func:`matching.tracks.assign_detections_to_tracks` (Hungarian within the gates); a view where
     the tracks' nearest admissible detections are all different takes them directly (the optimum).
-    Pairs whose joint boxes are further apart than the gate are not measured (they cannot be within
-    it), so a frame costs about the number of plausible pairs, not C T P.
+    Pairs whose joint boxes are further apart than the gate, or with fewer than half their joints
+    within it, are not measured (their median cannot be within it), so a frame costs about the
+    number of plausible pairs, not C T P.
 
     Args:
         uv: (C, T, J, 2) projected tracks, pixels (:func:`project_tracks`).
@@ -117,7 +102,7 @@ def claim_detections(
     C, T = uv.shape[:2]
     if pts.shape[0] != C or pts.shape[2:] != uv.shape[2:] or conf.shape != pts.shape[:3] or gates.shape != (C, T):
         raise ShapeError(f"inconsistent shapes: uv {uv.shape}, pts {pts.shape}, conf {conf.shape}, gates {gates.shape}")
-    return _claim(xy_first(uv), valid, gates, xy_first(pts), conf, counts, min_conf, min_common)
+    return _claim(_f64(uv), valid, _f64(gates), _f64(pts), conf, counts, min_conf, min_common)
 
 
 def _claim(
@@ -130,51 +115,29 @@ def _claim(
     min_conf: float,
     min_common: int,
 ) -> np.ndarray:
-    """:func:`claim_detections` with coordinate-first pixels: ``uv`` (2, C, T, J), ``pts`` (2, C, P, J)."""
-    C, T, J = valid.shape
-    P = pts.shape[2]
-    claimed = np.full((C, P), -1, dtype=np.int64)
-    if T == 0 or P == 0:
-        return claimed
-    usable = conf >= min_conf  # (C, P, J)
-    # A median distance within the gate needs a joint within it, hence boxes (of the known track joints
-    # and the usable detected joints) no further apart: only such pairs are measured, the rest cannot
-    # be claimed whatever their distance.
-    t_lo, t_hi = _boxes(uv, valid)  # (2, C, T)
-    d_lo, d_hi = _boxes(pts, usable)  # (2, C, P)
-    gap = np.maximum(d_lo[:, :, None] - t_hi[..., None], t_lo[..., None] - d_hi[:, :, None])  # (2, C, T, P)
-    near = gap <= gates[:, :, None]
-    c_i, t_i, p_i = np.nonzero(near[0] & near[1])
-    cost = np.full((C, T, P), np.inf)
-    if c_i.size:
-        # Gathered as contiguous (J,) rows of x and y.
-        a, b = c_i * T + t_i, c_i * P + p_i
-        ut, ud = uv.reshape(2, -1, J), pts.reshape(2, -1, J)
-        dx = ut[0, a] - ud[0, b]
-        dy = ut[1, a] - ud[1, b]
-        both = valid.reshape(-1, J)[a] & usable.reshape(-1, J)[b]  # (M, J)
-        cost[c_i, t_i, p_i] = masked_median(np.hypot(dx, dy), both, min_common)
-    allowed = cost <= gates[:, :, None]  # the gates are finite
-    nearest = np.where(allowed, cost, np.inf).argmin(axis=2)  # (C, T)
-    has = allowed.any(axis=2)
-    hits = np.bincount((np.arange(C)[:, None] * P + nearest)[has], minlength=C * P).reshape(C, P)
-    # Distinct nearest detections: every track that can claim one gets its nearest, which is the optimum
-    # (no assignment claims more, nor at a lower cost); otherwise the view's Hungarian assignment.
-    direct = hits.max(axis=1) <= 1
-    c_idx, t_idx = np.nonzero(has & direct[:, None])
-    claimed[c_idx, nearest[c_idx, t_idx]] = t_idx
-    for c in np.nonzero(~direct & (counts > 0))[0]:
+    """:func:`claim_detections` (no shape checks) with ``uv`` (C, T, J, 2), ``gates`` and ``pts`` (C, P, J, 2)
+    contiguous float64. Costs and direct claims in one compiled loop over all views
+    (:func:`matching._claim_kernels.claim_kernel`); a view whose tracks' nearest detections collide gets
+    the Hungarian assignment (:func:`matching.tracks.assign_detections_to_tracks`) on those costs."""
+    claimed, cost, hungarian = claim_kernel(
+        uv,
+        np.ascontiguousarray(valid, dtype=np.bool_),
+        gates,
+        pts,
+        _f64(conf),
+        np.ascontiguousarray(counts, dtype=np.int64),
+        float(min_conf),
+        int(min_common),
+    )
+    for c in np.flatnonzero(hungarian).tolist():
         n = int(counts[c])
         claimed[c, :n] = assign_detections_to_tracks(cost[c, :, :n], gates[c])
     return claimed
 
 
-def _boxes(xy: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounding boxes of the masked joints: (2, C, N, J) pixels (x then y), (C, N, J) bool -> lower and
-    upper corners, each (2, C, N) (+-1e300 where no joint is masked in). Reduced over the contiguous
-    last axis (J): numpy reduces a middle axis of length J over a trailing axis of 2 very slowly."""
-    big = np.float64(1e300)
-    return np.where(mask, xy, big).min(axis=-1), np.where(mask, xy, -big).max(axis=-1)
+def _f64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a contiguous float64 array (itself when it is one)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,32 +217,31 @@ class TrackDrivenAssociator:
         C, m = len(counts), self.config
         lifted = lifted or [None] * C
         claimed = np.full(pts.shape[:2], -1, dtype=np.int64)
+        counts = np.ascontiguousarray(counts, dtype=np.int64)
         groups: list[Group] = []
         hints: list[int] = []
         singles: list[tuple[int, np.ndarray, int, int]] = []
         n_unflipped = 0
-        if len(track_ids):
-            uv, valid, gates = _project(self.P, self.focal_px, preds, m.track_gate_m)  # uv (2, C, T, J)
-            pts_xy = xy_first(pts)  # (2, C, P, J)
-            claimed = _claim(uv, valid, gates, pts_xy, conf, counts, m.min_joint_conf, m.min_common_joints)
-            n_unflipped = unflip_xy(pts, conf, claimed, pts_xy, uv, valid, self.left, self.right, lifted)
-            c_idx, i_idx = np.nonzero(claimed >= 0)  # by view, then detection
-            t_idx = claimed[c_idx, i_idx]
-            order = np.argsort(t_idx, kind="stable")
-            members = list(zip(c_idx[order].tolist(), i_idx[order].tolist(), strict=True))  # by track, then view
-            n_views = np.bincount(t_idx, minlength=len(track_ids)).tolist()
+        T = len(track_ids)
+        if T:
+            uv, valid, gates = project_tracks(self.P, self.focal_px, preds, m.track_gate_m)  # uv (C, T, J, 2)
+            claimed = _claim(uv, valid, gates, _f64(pts), conf, counts, m.min_joint_conf, m.min_common_joints)
+            n_unflipped = unflip_pixels(pts, conf, claimed, None, uv, valid, self.left, self.right, lifted)
+        # The claims by track (by view, then detection); a track claimed in one view releases its detection.
+        members, n_views, left_views = group_kernel(claimed, counts, T)
+        if T:
+            pairs = members.tolist()
             end = 0
-            for t, (tid, n) in enumerate(zip(track_ids.tolist(), n_views, strict=True)):
+            for t, (tid, n) in enumerate(zip(track_ids.tolist(), n_views.tolist(), strict=True)):
                 start, end = end, end + n
                 if n >= 2:
-                    groups.append(tuple(members[start:end]))
+                    groups.append(tuple(map(tuple, pairs[start:end])))
                     hints.append(tid)
                 elif n == 1:
-                    c, i = members[start]
-                    claimed[c, i] = -1
+                    c, i = pairs[start]
                     singles.append((tid, preds[t], c, i))
-        left_over = (claimed < 0) & (np.arange(claimed.shape[1]) < counts[:, None])  # (C, P) unclaimed detections
-        if np.count_nonzero(left_over.any(axis=1)) >= 2:  # grouping across views needs two views with leftovers
+        if left_views >= 2:  # grouping across views needs two views with unclaimed detections
+            left_over = (claimed < 0) & (np.arange(claimed.shape[1]) < counts[:, None])  # (C, P)
             pool = [np.nonzero(row)[0] for row in left_over]
             extra = {}
             if descriptors is not None:

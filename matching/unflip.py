@@ -6,6 +6,7 @@ cannot be found in 3D alone. A live track knows where each limb was: a detection
 left/right pair lies much closer to the track's projected pair than the unswapped one is swapped
 back. The same test as the left/right check of the tracking-by-reprojection systems (e.g. the
 cross-view tracking of Chen et al., CVPR 2020, which compares detections with projected tracks).
+The test and the swaps run as one compiled loop over the claimed detections (:mod:`core.jit`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import ShapeError
-from core.numeric import xy_first
+from matching._claim_kernels import unflip_kernel
 
-__all__ = ["unflip_claimed", "unflip_xy"]
+__all__ = ["unflip_claimed", "unflip_pixels", "unflip_xy"]
 
 
 def unflip_claimed(
@@ -55,7 +56,7 @@ def unflip_claimed(
     if claimed.shape != pts.shape[:2] or conf.shape != pts.shape[:3] or uv.shape[0] != pts.shape[0]:
         raise ShapeError(f"expected pts (C, P, J, 2), conf (C, P, J), claimed (C, P); got {pts.shape}, "
                          f"{conf.shape}, {claimed.shape}")  # fmt: skip
-    return unflip_xy(pts, conf, claimed, xy_first(pts), xy_first(uv), valid, left, right, lifted, ratio)
+    return unflip_pixels(pts, conf, claimed, None, _f64(uv), valid, left, right, lifted, ratio)
 
 
 def unflip_xy(
@@ -72,29 +73,57 @@ def unflip_xy(
 ) -> int:
     """:func:`unflip_claimed` (no shape checks) given the pixels also coordinate-first: ``pts_xy``
     (2, C, P, J), a copy of ``pts`` read for the test (``pts`` and ``conf`` are swapped in place;
-    ``pts_xy`` is left as it was), and the projected tracks ``uv_xy`` (2, C, T, J). The per-joint
-    arithmetic then runs on contiguous rows (numpy is slow on a trailing axis of 2)."""
-    c_idx, p_idx = np.nonzero(claimed >= 0)
-    if c_idx.size == 0 or left.size == 0:
+    ``pts_xy`` is left as it was), and the projected tracks ``uv_xy`` (2, C, T, J)."""
+    read, uv = (_f64(np.moveaxis(a, 0, -1)) for a in (pts_xy, uv_xy))
+    return unflip_pixels(pts, conf, claimed, read, uv, valid, left, right, lifted, ratio)
+
+
+def unflip_pixels(
+    pts: np.ndarray,
+    conf: np.ndarray,
+    claimed: np.ndarray,
+    read: np.ndarray | None,
+    uv: np.ndarray,
+    valid: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    lifted: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    ratio: float = 0.5,
+) -> int:
+    """:func:`unflip_claimed` (no shape checks) with the projected tracks ``uv`` (C, T, J, 2) contiguous
+    float64, the test reading ``read`` (a (C, P, J, 2) copy of ``pts``), or ``pts`` itself when None (a
+    detection is tested before its own swaps). The loop is compiled (:func:`matching._claim_kernels.unflip_kernel`);
+    ``pts`` and ``conf`` are swapped in place (through contiguous float64 copies where they are not)."""
+    if left.size == 0 or claimed.size == 0:
         return 0
-    t = claimed[c_idx, p_idx]
-    D, U = pts_xy[:, c_idx, p_idx], uv_xy[:, c_idx, t]  # gathered once: (2, n, J)
-    V, Cf = valid[c_idx, t], conf[c_idx, p_idx]  # (n, J)
-    dl, dr, ul, ur = D[:, :, left], D[:, :, right], U[:, :, left], U[:, :, right]  # (2, n, pairs)
-    a, b, c, d = dl - ul, dr - ur, dl - ur, dr - ul
-    d_keep = np.hypot(a[0], a[1]) + np.hypot(b[0], b[1])
-    d_swap = np.hypot(c[0], c[1]) + np.hypot(d[0], d[1])
-    usable = V[:, left] & V[:, right] & (Cf[:, left] > 0) & (Cf[:, right] > 0)
-    k, pair = np.nonzero(usable & (d_swap < ratio * d_keep))  # (n, pairs)
-    if k.size == 0:
+    work_pts, work_conf = _f64(pts), _f64(conf)
+    swaps = unflip_kernel(
+        work_pts,
+        work_conf,
+        work_pts if read is None else read,
+        np.ascontiguousarray(claimed, dtype=np.int64),
+        uv,
+        np.ascontiguousarray(valid, dtype=np.bool_),
+        np.ascontiguousarray(left, dtype=np.int64),
+        np.ascontiguousarray(right, dtype=np.int64),
+        float(ratio),
+    )  # (S, 3) view, detection, pair
+    if not len(swaps):
         return 0
-    cv, p, li, ri = c_idx[k], p_idx[k], left[pair], right[pair]
-    pts[cv, p, li], pts[cv, p, ri] = pts[cv, p, ri], pts[cv, p, li]  # fancy indexing copies the right side
-    conf[cv, p, li], conf[cv, p, ri] = conf[cv, p, ri], conf[cv, p, li]
+    if work_pts is not pts:
+        pts[...] = work_pts
+    if work_conf is not conf:
+        conf[...] = work_conf
     for view, lift in enumerate(lifted or ()):
         if lift is None:
             continue
-        sel = cv == view
+        sel = swaps[swaps[:, 0] == view]
+        p, li, ri = sel[:, 1], left[sel[:, 2]], right[sel[:, 2]]
         for arr in lift:
-            arr[p[sel], li[sel]], arr[p[sel], ri[sel]] = arr[p[sel], ri[sel]], arr[p[sel], li[sel]]
-    return int(k.size)
+            arr[p, li], arr[p, ri] = arr[p, ri], arr[p, li]  # fancy indexing copies the right side
+    return len(swaps)
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a contiguous float64 array (itself when it is one)."""
+    return np.ascontiguousarray(a, dtype=np.float64)
