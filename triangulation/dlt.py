@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import ShapeError
+from triangulation._dlt_kernels import robust_dlt
 
 __all__ = ["TriangulationResult", "reprojection_errors", "triangulate_dlt", "triangulate_robust"]
 
@@ -51,7 +52,8 @@ def triangulate_dlt(P: np.ndarray, points_px: np.ndarray, weights: np.ndarray) -
     return _dlt(_normal_constants(P), _pixel_terms(points_px), weights)
 
 
-_LAST_RIG: tuple[tuple, np.ndarray, np.ndarray] | None = None  # (key of P, its constants, reprojection rows)
+# (key of P, its constants, reprojection rows, whether the constants are finite)
+_LAST_RIG: tuple[tuple, np.ndarray, np.ndarray, bool] | None = None
 
 
 def _normal_constants(P: np.ndarray) -> np.ndarray:
@@ -198,9 +200,12 @@ def triangulate_robust(
     points in one batch). Points left with fewer than ``min_views`` views, still above the error
     bound, or behind a camera that sees them are reported missing (conf 0).
 
-    Cost: each round re-triangulates only the points that lost a view in the previous one, and the
-    cameras' normal-matrix constants (:func:`_normal_constants`) are kept from one call to the next
-    while ``P`` is the same (a node's rig), so a call costs a few array operations per round.
+    Cost: one compiled call (:mod:`core.jit`, :func:`triangulation._dlt_kernels.robust_dlt`) loops over
+    the points: each point's normal equations (as :func:`_dlt` builds them) solved by LU with partial
+    pivoting (Cramer's rule, :func:`_cramer`, where a pivot is exactly 0), its reprojection into the
+    views in use, and its rounds, where a dropped view's terms are left out of the sum. The cameras'
+    normal-matrix constants (:func:`_normal_constants`) are kept from one call to the next while ``P``
+    is the same (a node's rig).
 
     Args:
         P: (C, 3, 4) projection matrices for undistorted pixels.
@@ -225,38 +230,23 @@ def triangulate_robust(
     key = (P.shape, P.dtype.str, P.tobytes())
     rig = _LAST_RIG  # read once: another thread may replace it
     if rig is None or rig[0] != key:
-        rig = _LAST_RIG = (key, _normal_constants(P), _rows(P))  # per-rig constants, kept for the next frame
-    Q, rows = rig[1], rig[2]
-    terms = _pixel_terms(points_px)  # (4, C, N); rows 1, 2: -u, -v
-    used = conf >= min_conf  # (C, N)
-    w = np.where(used, conf, 0.0)  # weights of the views in use
-    n_used = used.sum(axis=0)  # (N,)
-    X = _dlt(Q, terms, w, n_used < 2 if min_conf > 0 else None)  # min_conf > 0: used views weigh > 0
-    err, depth = _reproject(rows, X, terms[1:3])
-    err_used = np.where(used, err, -1.0)  # errors of the views in use, -1 elsewhere
-    e, n_act, act = err_used, n_used, None  # the points that may still lose a view (None: all) and theirs
-    for _ in range(max(0, P.shape[0] - min_views)):
-        worst = np.argmax(e, axis=0)  # (A,)
-        drop = (e.max(axis=0) > max_reproj_px) & (n_act > min_views)
-        act = np.nonzero(drop)[0] if act is None else act[drop]  # only those that just lost a view go on
-        if not act.size:
-            break
-        worst = worst[drop]
-        used[worst, act] = False
-        w[worst, act] = 0.0
-        n_used[act] -= 1
-        # Re-triangulate only the points that lost a view.
-        t = terms[:, :, act]
-        X[act] = Xa = _dlt(Q, t, w[:, act], False if min_conf > 0 else None)  # they keep >= 2 views
-        err_a, depth[:, act] = _reproject(rows, Xa, t[1:3])
-        err_used[:, act] = e = np.where(used[:, act], err_a, -1.0)
-        n_act = n_used[act]
-    err_kept = np.maximum(err_used, 0.0)
-    valid = (n_used >= min_views) & (err_kept <= max_reproj_px).all(axis=0) & ((depth > 0) | ~used).all(axis=0)
-    used &= valid
-    return TriangulationResult(
-        points=np.where(valid[:, None], X, 0.0),
-        conf=np.where(valid, w.sum(axis=0) / np.maximum(n_used, 1), 0.0),
-        used=used,
-        errors=np.where(valid, err_kept, 0.0),
+        Q = _normal_constants(P)
+        rig = _LAST_RIG = (key, Q, _rows(P), bool(np.isfinite(Q).all()))  # kept for the next frame
+    C, N = conf.shape
+    points, out_conf = np.empty((N, 3)), np.empty(N)
+    used, errors = np.empty((C, N), dtype=bool), np.empty((C, N))
+    robust_dlt(
+        rig[1],
+        rig[2],
+        np.ascontiguousarray(points_px, dtype=np.float64),
+        np.ascontiguousarray(conf, dtype=np.float64),
+        float(min_conf),
+        float(max_reproj_px),
+        int(min_views),
+        rig[3],
+        points,
+        out_conf,
+        used,
+        errors,
     )
+    return TriangulationResult(points=points, conf=out_conf, used=used, errors=errors)
