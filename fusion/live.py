@@ -43,6 +43,11 @@ measured at most that long ago) at the filter's position, with confidence
 standard deviation per axis (metres): a joint known to 5 cm has confidence 0.5, to 1 cm 0.96, and
 the confidence falls as the covariance grows while a joint is bridged. Other joints have
 confidence 0 (and std 0).
+
+The per-frame bookkeeping between the filter's compiled stages (expiry, velocity relaxation, the
+observations and their noise, restarts and divergence timers, bone samples, state transitions, the
+published poses) is compiled loops too (:mod:`core.jit`, :mod:`fusion._live_kernels`); the rare paths
+(lifted joints, per-view times, swaps, re-identification, expiry) keep their numpy.
 """
 
 from __future__ import annotations
@@ -52,6 +57,17 @@ import numpy as np
 from core.config import FusionConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
+from fusion._live_kernels import (
+    advance_tracks,
+    assigned_views,
+    expired_tracks,
+    filter_bookkeeping,
+    observations,
+    publish_poses,
+    settle_tracks,
+    track_poses,
+)
+from fusion._ukf_kernels import linear_predict
 from fusion.association import assign_groups, gate_groups, swap_triangulated
 from fusion.bones import BoneModel
 from fusion.live_tracks import (
@@ -64,7 +80,6 @@ from fusion.live_tracks import (
     accel_scale,
     confidence_from_std,
     position_std,
-    predict_linear,
 )
 from fusion.live_views import GATE_D2_3D, gate_lifted, sequential_update, update_lifted
 from fusion.reid import REID_MIN_HITS, ReIdentifier, running_descriptors, track_roots, track_signatures
@@ -78,6 +93,10 @@ _BONE_WINDOW = 120
 _BONE_MIN_SAMPLES = 10
 _BONE_REFRESH = 4
 _RESTART_AFTER_S = 0.1
+_P0_DIAG = np.array([INIT_POS_STD_M**2] * 3 + [INIT_VEL_STD_MPS**2] * 3)  # a restarted joint's variances
+_SOME_BONE_UNKNOWN = 2  # filter_bookkeeping: a confirmed track's bone length is still NaN
+_NO_TRI = np.zeros((1, 1, 1), bool)  # no tri_used given
+_CONF_STD_M = 0.05  # fusion.live_tracks.confidence_from_std: 0.5 at 5 cm
 # The states as plain ints: numpy compares an array with an IntEnum member several times slower.
 _TENTATIVE, _CONFIRMED, _LOST = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED), int(TrackState.LOST)
 
@@ -117,6 +136,7 @@ class LiveTracker:
         self._w = SigmaWeights(6)
         # Per-joint acceleration noise (J,): hands and feet move faster than the trunk.
         self._accel = self.cfg.accel_noise_mps2 * np.array([accel_scale(n) for n in skeleton.joints])
+        self._var = np.tile(self._accel**2, 0)
         self._t = TrackArrays.empty(0, self.n_joints, self.bones)
         self._next_id = 1
         self._updates = 0
@@ -166,33 +186,30 @@ class LiveTracker:
             return
         self._advanced_ns = stamp_ns
         t = self._t
-        unseen_s = (stamp_ns - t.last_ns) * _NS
-        expired = (unseen_s > self.cfg.max_missed_s) | (
-            (t.state == _TENTATIVE) & ((stamp_ns - t.first_ns) * _NS > self.cfg.max_tentative_s)
-        )
-        if expired.any():
+        expired = np.empty(len(t.ids), bool)
+        c = self.cfg
+        if expired_tracks(stamp_ns, t.last_ns, t.first_ns, t.state, c.max_missed_s, c.max_tentative_s, _NS, expired):
             self._keep_signatures(np.nonzero(expired & (t.state != _TENTATIVE) & ~t.pending)[0])
             for i in t.ids[expired].tolist():
                 self._desc.pop(i, None)
             t = self._t = t.take(~expired)
         self.reid.forget_older(stamp_ns)
-        dt = np.maximum((stamp_ns - t.stamp_ns) * _NS, 0.0)  # (T,)
-        if not (dt > 0).any():
-            return
-        T, J = t.x.shape[:2]
         # Joints not observed by two views in the last frame (their velocity is unobservable, along
-        # the ray at least) relax towards the person's mean joint velocity.
-        stale = t.active & (t.views < 2)
-        if stale.any():
-            n_act = np.maximum(t.active.sum(axis=1), 1)
-            v_mean = (t.x[..., 3:] * t.active[..., None]).sum(axis=1)[:, None] / n_act[:, None, None]  # (T, 1, 3)
-            f = np.exp(-dt / _VEL_RELAX_S)[:, None, None]
-            t.x[..., 3:] = np.where(stale[..., None], v_mean + f * (t.x[..., 3:] - v_mean), t.x[..., 3:])
-        dts = np.repeat(dt, J)
-        x, P = predict_linear(t.x.reshape(-1, 6), t.P.reshape(-1, 6, 6), dts, np.tile(self._accel, T))
-        t.x, t.P = x.reshape(T, J, 6), P.reshape(T, J, 6, 6)
-        t.stamp_ns = np.maximum(t.stamp_ns, stamp_ns)
-        t.views[:] = 0
+        # the ray at least) relax towards the person's mean joint velocity (compiled with the time steps).
+        T, J = t.x.shape[:2]
+        dts = np.empty(T * J)
+        if not advance_tracks(t.x, t.active, t.views, t.stamp_ns, stamp_ns, _NS, _VEL_RELAX_S, dts):
+            return
+        x, P = np.empty((T, J, 6)), np.empty((T, J, 6, 6))
+        linear_predict(t.x.reshape(-1, 6), t.P.reshape(-1, 6, 6), dts, self._accel_var(T), x.reshape(-1, 6),
+                       P.reshape(-1, 6, 6))  # fmt: skip
+        t.x, t.P = x, P
+
+    def _accel_var(self, n_tracks: int) -> np.ndarray:
+        """(T * J,) acceleration variance of every joint of ``n_tracks`` tracks (cached per T)."""
+        if self._var.shape[0] != n_tracks * self.n_joints:
+            self._var = np.tile(self._accel**2, n_tracks)
+        return self._var
 
     def predictions(self, stamp_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Live tracks' ids and poses predicted to ``stamp_ns`` (expired tracks are deleted first).
@@ -207,7 +224,9 @@ class LiveTracker:
         """
         self._advance(stamp_ns)
         t = self._t
-        return t.ids.copy(), self._pose(t.x, position_std(t.P), t.active)
+        poses = np.empty((*t.active.shape, 4))
+        track_poses(t.x, t.P, t.active, _CONF_STD_M, poses)
+        return t.ids.copy(), poses
 
     # -- update --------------------------------------------------------------------------------
     def update(
@@ -270,14 +289,16 @@ class LiveTracker:
             if view_ns.shape != (C,):
                 raise ShapeError(f"view_stamps_ns must be ({C},); got {view_ns.shape}")
         self._advance(stamp_ns if view_ns is None else int(view_ns.min()))
-        z = obs_px.transpose(0, 2, 1, 3).astype(np.float64)  # (G, J, C, 2)
-        conf = obs_conf.transpose(0, 2, 1).astype(np.float64)  # (G, J, C)
-        meas = conf >= self.min_joint_conf
-        if tri_used is not None:
-            if tri_used.shape != obs_conf.shape:
-                raise ShapeError(f"tri_used must be (G, {C}, {J}); got {tri_used.shape}")
-            meas &= (poses[..., 3] <= 0)[..., None] | tri_used.transpose(0, 2, 1)
-        var = np.where(meas, (self.cfg.pixel_noise_px / np.maximum(conf, 1e-6)) ** 2, 1.0)
+        if tri_used is not None and tri_used.shape != obs_conf.shape:
+            raise ShapeError(f"tri_used must be (G, {C}, {J}); got {tri_used.shape}")
+        f64 = np.float64
+        poses = np.ascontiguousarray(poses, f64)
+        # Joint-major observations (G, J, C): pixels, confidences, measurements and their noise.
+        z, conf, meas, var = np.empty((G, J, C, 2)), np.empty((G, J, C)), np.empty((G, J, C), bool), np.empty((G, J, C))
+        tri = _NO_TRI if tri_used is None else np.ascontiguousarray(tri_used, bool)
+        px, w = np.ascontiguousarray(obs_px, f64), np.ascontiguousarray(obs_conf, f64)
+        observations(px, w, poses, tri, tri_used is not None, self.min_joint_conf, self.cfg.pixel_noise_px, z, conf,
+                     meas, var)  # fmt: skip
         z3 = has3 = cov3 = None
         if obs_3d is not None:
             if obs_3d.shape != (G, C, J, 4) or obs_3d_cov is None or obs_3d_cov.shape != (G, C, J, 3, 3):
@@ -291,43 +312,41 @@ class LiveTracker:
         T = len(self._t.ids)
         assign = np.full(G, -1, np.int64)  # track index per group
         fallback = np.zeros(G, bool)
-        swap = np.zeros((G, J, C), bool)
-        inlier = np.zeros((max(T, 1), G, J, C), bool)
+        swap, used = np.zeros((G, J, C), bool), np.zeros((G, J, C), bool)  # of the assigned groups
+        n_swapped = 0
         if T and G:
             t = self._t
             gating = gate_groups(t.x[..., :3], t.P[..., :3, :3], t.active, z, var, meas, poses, self.projections,
                                  self._mirror, self.cfg.gate_m)  # fmt: skip
-            inlier = gating.inlier
             assign, fallback = assign_groups(gating, t.ids, hints, self.cfg.gate_m)
-            g = np.nonzero(assign >= 0)[0]
-            swap[g] = gating.swap[assign[g], g]
-        used = np.zeros((G, J, C), bool)
-        g_idx = np.nonzero(assign >= 0)[0]
-        n_swapped = int(swap[g_idx].sum()) // 2
+            n_swapped = assigned_views(assign, gating.swap, gating.inlier, swap, used) // 2
         self.n_swapped += n_swapped
         z_eff, var_eff, conf_eff, meas_eff = z, var, conf, meas
         if n_swapped:
             m = self._mirror
             z_eff = np.where(swap[..., None], z[:, m], z)
             var_eff, conf_eff, meas_eff = (np.where(swap, a[:, m], a) for a in (var, conf, meas))
-            poses = swap_triangulated(poses, swap, meas, self._pairs)
+            poses = np.ascontiguousarray(swap_triangulated(poses, swap, meas, self._pairs), f64)
             if has3 is not None:
                 z3 = np.where(swap[..., None], z3[:, m], z3)
                 cov3 = np.where(swap[..., None, None], cov3[:, m], cov3)
                 has3 = np.where(swap, has3[:, m], has3)
         updated = np.zeros((len(self._t.ids), J), bool)
+        g_idx = np.nonzero(assign >= 0)[0]
         if g_idx.size:
             k_idx = assign[g_idx]
-            used[g_idx] = inlier[k_idx, g_idx]
-            lifted = None if has3 is None else (z3[g_idx], cov3[g_idx], has3[g_idx])
+            g = slice(None) if g_idx.size == G else g_idx  # every group assigned (as usual): no copies
+            lifted = None if has3 is None else (z3[g], cov3[g], has3[g])
             updated[k_idx], used3 = self._filter(
-                k_idx, z_eff[g_idx], used[g_idx], meas_eff[g_idx], var_eff[g_idx], poses[g_idx], fallback[g_idx],
-                stamp_ns, lifted, view_ns,
+                k_idx, z_eff[g], used[g], meas_eff[g], var_eff[g], poses[g], fallback[g], stamp_ns, lifted, view_ns
             )  # fmt: skip
-            used[g_idx] |= used3
-        self._states(assign, stamp_ns)
-        new = np.nonzero((assign < 0) & ((poses[..., 3] > 0).sum(axis=1) >= self.cfg.min_joints))[0]
-        if new.size:
+            if lifted is not None:
+                used[g] |= used3
+        t = self._t
+        new = np.empty(G, bool)
+        if settle_tracks(assign, stamp_ns, t.hits, t.last_ns, t.state, self.cfg.confirm_after, poses,
+                         self.cfg.min_joints, new):  # fmt: skip
+            new = np.nonzero(new)[0]
             self._start(poses[new], stamp_ns)
             assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
             updated = np.concatenate([updated, poses[new, :, 3] > 0])
@@ -354,7 +373,8 @@ class LiveTracker:
         Returns: (A, J) bool joints updated or (re)started, and (A, J, C) bool lifted joints used.
         """
         t, (A, J, C) = self._t, mask.shape
-        x, P = t.x[k], t.P[k]
+        in_order = A == len(t.ids) and k.tolist() == list(range(A))  # all tracks, in order: no gathers
+        x, P = (t.x, t.P) if in_order else (t.x[k], t.P[k])
         used3 = np.zeros((A, J, C), bool)
         if lifted is not None:
             z3, cov3, has3 = lifted  # those within their 3D gate replace their view's pixels
@@ -372,60 +392,46 @@ class LiveTracker:
             x, P, n_px, t.stamp_ns[k] = sequential_update(
                 t.stamp_ns[k], x, P, z, mask, var, view_ns, lift, self.projections, self._w, np.tile(self._accel, A)
             )
-        n3 = used3.sum(axis=-1)
-        P = 0.5 * (P + np.swapaxes(P, -1, -2))
-        n_views = n_px + n3
-        seen = n_views > 0
-        tri = poses[..., 3] > 0
-        # A joint never initialised restarts from its triangulation, and so does one whose filter the
-        # views that agree with each other (the triangulation's) have mostly rejected for a while.
-        n_cand = cand.sum(axis=-1)
-        accepted = seen & (2 * n_views >= n_cand)
-        agree = np.where(accepted, stamp_ns, t.agree_ns[k])
-        diverged = ((stamp_ns - agree) * _NS > _RESTART_AFTER_S) | (force[:, None] & ~accepted)
-        restart = tri & (~t.active[k] | diverged)
-        if restart.any():
-            x[restart] = np.concatenate([poses[..., :3], np.zeros((A, J, 3))], axis=-1)[restart]
-            P[restart] = np.diag([INIT_POS_STD_M**2] * 3 + [INIT_VEL_STD_MPS**2] * 3)
-        active = t.active[k] | restart
-        if not active.all():  # never-observed joints stay untouched
-            x[~active], P[~active] = t.x[k][~active], t.P[k][~active]
-        # Bone samples from confirmed tracks and pending ones (for re-identification), the constraint
-        # on confirmed ones.
-        confirmed = t.state[k] != _TENTATIVE
-        b = np.nonzero(confirmed | t.pending[k])[0]
-        if b.size:  # in place: rows of the (T, L) samples, without copying the buffers
-            lengths, ok = np.zeros(t.bone_n.shape), np.zeros(t.bone_n.shape, bool)
-            lengths[k[b]], ok[k[b]] = self.bones.measure(poses[b, :, :3], tri[b])
-            self.bones.push(t.bone_buf, t.bone_n, lengths, ok)
-        c = np.nonzero(confirmed)[0]
-        if c.size:
+        f64 = np.float64
+        x, P = np.ascontiguousarray(x, f64), np.ascontiguousarray(P, f64)  # fresh: modified in place
+        if lifted is None:
+            n3 = n_lifted = np.zeros((A, J), np.int64)
+        else:
+            n3, n_lifted = used3.sum(axis=-1), lifted[2].sum(axis=-1)
+        # P symmetrised; a joint never initialised restarts from its triangulation, and so does one whose
+        # filter the views that agree with each other (the triangulation's) have mostly rejected for a
+        # while; never-observed joints stay untouched; the divergence timers, and the bone samples of
+        # confirmed tracks and pending ones (for re-identification): one compiled loop.
+        active, fresh, confirmed = np.empty((A, J), bool), np.empty((A, J), bool), np.empty(A, bool)
+        code = filter_bookkeeping(
+            x, P, np.ascontiguousarray(n_px, np.int64), np.ascontiguousarray(n3, np.int64),
+            np.ascontiguousarray(n_lifted, np.int64), np.ascontiguousarray(cand, bool), poses,
+            np.ascontiguousarray(force, bool), np.ascontiguousarray(k, np.int64), stamp_ns, _RESTART_AFTER_S, _NS,
+            _P0_DIAG, t.x, t.P, t.active, t.seen_ns, t.views, t.agree_ns, t.state, t.pending, t.bone_buf, t.bone_n,
+            t.bone_len, self.bones._a, self.bones._b, active, fresh, confirmed,
+        )  # fmt: skip
+        if code:  # the bone-length constraint on confirmed tracks
             # The medians move by one sample a frame: refreshed every few frames, or while some are missing.
             self._updates += 1
-            if self._updates % _BONE_REFRESH == 0 or np.isnan(t.bone_len[k[c]]).any():
-                t.bone_len[k[c]] = self.bones.lengths(t.bone_buf[k[c]], t.bone_n[k[c]])
-            xc, Pc = (x, P) if c.size == A else (x[c], P[c])  # constrained in place
-            self.bones.constrain(xc, Pc, t.bone_len[k[c]], active[c])
-            if c.size < A:
-                x[c], P[c] = xc, Pc
-        t.x[k], t.P[k], t.active[k] = x, P, active
-        fresh = seen | restart
-        t.seen_ns[k] = np.where(fresh, stamp_ns, t.seen_ns[k])
-        n_lifted = 0 if lifted is None else lifted[2].sum(axis=-1)
-        t.views[k] = np.where(restart, n_cand + n_lifted, n_views + n3)  # a lifted joint counts as two views
-        t.agree_ns[k] = np.where(restart, stamp_ns, agree)
+            every = confirmed.all()
+            kc = k if every else k[confirmed]
+            if self._updates % _BONE_REFRESH == 0 or code == _SOME_BONE_UNKNOWN:
+                if in_order and every:
+                    t.bone_len = self.bones.lengths(t.bone_buf, t.bone_n)
+                else:
+                    t.bone_len[kc] = self.bones.lengths(t.bone_buf[kc], t.bone_n[kc])
+            lengths = t.bone_len if in_order and every else t.bone_len[kc]
+            if every:  # constrained in place
+                self.bones.constrain(x, P, lengths, active)
+            else:
+                xc, Pc = x[confirmed], P[confirmed]
+                self.bones.constrain(xc, Pc, lengths, active[confirmed])
+                x[confirmed], P[confirmed] = xc, Pc
+        if in_order:
+            t.x, t.P = x, P
+        else:
+            t.x[k], t.P[k] = x, P
         return fresh, used3
-
-    def _states(self, assign: np.ndarray, stamp_ns: int) -> None:
-        """Hits and state transitions of the existing tracks after the frame's assignment."""
-        t = self._t
-        hit = np.zeros(len(t.ids), bool)
-        hit[assign[assign >= 0]] = True
-        t.hits[hit] += 1
-        t.last_ns[hit] = stamp_ns
-        t.state[hit & (t.state == _LOST)] = _CONFIRMED
-        t.state[hit & (t.state == _TENTATIVE) & (t.hits >= self.cfg.confirm_after)] = _CONFIRMED
-        t.state[~hit & (t.state == _CONFIRMED)] = _LOST
 
     def _start(self, poses: np.ndarray, stamp_ns: int) -> None:
         """Start tentative tracks at the triangulated poses (N, J, 4), at rest."""
@@ -476,20 +482,10 @@ class LiveTracker:
         t = self._t
         poses, std = np.zeros((G, J, 4)), np.zeros((G, J))
         ids = np.zeros(G, np.int64)
-        g = np.nonzero(assign >= 0)[0]
-        if g.size:
-            k = assign[g]
-            publish = updated[k] | (
-                t.active[k] & ((stamp_ns - t.seen_ns[k]) * _NS <= self.cfg.fill_missing_s) & (t.seen_ns[k] >= 0)
-            )
-            s = position_std(t.P[k])
-            x = t.x[k]
-            if per_view:  # the filter is at its last view's time: its position at the frame time
-                x = x.copy()
-                x[..., :3] += ((stamp_ns - t.stamp_ns[k]) * _NS)[:, None, None] * x[..., 3:]
-            poses[g] = self._pose(x, s, publish)
-            std[g] = np.where(publish, s, 0.0)
-            ids[g] = np.where(t.pending[k], 0, t.ids[k])  # a pending track is not published yet
+        # Per assigned group: joints updated now or seen at most fill_missing_s ago, at the frame time (with
+        # per-view times the filter is at its last view's), a pending track's id 0 (not published yet).
+        publish_poses(assign, updated, t.x, t.P, t.active, t.seen_ns, t.stamp_ns, t.ids, t.pending, stamp_ns,
+                      self.cfg.fill_missing_s, _NS, _CONF_STD_M, per_view, poses, std, ids)  # fmt: skip
         return LiveUpdate(
             ids, poses, std, z.transpose(0, 2, 1, 3), conf.transpose(0, 2, 1), used.transpose(0, 2, 1), n_swapped
         )
