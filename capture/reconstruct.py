@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from calibration.camera import CameraRig
+from capture._reconstruct_kernels import gather_members, pad_detections, reprojection_errors
 from core.config import FusionConfig, MatchingConfig, TriangulationConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
@@ -215,33 +216,27 @@ class FrameReconstructor:
         for d in present:
             if d.poses.shape[1] != J:
                 raise ShapeError(f"camera {d.camera}: poses must have {J} joints; got {d.poses.shape[1]}")
-        # All views' detections in one (M, J, 3) array, view by view; the kept ones are scattered into
-        # the padded (C, P, J) layout with one assignment. Scores compared as the boxes are (float32).
-        poses = np.concatenate([d.poses for d in present] or [np.zeros((0, J, 3))], dtype=np.float64)
-        score = np.concatenate([d.boxes[:, 4] for d in present] or [np.zeros(0)], dtype=np.float32)
-        keep = (score >= m.min_box_score) & ((poses[:, :, 2] >= m.min_joint_conf).sum(axis=1) >= m.min_valid_joints)
-        view = np.repeat(np.arange(C), n)  # (M,)
-        if not keep.all():
-            view, poses = view[keep], poses[keep]
-        counts = np.bincount(view, minlength=C)  # (C,) kept per view
-        rank = np.arange(view.size) - (np.cumsum(counts) - counts)[view]  # index within its view
-        kept = np.zeros((C, int(counts.max(initial=0)), J, 3))
-        kept[view, rank] = poses
-        pts, conf = np.ascontiguousarray(kept[..., :2]), np.ascontiguousarray(kept[..., 2])
+        # All views' detections in one (M, J, 3) array, view by view; the kept ones are padded into the
+        # (C, P, J) layout by one compiled loop. Scores compared as the boxes are (float32).
+        poses = np.concatenate([d.poses for d in present] or [np.zeros((0, J, 3))], dtype=np.float32)
+        boxes = np.concatenate([d.boxes for d in present] or [np.zeros((0, 5))], dtype=np.float32)
+        thresholds = np.float32(m.min_box_score), float(m.min_joint_conf), float(m.min_valid_joints)
+        pts, conf, counts, keep = pad_detections(poses, boxes, np.array(n, np.int64), *thresholds)
         for c, K, dist in self._distorted:  # (view, K, dist): Camera.undistort_px without its checks
             if counts[c]:
                 flat = pts[c, : counts[c]].reshape(-1, 1, 2)  # a view: pts is contiguous
                 flat[:] = cv2.undistortPoints(flat, K, dist, P=K, criteria=UNDISTORT_CRITERIA)
         lifted: list[tuple[np.ndarray, np.ndarray] | None] = [None] * C
         desc: list[np.ndarray | None] = [None] * C
-        first = np.cumsum(n) - n  # (C,) first row of each view in the (M,) arrays
+        first = 0  # first row of each view in the (M,) arrays
         for c, d in enumerate(views):  # per-detection data of the kept detections
             if d is not None and (isinstance(d, RGBDDetections) or d.embeddings is not None):
-                k = np.nonzero(keep[first[c] : first[c] + n[c]])[0]  # kept, in order
+                k = np.nonzero(keep[first : first + n[c]])[0]  # kept, in order
                 if isinstance(d, RGBDDetections) and n[c]:
                     lifted[c] = (d.joints3d[k].astype(np.float64), d.joints3d_cov[k].astype(np.float64))
                 if d.embeddings is not None:
                     desc[c] = d.embeddings[k]
+            first += n[c]
         return pts, conf, counts, lifted, None if all(e is None for e in desc) else desc
 
     def _associate(
@@ -293,22 +288,23 @@ class FrameReconstructor:
         return -np.arange(1, len(groups) + 1, dtype=np.int64), self._triangulate(groups, pts, conf)[1]
 
     @staticmethod
-    def _members(groups: list[tuple[tuple[int, int], ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(M,) group, view and detection index of every member of the groups."""
+    def _members(groups: list[tuple[tuple[int, int], ...]]) -> np.ndarray:
+        """(M, 3) int64 group, view and detection index of every member of the groups."""
         flat = [(g, c, i) for g, members in enumerate(groups) for c, i in members]
-        g, c, i = np.array(flat, dtype=np.int64).reshape(-1, 3).T
-        return g, c, i
+        return np.array(flat, dtype=np.int64).reshape(-1, 3)
 
     def _triangulate(
-        self, groups: list[tuple[tuple[int, int], ...]], pts: np.ndarray, conf: np.ndarray
+        self,
+        groups: list[tuple[tuple[int, int], ...]],
+        pts: np.ndarray,
+        conf: np.ndarray,
+        members: np.ndarray | None = None,
     ) -> tuple[TriangulationResult, np.ndarray]:
         """Triangulate every group in one batch (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per
-        view); returns the raw result and (G, J, 4) poses."""
+        view; ``members``: the groups' :meth:`_members`, if known); returns the raw result and (G, J, 4)
+        poses. The groups' detections are gathered by a compiled loop (:mod:`capture._reconstruct_kernels`)."""
         C, J, G = len(self.rig), self.n_joints, len(groups)
-        g, c, i = self._members(groups)
-        obs = np.zeros((C, G, J, 2))
-        w = np.zeros((C, G, J))
-        obs[c, g], w[c, g] = pts[c, i], conf[c, i]
+        obs, w = gather_members(self._members(groups) if members is None else members, pts, conf, G, True)
         t = self.tcfg
         triangulate = triangulate_pictorial if t.method == "pictorial" else triangulate_robust
         tri = triangulate(
@@ -321,15 +317,16 @@ class FrameReconstructor:
         return tri.used.reshape(len(self.rig), len(groups), self.n_joints).transpose(1, 0, 2)
 
     def _observations(
-        self, groups: list[tuple[tuple[int, int], ...]], pts: np.ndarray, conf: np.ndarray
+        self,
+        groups: list[tuple[tuple[int, int], ...]],
+        pts: np.ndarray,
+        conf: np.ndarray,
+        members: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(G, C, J, 2) undistorted pixels and (G, C, J) confidences of each group's detections
-        (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per view)."""
-        obs_px = np.zeros((len(groups), len(self.rig), self.n_joints, 2))
-        obs_conf = np.zeros((len(groups), len(self.rig), self.n_joints))
-        g, c, i = self._members(groups)
-        obs_px[g, c], obs_conf[g, c] = pts[c, i], conf[c, i]
-        return obs_px, obs_conf
+        (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per view; ``members``: the groups'
+        :meth:`_members`, if known), gathered by a compiled loop (:mod:`capture._reconstruct_kernels`)."""
+        return gather_members(self._members(groups) if members is None else members, pts, conf, len(groups), False)
 
     def _lift_singles(
         self, groups: list[tuple[tuple[int, int], ...]], poses: np.ndarray, tri_used: np.ndarray, lifted: list
@@ -356,6 +353,8 @@ class FrameReconstructor:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(G, C, J, 4) lifted joints and (G, C, J, 3, 3) covariances of each group's RGB-D views;
         None when no group has an RGB-D view."""
+        if all(m is None for m in lifted):
+            return None
         members = [(g, c, i) for g, mem in enumerate(groups) for c, i in mem if lifted[c] is not None]
         if not members:
             return None
@@ -380,19 +379,24 @@ class FrameReconstructor:
         t1: float,
         view_ns: np.ndarray | None = None,
         desc: list[np.ndarray | None] | None = None,
+        members: np.ndarray | None = None,
     ) -> FrameResult:
         """The tracking stage with the live UKF tracker: it filters the groups' 2D joints (and lifted
         3D joints), and the published poses are its; a track claimed in one view only is updated by
         that view alone. Each group's appearance (the mean of its views' descriptors, ``desc``) goes
-        with it, for re-identification (:mod:`fusion.reid`)."""
+        with it, for re-identification (:mod:`fusion.reid`). ``members``: the groups' :meth:`_members`,
+        if known. The reprojection errors are a compiled loop (:mod:`capture._reconstruct_kernels`)."""
         t2 = time.thread_time()
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:
+            if members is not None:
+                extra = [(len(groups) + k, c, i) for k, (_, _, c, i) in enumerate(singles)]
+                members = np.concatenate([members, np.array(extra, dtype=np.int64)])
             groups = groups + [((c, i),) for _, _, c, i in singles]
             hints = hints + [tid for tid, _, _, _ in singles]
             poses = np.concatenate([poses.reshape(-1, self.n_joints, 4), np.zeros((len(singles), self.n_joints, 4))])
             tri_used = np.concatenate([tri_used, np.zeros((len(singles),) + tri_used.shape[1:], bool)])
-        obs_px, obs_conf = self._observations(groups, pts, conf)
+        obs_px, obs_conf = self._observations(groups, pts, conf, members)
         poses = poses.reshape(-1, self.n_joints, 4)
         obs3 = self._observations_3d(groups, lifted)
         if obs3 is not None:
@@ -403,19 +407,17 @@ class FrameReconstructor:
         )  # fmt: skip
         self.n_unflipped += upd.n_swapped
         keep = upd.track_ids > 0
-        out = upd.poses[keep]
-        # Reprojection error of the published poses in the observations the filter used.
-        seen = upd.used[keep] & (out[:, None, :, 3] > 0)  # (P, C, J)
-        q = np.einsum("cij,pnj->pcni", self._P[:, :, :3], out[..., :3]) + self._P[:, :, 3][None, :, None]
-        uv = q[..., :2] / np.where(np.abs(q[..., 2:]) > 1e-9, q[..., 2:], 1e-9)
-        reproj = np.linalg.norm(uv - upd.obs_px[keep], axis=-1)[seen]
+        out = np.ascontiguousarray(upd.poses[keep], np.float64)
+        obs_out = np.ascontiguousarray(upd.obs_px[keep], np.float64)
+        # Reprojection error of the published poses in the observations the filter used (conf > 0).
+        reproj = reprojection_errors(self._P, out, np.ascontiguousarray(upd.used[keep], np.bool_), obs_out)
         t3 = time.thread_time()
         return FrameResult(
             track_ids=upd.track_ids[keep],
             poses=out,
-            groups=[g for g, k in zip(groups, keep, strict=True) if k],
+            groups=[g for g, k in zip(groups, keep.tolist(), strict=True) if k],
             reproj_px=reproj,
-            obs_px=upd.obs_px[keep],
+            obs_px=obs_out,
             obs_conf=upd.obs_conf[keep],
             stage_ms={"matching": (t1 - t0) * 1e3, "triangulation": (t2 - t1) * 1e3, "tracking": (t3 - t2) * 1e3},
             std_m=upd.std_m[keep],
@@ -444,22 +446,24 @@ class FrameReconstructor:
         pred_ns = stamp_ns if view_ns is None else int(view_ns.min())  # gated at the earliest view
         groups, hints, singles = self._associate(pts, conf, counts, pred_ns, lifted, desc)
         t1 = time.thread_time()
-        tri, poses = self._triangulate(groups, pts, conf)
+        members = self._members(groups)
+        tri, poses = self._triangulate(groups, pts, conf, members)
         if rgbd:  # a lone RGB-D detection's pose is its lifted joints, also for merging
             poses = self._lift_singles(
                 groups, poses.reshape(-1, self.n_joints, 4), self._tri_used(tri, groups), lifted
             )[0]
         groups, hints, merged = merge_duplicate_groups(groups, hints, poses, self.mcfg.merge_m)
         if merged:
-            tri, poses = self._triangulate(groups, pts, conf)
-        reproj = tri.errors[tri.used]
+            members = self._members(groups)
+            tri, poses = self._triangulate(groups, pts, conf, members)
         used = self._tri_used(tri, groups)
         if rgbd:
             poses, used = self._lift_singles(groups, poses.reshape(-1, self.n_joints, 4), used, lifted)
         if self.live:
             return self._process_live(
-                groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1, view_ns, desc
+                groups, hints, singles, poses, used, pts, conf, lifted, stamp_ns, t0, t1, view_ns, desc, members
             )
+        reproj = tri.errors[tri.used]
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:
             single_poses = np.stack(
@@ -481,7 +485,7 @@ class FrameReconstructor:
             for p in np.nonzero(keep)[0]:
                 poses[p] = self.tracker.filled(int(ids[p]), poses[p], stamp_ns, self.fill_missing_s)
         t3 = time.thread_time()
-        kept = [g for g, k in zip(groups, keep, strict=True) if k]
+        kept = [g for g, k in zip(groups, keep.tolist(), strict=True) if k]
         obs_px, obs_conf = self._observations(kept, pts, conf)
         return FrameResult(
             track_ids=ids[keep],
