@@ -21,6 +21,20 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(REPO)]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels():
+    """Compile the node's kernels (core.jit) once, before any test: on a fresh checkout this takes tens of
+    seconds, and node processes started by the tests then load them from the cache instead of each
+    compiling them while its test waits."""
+    from capture.benchmarks.synthetic import ring_rig
+    from capture.kernel_warmup import warm_up
+    from core.config import FusionConfig
+    from core.skeleton import COCO17
+
+    for filt in ("ukf", "none"):
+        warm_up(ring_rig(4), COCO17, fusion=FusionConfig(filter=filt))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
