@@ -8,6 +8,20 @@ from calibration.camera import CameraRig
 from capture.benchmarks.synthetic import look_at_camera, person, ring_rig  # noqa: F401 - re-exported
 
 
+def ring_projections(n_cams: int) -> np.ndarray:
+    """(C, 3, 4) projections of cameras on a 4 m ring at 1.5 m looking at the origin, 1000 px focal."""
+    K = np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]])
+    Ps = []
+    for a in np.linspace(0, 2 * np.pi, n_cams, endpoint=False):
+        c = np.array([4 * np.cos(a), 4 * np.sin(a), 1.5])
+        z = -c / np.linalg.norm(c)
+        x = np.cross(z, [0, 0, 1.0])
+        x /= np.linalg.norm(x)
+        R = np.stack([x, np.cross(z, x), z])
+        Ps.append(K @ np.hstack([R, (-R @ c)[:, None]]))
+    return np.array(Ps)
+
+
 def project_people(rig: CameraRig, people: list[np.ndarray], rng=None, noise_px: float = 0.0) -> list[np.ndarray]:
     """Per camera, (P, J, 3) [u, v, conf=1] distorted pixels of every person, with Gaussian noise."""
     out = []

@@ -6,22 +6,9 @@ import numpy as np
 import pytest
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
+from synth import ring_projections
 
 from fusion.ukf import SigmaWeights, constant_velocity_noise, predict, project_points, update
-
-
-def _rig(n_cams: int) -> np.ndarray:
-    """(C, 3, 4) projections of cameras on a 4 m ring looking at the origin, 1000 px focal."""
-    K = np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]])
-    Ps = []
-    for a in np.linspace(0, 2 * np.pi, n_cams, endpoint=False):
-        c = np.array([4 * np.cos(a), 4 * np.sin(a), 1.5])
-        z = -c / np.linalg.norm(c)
-        x = np.cross(z, [0, 0, 1.0])
-        x /= np.linalg.norm(x)
-        R = np.stack([x, np.cross(z, x), z])
-        Ps.append(K @ np.hstack([R, (-R @ c)[:, None]]))
-    return np.array(Ps)
 
 
 def test_process_noise_matches_filterpy():
@@ -37,7 +24,7 @@ def test_process_noise_matches_filterpy():
 def test_batched_filter_equals_filterpy(alpha, atol, n_cams):
     """Equal to 1e-9 at the default alpha; at 1e-3 both lose digits to weights of order 1e6."""
     rng = np.random.default_rng(3)
-    projections = _rig(n_cams)
+    projections = ring_projections(n_cams)
     B, steps = 6, 25
     weights = SigmaWeights(6, alpha=alpha, beta=2.0, kappa=0.0)
     x0 = np.c_[rng.normal(0, 0.5, (B, 3)), np.zeros((B, 3))]
@@ -112,7 +99,7 @@ def test_position_points_fold_the_velocity_points_into_the_centre():
     A = rng.normal(size=(5, 6, 6))
     P = A @ np.swapaxes(A, 1, 2) * 0.01 + 1e-4 * np.eye(6)
     x = np.c_[rng.normal(0, 0.5, (5, 3)) + [0, 0, 4], rng.normal(0, 1, (5, 3))]
-    projections = _rig(3)
+    projections = ring_projections(3)
     for w in (SigmaWeights(6), SigmaWeights(6, alpha=0.3, kappa=1.0)):
         full = w.points(x, P)  # (B, 13, 6)
         dev, wm, wc = w.position_points(P)

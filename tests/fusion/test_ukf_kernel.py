@@ -6,23 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synth import ring_projections
 
 from fusion.live_tracks import confidence_from_std, position_std, predict_linear
 from fusion.ukf import SigmaWeights, project_points, update
-
-
-def _rig(n_cams: int) -> np.ndarray:
-    """(C, 3, 4) projections of cameras on a 4 m ring looking at the origin, 1000 px focal."""
-    K = np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]])
-    Ps = []
-    for a in np.linspace(0, 2 * np.pi, n_cams, endpoint=False):
-        c = np.array([4 * np.cos(a), 4 * np.sin(a), 1.5])
-        z = -c / np.linalg.norm(c)
-        x = np.cross(z, [0, 0, 1.0])
-        x /= np.linalg.norm(x)
-        R = np.stack([x, np.cross(z, x), z])
-        Ps.append(K @ np.hstack([R, (-R @ c)[:, None]]))
-    return np.array(Ps)
 
 
 def _reference_update(x, P, z, mask, var, proj, w):
@@ -64,7 +51,7 @@ def _filters(rng, B, C):
     x = np.c_[rng.normal(0, 0.5, (B, 3)) + [0, 0, 1], rng.normal(0, 1.0, (B, 3))]
     A = rng.normal(0, 0.03, (B, 6, 6))
     P = A @ np.swapaxes(A, 1, 2) + np.diag([1e-4] * 3 + [0.05] * 3)
-    proj = _rig(C)
+    proj = ring_projections(C)
     z = project_points(x[:, :3] + rng.normal(0, 0.02, (B, 3)), proj)
     var = rng.uniform(1.0, 9.0, (B, C))
     return x, P, z, var, proj
@@ -112,7 +99,7 @@ def test_update_drops_unseen_views_exactly_and_takes_any_layout(rng):
 def test_update_of_no_filter_and_errors(rng):
     for C in (1, 4):
         res = update(np.zeros((0, 6)), np.zeros((0, 6, 6)), np.zeros((0, C, 2)), np.zeros((0, C), bool),
-                     np.zeros((0, C)), _rig(C))  # fmt: skip
+                     np.zeros((0, C)), ring_projections(C))  # fmt: skip
         assert res.x.shape == (0, 6) and res.P.shape == (0, 6, 6) and res.n_views.shape == (0,)
     x, P, z, var, proj = _filters(rng, 3, 4)
     P[1, 4, 4] = -1.0  # not positive definite
