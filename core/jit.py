@@ -26,12 +26,15 @@ chained from Python instead (about 1 us per call).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from numba import njit
 
 __all__ = ["kernel"]
+
+log = logging.getLogger(__name__)
 
 
 def kernel(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -41,7 +44,7 @@ def kernel(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 
     Example:
         >>> import numpy as np
-        >>> @kernel(cache=False)  # a doctest has no file to cache next to
+        >>> @kernel
         ... def total(a):
         ...     s = 0.0
         ...     for v in a:
@@ -52,5 +55,17 @@ def kernel(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """
     settings = {"cache": True, "nogil": True, "error_model": "numpy", **options}
     if fn is None:
-        return lambda f: njit(**settings)(f)
-    return njit(**settings)(fn)
+        return lambda f: _compile(f, settings)
+    return _compile(fn, settings)
+
+
+def _compile(fn: Callable[..., Any], settings: dict[str, Any]) -> Any:
+    """numba's dispatcher for ``fn``; without a cache where no cache location is writable (a read-only
+    installation without a writable home directory): the kernels then compile in every process."""
+    try:
+        return njit(**settings)(fn)
+    except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
+        if not settings.get("cache") or "cache" not in str(exc):
+            raise
+        log.warning("compiled kernel %s is not cached (%s): it compiles in every process", fn.__qualname__, exc)
+        return njit(**{**settings, "cache": False})(fn)
