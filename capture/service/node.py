@@ -37,10 +37,10 @@ from capture.kernel_warmup import warm_up
 from capture.reconstruct import FrameReconstructor
 from capture.service.feedback import RoiPublisher, feedback_enabled
 from capture.service.intake import Intake
-from capture.service.proc import peak_rss_mb, stop_on_signals
+from capture.service.proc import stop_on_signals
 from capture.service.stats import WALL_CLOCK_NS, FrameFigures
 from capture.service.sync import ACCEPTED, LATE, AssembledFrame, FrameAssembler
-from capture.service.take import POSES, SMOOTHED, TakeFiles
+from capture.service.take import TakeFiles
 from core.config import Config
 from core.errors import CaptureError, ConfigError, OutputError
 from core.skeleton import COCO17, Skeleton
@@ -460,52 +460,10 @@ class Node:
         return summary
 
     def summary(self, trc: list[str]) -> dict:
-        """The run's summary (see README, "Run summary")."""
-        from capture.service.report import completeness
+        """The run's summary (see README, "Run summary"; :func:`capture.service.report.run_summary`)."""
+        from capture.service.report import run_summary
 
-        cams = self.intake.cameras
-        d = self.intake.dropped
-        summary = {
-            **self.figures.summary(),
-            "cameras": list(self.rig.names),
-            "lossless": self.cfg.node.lossless,
-            "started_without": self.started_without,
-            "cameras_ended": sorted(c for c, s in cams.items() if s.state == "ended"),
-            "cameras_dead": sorted(c for c, s in cams.items() if s.dead),
-            "skipped_at_source": {c: s.skipped for c, s in cams.items()},
-            "frames_skipped_behind": self.frames_skipped_behind,
-            "left_right_pairs_unflipped": self.reconstructor.n_unflipped,
-            "frames_per_camera": {c: s.frames for c, s in cams.items()},
-            "late_per_camera": {c: s.late for c, s in cams.items()},
-            "workers": {c: s.worker for c, s in cams.items() if s.worker},
-            "node_peak_rss_mb": round(peak_rss_mb(), 1),
-            "messages": {
-                "received": self.intake.received,
-                "malformed": self.intake.malformed,
-                "unknown_camera": d["unknown_camera"],
-                "late": d["late"],
-                "implausible": d["implausible"],
-                "purged_ahead": self.assembler.purged,
-                "refused_by_kind": dict(sorted(d.items())),
-            },
-            "camera_events": self.intake.events,
-            "camera_events_not_kept": self.intake.events_not_kept,
-            "interrupted": self.interrupted,
-            "roi_feedback": self.feedback.summary() if self.feedback is not None else None,
-            "resumed": self.take.resumed,
-            "output_error": self.output_error,
-            "outputs": {
-                "poses": POSES,
-                "poses_smoothed": SMOOTHED if self.take.smoother is not None else None,
-                "trc": trc,
-            },
-            "frames_not_smoothed": self.take.not_smoothed,
-            "smoothing_cpu_ms_per_frame": (
-                round(self.take.smoothing_ms / max(self.frames, 1), 3) if self.take.smoother is not None else None
-            ),
-        }
-        summary["complete"], summary["incomplete_because"] = completeness(summary)
-        return summary
+        return run_summary(self, trc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,12 @@ A run is *complete* when its output holds every piece of data it should have had
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["completeness", "format_summary"]
+if TYPE_CHECKING:
+    from capture.service.node import Node
+
+__all__ = ["completeness", "format_summary", "run_summary"]
 
 
 def completeness(summary: dict) -> tuple[bool, list[str]]:
@@ -83,3 +87,61 @@ def format_summary(summary: dict, out_dir: str | Path) -> str:
     else:
         lines.append("  result: INCOMPLETE: " + "; ".join(why))
     return "\n".join(lines)
+
+
+def run_summary(node: Node, trc: list[str]) -> dict:
+    """A node's run summary, as written to ``summary.json`` (README, "Run summary").
+
+    Args:
+        node: the node at the end of its run (outputs closed).
+        trc: the TRC files written, paths.
+
+    Returns:
+        The summary dictionary, with ``complete`` and ``incomplete_because`` from :func:`completeness`.
+    """
+    from capture.service.proc import peak_rss_mb
+    from capture.service.take import POSES, SMOOTHED
+
+    cams = node.intake.cameras
+    d = node.intake.dropped
+    summary = {
+        **node.figures.summary(),
+        "cameras": list(node.rig.names),
+        "lossless": node.cfg.node.lossless,
+        "started_without": node.started_without,
+        "cameras_ended": sorted(c for c, s in cams.items() if s.state == "ended"),
+        "cameras_dead": sorted(c for c, s in cams.items() if s.dead),
+        "skipped_at_source": {c: s.skipped for c, s in cams.items()},
+        "frames_skipped_behind": node.frames_skipped_behind,
+        "left_right_pairs_unflipped": node.reconstructor.n_unflipped,
+        "frames_per_camera": {c: s.frames for c, s in cams.items()},
+        "late_per_camera": {c: s.late for c, s in cams.items()},
+        "workers": {c: s.worker for c, s in cams.items() if s.worker},
+        "node_peak_rss_mb": round(peak_rss_mb(), 1),
+        "messages": {
+            "received": node.intake.received,
+            "malformed": node.intake.malformed,
+            "unknown_camera": d["unknown_camera"],
+            "late": d["late"],
+            "implausible": d["implausible"],
+            "purged_ahead": node.assembler.purged,
+            "refused_by_kind": dict(sorted(d.items())),
+        },
+        "camera_events": node.intake.events,
+        "camera_events_not_kept": node.intake.events_not_kept,
+        "interrupted": node.interrupted,
+        "roi_feedback": node.feedback.summary() if node.feedback is not None else None,
+        "resumed": node.take.resumed,
+        "output_error": node.output_error,
+        "outputs": {
+            "poses": POSES,
+            "poses_smoothed": SMOOTHED if node.take.smoother is not None else None,
+            "trc": trc,
+        },
+        "frames_not_smoothed": node.take.not_smoothed,
+        "smoothing_cpu_ms_per_frame": (
+            round(node.take.smoothing_ms / max(node.frames, 1), 3) if node.take.smoother is not None else None
+        ),
+    }
+    summary["complete"], summary["incomplete_because"] = completeness(summary)
+    return summary
