@@ -44,7 +44,12 @@ from calibration.formats.panoptic import read_panoptic_json, write_panoptic_json
 from calibration.formats.qualisys import read_qca, write_qca
 from calibration.formats.toml import read_toml, write_toml
 from calibration.formats.tum import parse_tum, read_tum_projections, tum_files, write_tum_projections
-from calibration.formats.voxelpose import parse_voxelpose, read_voxelpose_json, write_voxelpose_json
+from calibration.formats.voxelpose import (
+    parse_voxelpose,
+    read_voxelpose_json,
+    voxelpose_cameras,
+    write_voxelpose_json,
+)
 
 __all__ = [
     "DEFAULT_WORLD_FRAME", "FORMAT_NAME", "FORMAT_VERSION", "SUPPORTED_FORMATS", "CalibrationFormat",
@@ -81,7 +86,8 @@ def read_calibration(
 
     ``.qca.txt`` -> :func:`read_qca`; ``.toml`` -> :func:`read_toml`; ``.json`` -> :func:`read_json`
     (``"format"`` key), :func:`read_panoptic_json` (``"cameras"`` list with ``"distCoef"``; HD
-    cameras), :func:`read_voxelpose_json` (cameras with ``"fx"``) or :func:`read_4da_json` (cameras
+    cameras), :func:`read_voxelpose_json` (cameras with ``"fx"``, or a
+    ``"customized_sequence"`` list of them) or :func:`read_4da_json` (cameras
     with ``"RT"``); a folder -> its ``*.txt`` TUM projection matrices in natural name order.
 
     Image sizes are never guessed: a camera of a format that stores none (VoxelPose, TUM) takes
@@ -106,7 +112,7 @@ def read_calibration(
     sizes = {} if sizes is None else {str(k): (int(v[0]), int(v[1])) for k, v in sizes.items()}
     fmt = detect_format(path)
     if fmt is CalibrationFormat.VOXELPOSE:
-        data = load_json(path, Mapping)
+        data = voxelpose_cameras(load_json(path, Mapping))
         _check_names(path, [str(k) for k in data], names)
         rig = parse_voxelpose(path, data, lambda cam, _guess: sizes.get(cam, size), names)
         return rig if names is None else rig.subset(names)

@@ -65,8 +65,8 @@ def detect_format(path: PathLike) -> CalibrationFormat:
     """The format of an existing calibration: by suffix and, for JSON, by content; a folder is TUM.
 
     JSON: a string ``"format"`` key -> mvcap; a ``"cameras"`` list whose first entry has
-    ``"distCoef"`` -> panoptic; a first camera object with ``"fx"`` -> voxelpose, with ``"RT"``
-    -> 4da.
+    ``"distCoef"`` -> panoptic; a first camera object with ``"fx"`` (also inside a
+    ``"customized_sequence"`` list) -> voxelpose, with ``"RT"`` -> 4da.
 
     Raises:
         CalibrationError: unreadable JSON or unknown format (the message lists the supported ones).
@@ -86,6 +86,8 @@ def detect_format(path: PathLike) -> CalibrationFormat:
                 return CalibrationFormat.MVCAP
             if isinstance(cams, list) and cams and isinstance(cams[0], Mapping) and "distCoef" in cams[0]:
                 return CalibrationFormat.PANOPTIC
+            if isinstance(first, list) and list(data) == ["customized_sequence"]:  # Faster-VoxelPose's list
+                first = first[0] if first else None
             if isinstance(first, Mapping) and "fx" in first:
                 return CalibrationFormat.VOXELPOSE
             if isinstance(first, Mapping) and "RT" in first:

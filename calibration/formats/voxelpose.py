@@ -2,7 +2,9 @@
 
 ``{"<name>": {"R": 3x3, "T": [[x], [y], [z]], "fx", "fy", "cx", "cy", "k": [[k1], [k2], [k3]],
 "p": [[p1], [p2]]}, ...}``: R camera-from-world, T the camera centre in the world in
-**millimetres**, intrinsics in px. No image size and no skew are stored.
+**millimetres**, intrinsics in px. No image size and no skew are stored. Faster-VoxelPose's custom
+sequences (Ye et al., ECCV 2022) put the same camera objects in a list,
+``{"customized_sequence": [{...}, ...]}``; its cameras are named "0", "1", ... in list order.
 
 Convention: x_cam = R @ (X - T), hence t = -R @ T / 1000 (metres).
 """
@@ -28,17 +30,34 @@ from calibration.formats.common import (
     write_text_atomic,
 )
 
-__all__ = ["parse_voxelpose", "read_voxelpose_json", "write_voxelpose_json"]
+__all__ = ["parse_voxelpose", "read_voxelpose_json", "voxelpose_cameras", "write_voxelpose_json"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT: Final = "VoxelPose JSON"
+SEQUENCE_KEY: Final = "customized_sequence"
+"""The top-level key of Faster-VoxelPose's list layout."""
+
+
+def voxelpose_cameras(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The camera objects of a parsed VoxelPose JSON, by name, in file order.
+
+    The Shelf/Campus layout is returned as it is; Faster-VoxelPose's ``{"customized_sequence":
+    [cam, ...]}`` gives ``{"0": cam, "1": cam, ...}``.
+
+    Example:
+        >>> list(voxelpose_cameras({"customized_sequence": [{"fx": 1.0}, {"fx": 2.0}]}))
+        ['0', '1']
+    """
+    cams = data.get(SEQUENCE_KEY) if len(data) == 1 else None
+    return {str(i): cam for i, cam in enumerate(cams)} if isinstance(cams, list) else data
 
 
 def read_voxelpose_json(path: PathLike, size: tuple[int, int] | None = None) -> CameraRig:
     """Read a VoxelPose-style Shelf/Campus calibration (Tu et al., ECCV 2020; ``calibration_shelf.json``).
 
-    Per camera key ("0".."N", used as names, file order): ``R`` (3x3, camera-from-world), ``T``
+    Per camera key ("0".."N", used as names, file order; or Faster-VoxelPose's
+    ``"customized_sequence"`` list, cameras named "0".."N" in list order): ``R`` (3x3, camera-from-world), ``T``
     (3, camera centre in the world, **millimetres**), ``fx``, ``fy``, ``cx``, ``cy`` (px), ``k``
     (3: k1, k2, k3) and ``p`` (2: p1, p2).
 
@@ -59,7 +78,7 @@ def read_voxelpose_json(path: PathLike, size: tuple[int, int] | None = None) -> 
     data = load_json(path, Mapping)
     if size is None:
         log.warning("%s: no image size given; guessing (2 cx, 2 cy) for every camera", path)
-    return parse_voxelpose(path, data, lambda _name, guess: size or guess)
+    return parse_voxelpose(path, voxelpose_cameras(data), lambda _name, guess: size or guess)
 
 
 def parse_voxelpose(

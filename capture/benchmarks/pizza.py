@@ -2,8 +2,8 @@
 
 Data: ``panoptic/pizza_5views`` (see the data README): one moment of a CMU Panoptic dome sequence,
 five 960x512 frames shrunk from the calibrated 1920x1080 ones with side bars (:data:`IMAGE_MAP`),
-and its Faster-VoxelPose ``customized_sequence`` calibration (a list of VoxelPose cameras, read here
-with :func:`calibration.formats.voxelpose.parse_voxelpose`). No ground truth: who is who was
+and its Faster-VoxelPose ``customized_sequence`` calibration (a list of VoxelPose cameras, which
+:func:`calibration.io.read_calibration` reads). No ground truth: who is who was
 labelled by eye from the images (clothing), as each person's head position in each frame
 (:data:`HEADS`); a detection takes the label of the annotated head nearest to its own face keypoints
 (one-to-one per view, :func:`scipy.optimize.linear_sum_assignment`), so the labels do not depend on
@@ -24,7 +24,6 @@ between his own views, other pairs up to 0.93), which the default ratio combinat
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -77,12 +76,11 @@ multi-way matcher's :attr:`matching.affinity.AffinityConfig.combination`."""
 
 
 def read_pizza_rig(path: Path) -> CameraRig:
-    """The dataset's 5 cameras (``customized_sequence`` list, VoxelPose cameras, millimetres) as a rig
+    """The dataset's 5 cameras (``customized_sequence`` list of VoxelPose cameras, millimetres) as a rig
     of 1920x1080 cameras named "0".."4", world in metres; raises CalibrationError on a bad file."""
-    from calibration.formats.voxelpose import parse_voxelpose
+    from calibration.io import read_calibration
 
-    cams = json.loads(path.read_text())["customized_sequence"]
-    return parse_voxelpose(path, {str(i): c for i, c in enumerate(cams)}, lambda _name, _guess: CALIB_WH)
+    return read_calibration(path, size=CALIB_WH)
 
 
 def _face_px(pose: np.ndarray, min_conf: float) -> np.ndarray | None:

@@ -296,6 +296,39 @@ def test_voxelpose_guesses_size_when_absent(shared_data, caplog):
     assert "guessing" in caplog.text
 
 
+def test_voxelpose_sequence_list_reads_as_the_keyed_layout(shared_data, tmp_path):
+    """Faster-VoxelPose's ``{"customized_sequence": [cam, ...]}`` holds the same camera objects in a list."""
+    keyed = json.loads(_need(shared_data, "shelf/calibration_shelf.json").read_text())
+    listed = tmp_path / "calibration.json"
+    listed.write_text(json.dumps({"customized_sequence": [keyed[k] for k in keyed]}))
+    rig = read_calibration(listed, size=SHELF_SIZE)
+    assert rig.names == tuple(str(i) for i in range(len(keyed)))
+    _assert_rigs_equal(rig, read_voxelpose_json(shared_data / "shelf/calibration_shelf.json", SHELF_SIZE))
+    assert read_calibration(listed, size=SHELF_SIZE, names=["3", "1"]).names == ("3", "1")
+    _raises(read_calibration, listed, needles=("calibration.json", "no image size", "image_size"))
+
+
+def test_pizza_calibration_puts_the_labelled_heads_at_head_height(shared_data):
+    """The real Faster-VoxelPose file of panoptic/pizza_5views (world z up, millimetres): the heads
+    labelled by eye in its frames triangulate (DLT) to standing head heights near the world origin."""
+    from capture.benchmarks.pizza import HEADS, IMAGE_MAP
+    from capture.image_map import to_calibration_px
+
+    rig = read_calibration(_need(shared_data, "panoptic/pizza_5views/calibration.json"), size=(1920, 1080))
+    assert rig.names == ("0", "1", "2", "3", "4")
+    P = rig.projections()
+    for name, heads in HEADS.items():
+        views = [i for i, h in enumerate(heads) if h is not None]
+        if len(views) < 4:
+            continue
+        uv = to_calibration_px(np.array([heads[i] for i in views], dtype=float), IMAGE_MAP)
+        rows = [[u * P[i, 2] - P[i, 0], v * P[i, 2] - P[i, 1]] for (u, v), i in zip(uv, views, strict=True)]
+        A = np.concatenate(rows)
+        X = np.linalg.svd(A)[2][-1]
+        x, y, z = X[:3] / X[3]
+        assert 1.4 < z < 1.8 and np.hypot(x, y) < 3.0, (name, x, y, z)
+
+
 # ------------------------------------------------------------------------------------- Campus
 def test_campus_annotations(shared_data):
     """annotation_2d vs annotation_3d (cm): cameras 0-1 are hand labels (~1 px), camera 2 is a projection."""
