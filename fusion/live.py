@@ -349,6 +349,8 @@ class LiveTracker:
             new = np.nonzero(new)[0]
             self._start(poses[new], stamp_ns)
             assign[new] = np.arange(len(self._t.ids) - new.size, len(self._t.ids))
+            # A track starts at its group's triangulation: the views that triangulation kept are its used ones.
+            used[new] = meas_eff[new] & (poses[new, :, 3] > 0)[..., None]
             updated = np.concatenate([updated, poses[new, :, 3] > 0])
         if descriptors is not None and G:
             g = np.nonzero(assign >= 0)[0]

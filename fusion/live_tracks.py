@@ -112,7 +112,8 @@ class LiveUpdate:
         std_m: (G, J) RMS position standard deviation per axis, metres; 0 where conf is 0.
         obs_px: (G, C, J, 2) the groups' 2D joints after left/right swaps, undistorted pixels.
         obs_conf: (G, C, J) their confidences (swapped alike).
-        used: (G, C, J) bool, observations that entered the filter (inliers of the gate).
+        used: (G, C, J) bool, observations that entered the filter (inliers of the gate); for a track
+            started on this frame, the views its triangulation kept (the track starts at that pose).
         n_swapped: left/right joint pairs swapped in a view in this frame.
     """
 

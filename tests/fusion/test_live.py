@@ -271,6 +271,22 @@ def test_views_the_triangulation_rejected_stay_out_of_the_filter(rig, rng):
         tr.update(poses, obs, conf, 11 * DT_NS, tri_used=tri_used[:, :2])
 
 
+def test_a_new_track_reports_the_views_its_triangulation_kept(rig, rng):
+    """On its first frame a track is its group's triangulation: the views that triangulation kept
+    (and only those, with a confident joint) are the ones reported used, so a frame's reprojection
+    error is known from the first frame on (every frame of a run of stills is a first frame)."""
+    tr = _tracker(rig, confirm_after=1)
+    P = rig.projections()
+    poses, obs, conf = _groups(P, [_walker(0)], rng, noise_px=0.5)
+    conf[0, 1, LE] = 0.1  # below min_joint_conf: not a measurement
+    tri_used = np.ones(conf.shape, bool)
+    tri_used[0, 3, LW] = False
+    out = tr.update(poses, obs, conf, 0, tri_used=tri_used)
+    assert out.track_ids.tolist() == [1]
+    expected = (conf >= tr.min_joint_conf) & tri_used
+    np.testing.assert_array_equal(out.used, expected)
+
+
 def test_shapes_and_config_are_checked(rig):
     tr = _tracker(rig)
     with pytest.raises(ShapeError, match="obs_px"):
