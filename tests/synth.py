@@ -45,7 +45,7 @@ def write_walking_scene(folder, n_frames: int, fps: float):
     from pathlib import Path
 
     from calibration.io import write_json
-    from capture.detection_files import write_detections_json
+    from capture.sources.detection_files import write_detections_json
     from core.types import Detections2D
 
     folder = Path(folder)

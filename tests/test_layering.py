@@ -43,3 +43,26 @@ def test_package_imports_point_one_way(package):
         assert not forbidden, f"{f.relative_to(REPO)} imports {sorted(forbidden)}"
         for lib, where in THIRD_PARTY_ONLY_IN.items():
             assert lib not in mods or package in where, f"{f.relative_to(REPO)} imports {lib}"
+
+
+def _modules(path: Path) -> set[str]:
+    """Every absolute module a file imports, including imports inside functions."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+@pytest.mark.parametrize("sub", ["detect", "sources", "outputs"])
+def test_capture_stages_do_not_import_the_service(sub):
+    """Within capture/, the service wires detect/, sources/ and outputs/; they never reach back into it."""
+    files = list((REPO / "capture" / sub).rglob("*.py"))
+    assert files, f"capture/{sub} is empty"
+    for f in files:
+        up = {m for m in _modules(f) if m == "capture.service" or m.startswith("capture.service.")}
+        assert not up, f"{f.relative_to(REPO)} imports {sorted(up)}"

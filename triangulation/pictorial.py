@@ -216,7 +216,7 @@ def triangulate_pictorial(
 ) -> TriangulationResult:
     """3D pictorial structures for G groups at once, a drop-in for :func:`triangulate_robust`.
 
-    The N = G x J points are G persons' J joints, person-major (as ``capture.reconstruct``
+    The N = G x J points are G persons' J joints, person-major (as ``capture.pipeline``
     lays groups out for the robust triangulation). Each person's joints are chosen jointly among
     their candidates (module docstring; Belagiannis et al. 2014 §3, Dong et al. 2019 §3.3).
 

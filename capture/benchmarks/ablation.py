@@ -23,7 +23,7 @@ from calibration.camera import CameraRig
 from calibration.io import read_calibration
 from capture.benchmarks.common import load_bench_config, pcp_coco17, reconstruct_sequence, write_result
 from capture.benchmarks.take_quality import take_quality
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from core.config import Config
 from core.skeleton import COCO17
 from core.types import Detections2D
@@ -57,8 +57,8 @@ def demo_frames(detections: Path, videos: Path, rig: CameraRig) -> list[list[Det
         InputError: a video or detections file cannot be read.
     """
     from capture.detect.reid import part_histograms
-    from capture.detection_files import read_detections_json
-    from capture.sources import open_source
+    from capture.sources.detection_files import read_detections_json
+    from capture.sources.frames import open_source
 
     per_cam = []
     for name in rig.names:

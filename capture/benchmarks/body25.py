@@ -36,7 +36,7 @@ from typing import Final
 import numpy as np
 
 from capture.benchmarks.datasets import read_number_tokens
-from capture.detection_files import BODY25_TO_COCO17, OPENPOSE_BODY25, keypoint_boxes
+from capture.sources.detection_files import BODY25_TO_COCO17, OPENPOSE_BODY25, keypoint_boxes
 from core.errors import InputError, ShapeError
 from core.types import Detections2D
 

@@ -14,7 +14,7 @@ import numpy as np
 from calibration.camera import CameraRig
 from capture.benchmarks.datasets import HeadConvention, coco17_to_shelf14
 from capture.benchmarks.evaluate import PCPResult, pcp_voxelpose
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from core.config import Config, load_config
 from core.skeleton import COCO17
 from core.types import Detections2D

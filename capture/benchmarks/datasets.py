@@ -22,7 +22,7 @@ from typing import Final
 
 import numpy as np
 
-from capture.detection_files import read_json_file
+from capture.sources.detection_files import read_json_file
 from core.errors import InputError, ShapeError
 from core.skeleton import COCO17
 

@@ -113,7 +113,8 @@ def resolve_setting(cfg: Config, data: Path, detections: Path | None) -> Config:
 def _check_detector(cfg: Config, models: dict[str, str]) -> None:
     """Build the setting's detector once here, as a worker does, so that a missing runtime or model
     skips the row instead of failing four workers. Raises ConfigError or InputError."""
-    from capture.detectors import input_hw_for_frame, make_detector
+    from capture.detect.letterbox import input_hw_for_frame
+    from capture.detect.registry import make_detector
     from capture.service.worker import check_source
 
     det = cfg.detector

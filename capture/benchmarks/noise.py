@@ -20,7 +20,7 @@ import numpy as np
 
 from calibration.camera import Camera, CameraRig
 from capture.benchmarks.datasets import SHELF14
-from capture.detection_files import keypoint_boxes
+from capture.sources.detection_files import keypoint_boxes
 from core.errors import ShapeError
 from core.skeleton import COCO17
 from core.types import Detections2D

@@ -178,7 +178,7 @@ def prepare_project(calibration: Path, detections_dir: Path, config: Path, dest:
         InputError, CalibrationError: unreadable inputs.
     """
     from calibration.io import read_calibration, write_calibration
-    from capture.detection_files import read_detections_json
+    from capture.sources.detection_files import read_detections_json
 
     rig = read_calibration(calibration)
     per_cam = {n: read_detections_json(Path(detections_dir) / f"{n}.json.gz") for n in rig.names}
@@ -247,7 +247,7 @@ def time_pose2sim(python: Path, calibration: Path, detections_dir: Path, frames:
 
 def _node_pass(rig, frames: Sequence[Sequence], cfg, fusion) -> list[float]:
     """One pass of the node's reconstruction over the frames; CPU ms per frame (one thread)."""
-    from capture.reconstruct import FrameReconstructor
+    from capture.pipeline import FrameReconstructor
     from core.skeleton import COCO17
 
     rec = FrameReconstructor(rig, COCO17, cfg.matching, cfg.triangulation, fusion)
@@ -284,7 +284,7 @@ def compare_node_peer(
     import dataclasses
 
     from calibration.io import read_calibration
-    from capture.detection_files import read_detections_json
+    from capture.sources.detection_files import read_detections_json
     from core.config import Config
 
     rig = read_calibration(calibration)

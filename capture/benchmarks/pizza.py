@@ -11,7 +11,7 @@ the detector's ordering.
 
 Each frame is detected with YOLO11n-pose, its detections get part colour histograms
 (:func:`capture.detect.reid.part_histograms`, on the frame's own pixels) and are mapped to
-calibration pixels; one :class:`capture.reconstruct.FrameReconstructor` per matching variant groups
+calibration pixels; one :class:`capture.pipeline.FrameReconstructor` per matching variant groups
 them (``filter = "none"``: the still's own triangulations). Pass: each of G, M, P, B forms exactly
 one group holding every view where the node keeps a detection of them, and no group mixes labels.
 
@@ -117,9 +117,10 @@ def detect_views(data: Path) -> tuple[list[Detections2D], list[list[str | None]]
     embeddings), each view's labels, and the detection wall time, seconds."""
     import cv2
 
+    from capture.detect.letterbox import input_hw_for_frame
+    from capture.detect.registry import make_detector
     from capture.detect.reid import part_histograms
-    from capture.detectors import input_hw_for_frame, make_detector
-    from capture.image_map import map_detections
+    from capture.sources.image_map import map_detections
 
     det = make_detector("yolo11n-pose", input_hw=input_hw_for_frame(FRAME_WH, 640, None))
     views, labels, t0 = [], [], time.perf_counter()
@@ -187,7 +188,7 @@ def affinity_blocks(rig: CameraRig, views: list[Detections2D], labels: list[list
     Raises:
         ConfigError: the overrides name the epipolar matcher, which has no such affinity.
     """
-    from capture.reconstruct import make_matcher
+    from capture.pipeline import make_matcher
     from core.errors import ConfigError
     from matching.affinity import (
         appearance_affinity,
@@ -258,7 +259,7 @@ def run_pizza(data: Path, variants: tuple[tuple[str, dict], ...] = VARIANTS, aff
         CalibrationError, InputError: unreadable calibration or image; ConfigError: no cached model
         and no means to export it.
     """
-    from capture.reconstruct import FrameReconstructor
+    from capture.pipeline import FrameReconstructor
 
     rig = read_pizza_rig(data / "calibration.json")
     views, labels, detect_s = detect_views(data)

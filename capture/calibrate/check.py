@@ -9,7 +9,7 @@ Two sources of 3D:
   distance, gated at ``--gate`` x the projected person's keypoint-box diagonal); errors are the
   pixel distances of their common joints.
 - otherwise the detections are reconstructed here, frame index by frame index, with the node's
-  per-frame pipeline (:class:`capture.reconstruct.FrameReconstructor`: epipolar association,
+  per-frame pipeline (:class:`capture.pipeline.FrameReconstructor`: epipolar association,
   robust DLT, tracking); errors are each person's triangulation projected into each view of its
   group against that view's (undistorted) joints. A triangulation fits its own views, so these
   errors are lower than a take's, and a camera too far off to be associated shows as few joints.
@@ -42,7 +42,7 @@ from calibration.io import read_calibration
 from capture.calibrate.cli_common import Parser, UsageError
 from capture.calibrate.offsets import read_detection_folder
 from capture.outputs.jsonl import iter_poses_jsonl
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
 from core.skeleton import COCO17

@@ -40,7 +40,7 @@ from calibration.intrinsics import (
 )
 from calibration.io import read_calibration, write_json
 from capture.calibrate.cli_common import Parser, UsageError, parse_cameras
-from capture.sources import natural_path_key
+from capture.sources.frames import natural_path_key
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
 
@@ -81,7 +81,7 @@ def _frames(path: Path, every: int) -> tuple[int, Iterator[tuple[int, np.ndarray
     if path.is_dir():
         files = sorted(
             (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=natural_path_key,  # the order capture.sources.ImageFolderSource replays
+            key=natural_path_key,  # the order capture.sources.frames.ImageFolderSource replays
         )
         if not files:
             raise InputError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")

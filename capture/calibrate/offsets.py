@@ -30,7 +30,7 @@ from calibration.camera import CameraRig, fundamental_matrix
 from calibration.io import read_calibration
 from calibration.time_offsets import PoseSeries, TimeOffsets, estimate_time_offsets
 from capture.calibrate.cli_common import Parser, UsageError
-from capture.detection_files import read_detections_json
+from capture.sources.detection_files import read_detections_json
 from core.errors import CaptureError, InputError
 from core.logsetup import setup_logging
 from core.types import Detections2D

@@ -89,7 +89,7 @@ def pick_shape(boxes: np.ndarray, min_scale: float, shapes: list[tuple[int, int]
 def letterbox_geometry(
     frame_wh: tuple[int, int], input_hw: tuple[int, int]
 ) -> tuple[tuple[float, float], tuple[int, int]]:
-    """Gain and padding of :func:`capture.detectors.letterbox` for a frame size, without an image.
+    """Gain and padding of :func:`capture.detect.letterbox.letterbox` for a frame size, without an image.
 
     Args:
         frame_wh: (width, height) of the frame, pixels.

@@ -49,7 +49,7 @@ from typing import Final
 import numpy as np
 
 from capture.detect.crop_shapes import CALL_PX, fit_aspect, grid_windows, letterbox_geometry, plan_crops, shape_ladder
-from capture.image_map import rotate_px
+from capture.sources.image_map import rotate_px
 from core.config import ImageMap
 
 __all__ = [
@@ -87,7 +87,7 @@ def boxes_to_detector_px(
 ) -> np.ndarray:
     """Boxes in calibration pixels to the pixels of the frame the detector sees.
 
-    ``frame pixel = calibration pixel * scale + pad`` (:mod:`capture.image_map`), then the
+    ``frame pixel = calibration pixel * scale + pad`` (:mod:`capture.sources.image_map`), then the
     camera's turn (:func:`rotate_px`); the corners are re-ordered so that x0 < x1, y0 < y1.
 
     Args:
@@ -261,7 +261,7 @@ class CropDetector:
     """Detect people on crops of a frame around hint boxes (see the module docstring).
 
     Args:
-        detector: a :class:`capture.detectors.Detector` whose network input is the crop input
+        detector: a :class:`capture.detect.detector.Detector` whose network input is the crop input
             (e.g. YOLO11n-pose exported at 256 x 160): ``detect(image_bgr)`` letterboxes any crop to it.
         crop_hw: the crop input (height, width), pixels: the smallest shape, and the crops' aspect ratio.
         make: ``make(input_hw) -> Detector`` for the other shapes of the ladder (built on first use,
@@ -340,7 +340,7 @@ class CropDetector:
         crops, _, shapes, grid = plan
         out_p, out_b = [], []
         if grid is not None:
-            from capture.detectors import PAD_VALUE, letterbox
+            from capture.detect.letterbox import PAD_VALUE, letterbox
 
             windows, (gx, gy), (left, top) = grid
             padded, _, _ = letterbox(image_bgr, self.max_hw)

@@ -3,14 +3,14 @@
 The stage a worker runs for every frame, apart from the messaging (:mod:`capture.service.worker`):
 
 1. the source is opened (video, image folder or stills, webcam; or a detections file, replayed);
-2. the detector chosen by name (:func:`capture.detectors.make_detector`) runs with a network input
+2. the detector chosen by name (:func:`capture.detect.registry.make_detector`) runs with a network input
    that follows the frame (``[detector] input_long_px``), or the supplied model's static input;
 3. detections are mapped to calibration pixels when the frames differ in size from the
-   calibration (``[[cameras]] image_map``, :func:`capture.image_map.map_detections`);
+   calibration (``[[cameras]] image_map``, :func:`capture.sources.image_map.map_detections`);
 4. with ``[detector] reid``, each detection gets a keypoint-placed part colour descriptor
    (:func:`capture.detect.reid.part_histograms`, computed on the frame's own pixels, before the
    mapping), sent in the ``embeddings`` field so the node can use appearance without images;
-5. an RGB-D camera lifts the joints to 3D with its depth image (:class:`capture.sources_depth.DepthLifter`).
+5. an RGB-D camera lifts the joints to 3D with its depth image (:class:`capture.sources.depth.DepthLifter`).
 
 With ``[detector] refine``, a second, top-down pass re-estimates each person's keypoints on a crop
 of their box at full resolution (:mod:`capture.detect.refine`), right after step 2.
@@ -31,8 +31,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from calibration.camera import Camera
-from capture.image_map import map_detections, rotate_frame, rotated_size, unrotate_detections
-from capture.sources_depth import DepthLifter
+from capture.sources.depth import DepthLifter
+from capture.sources.image_map import map_detections, rotate_frame, rotated_size, unrotate_detections
 from core.config import DetectorConfig, ImageMap, RGBDConfig
 from core.types import Detections2D
 
@@ -123,14 +123,15 @@ class FrameDetector:
         depth, camera_model, rgbd, noise = self._depth
         if depth:
             self.lifter = DepthLifter(depth, camera_model, rgbd, noise)
-        from capture.detection_files import is_detection_file
+        from capture.sources.detection_files import is_detection_file
 
         if is_detection_file(self.source):
-            from capture.detection_files import read_detections_json
+            from capture.sources.detection_files import read_detections_json
 
             return ((d.frame_idx, d.stamp_ns, d) for d in read_detections_json(self.source))
-        from capture.detectors import input_hw_for_frame, make_detector
-        from capture.sources import open_source
+        from capture.detect.letterbox import input_hw_for_frame
+        from capture.detect.registry import make_detector
+        from capture.sources.frames import open_source
 
         cfg = self.cfg
         from capture.detect.model_files import use_device
@@ -151,7 +152,7 @@ class FrameDetector:
         )
         if cfg.rois and cfg.name in ROI_DETECTORS:
             from capture.detect.crops import CropDetector
-            from capture.detectors import YoloPoseOnnx
+            from capture.detect.yolo_pose import YoloPoseOnnx
 
             crop_hw = (cfg.roi_input_h, cfg.roi_input_w)
             crop_net = make_detector(cfg.name, model_path=None, input_hw=crop_hw, score_threshold=cfg.score_threshold,

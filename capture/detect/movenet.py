@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 
 from capture.assets import sha256_file
+from capture.detect.detector import check_image_bgr
+from capture.detect.letterbox import letterbox
 from capture.detect.model_files import MOVENET_HINT, check_model_file
-from capture.detectors import check_image_bgr, letterbox
 from core.errors import ConfigError, InputError, ShapeError
 from core.skeleton import COCO17, Skeleton
 
@@ -116,7 +117,7 @@ def decode_movenet(
         raw: (1, 6, 56) float32: 17 x (y, x, score) normalised by the input (height, width), then
             ymin, xmin, ymax, xmax (normalised) and the person score.
         input_hw: network input (h_in, w_in), pixels.
-        gain: (gain_x, gain_y) of :func:`capture.detectors.letterbox`.
+        gain: (gain_x, gain_y) of :func:`capture.detect.letterbox.letterbox`.
         pad: (left, top) of the letterbox, pixels.
         image_wh: original (width, height); coordinates are clipped to [0, W] x [0, H].
         score_threshold: keep people with score > this.
@@ -157,7 +158,7 @@ def decode_movenet(
 class MoveNetMultiPose:
     """MoveNet MultiPose Lightning on LiteRT (CPU, XNNPACK), input sized per frame.
 
-    Pre-processing: letterbox (:func:`capture.detectors.letterbox`) to :func:`movenet_input_hw`,
+    Pre-processing: letterbox (:func:`capture.detect.letterbox.letterbox`) to :func:`movenet_input_hw`,
     BGR -> RGB, cast to the model's input dtype (uint8 or int32, 0..255). The interpreter's input is
     resized when the frame size changes.
 

@@ -252,7 +252,7 @@ class CropRefiner:
     """The top-down refinement pass (see the module docstring).
 
     Args:
-        model: ``"yolo"``: a :class:`capture.detectors.Detector` whose network input is the crop
+        model: ``"yolo"``: a :class:`capture.detect.detector.Detector` whose network input is the crop
             input (``detect(crop)`` letterboxes any crop to it); ``"rtmpose"``: an object with
             ``refine(image_bgr, boxes) -> (P, J, 3)`` (:class:`capture.detect.rtmpose.RtmPoseOnnx`).
         crop_hw: refinement input (height, width), pixels: sets the crops' aspect ratio.
@@ -395,7 +395,7 @@ def make_refiner(cfg: object, threads: int = 1) -> CropRefiner:
         InputError: the YOLO export or the model file cannot be loaded.
     """
     if cfg.refine == "yolo":
-        from capture.detectors import make_detector
+        from capture.detect.registry import make_detector
 
         hw = (cfg.refine_input_h, cfg.refine_input_w)
         model = make_detector("yolo11n-pose", model_path=None, input_hw=hw, score_threshold=CROP_SCORE, threads=threads)

@@ -37,7 +37,7 @@ from typing import Final
 import cv2
 import numpy as np
 
-from capture.detectors import check_image_bgr
+from capture.detect.detector import check_image_bgr
 from core.errors import ShapeError
 from core.skeleton import COCO17
 

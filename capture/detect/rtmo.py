@@ -18,8 +18,8 @@ from typing import Final
 import cv2
 import numpy as np
 
+from capture.detect.detector import check_image_bgr
 from capture.detect.model_files import onnx_layout, open_onnx_session
-from capture.detectors import check_image_bgr
 from core.errors import ConfigError, ShapeError
 from core.skeleton import COCO17, Skeleton
 

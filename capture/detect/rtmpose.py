@@ -17,9 +17,9 @@ from typing import Final
 
 import numpy as np
 
+from capture.detect.detector import Detector, check_image_bgr
 from capture.detect.model_files import onnx_layout, open_onnx_session
 from capture.detect.simcc import box_center_scale, crop_affine, crop_to_image, decode_simcc, warp_crops
-from capture.detectors import Detector, check_image_bgr
 from core.skeleton import COCO17, Skeleton
 
 __all__ = ["RtmPoseOnnx"]

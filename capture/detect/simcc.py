@@ -127,7 +127,7 @@ def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray, split_ratio: float = 
         locs: (P, K, 2) float64 (x, y) in model input pixels (bin index / split_ratio); 0 where the
             score is <= 0.
         scores: (P, K) float64, min of the two maxima (MMPose), clipped to [0, 1] here: the
-            :class:`capture.detectors.Detector` contract; 0 means missing.
+            :class:`capture.detect.detector.Detector` contract; 0 means missing.
 
     Raises:
         ShapeError: mismatched or non-3D inputs.

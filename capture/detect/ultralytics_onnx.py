@@ -1,8 +1,8 @@
 """Any Ultralytics YOLO pose model the user supplies (``.onnx``, or ``.pt`` exported once), on onnxruntime.
 
-A thin layer on :class:`capture.detectors.YoloPoseOnnx` (same letterbox, decoding and NMS): it checks
+A thin layer on :class:`capture.detect.yolo_pose.YoloPoseOnnx` (same letterbox, decoding and NMS): it checks
 the file (:func:`capture.detect.model_files.check_model_file`), exports a ``.pt`` checkpoint to a
-static ONNX graph once per input size (subprocess ``capture/export_yolo.py``, so torch is never
+static ONNX graph once per input size (subprocess ``capture/detect/export_yolo.py``, so torch is never
 loaded in the caller) and caches the export under ``<cache>/supplied/``, keyed by the checkpoint's
 content hash. Models: YOLOv8/YOLO11 pose (Jocher et al., Ultralytics, 2023-2024), COCO-17 keypoints;
 licence AGPL-3.0 (code and weights) unless the user holds an Ultralytics Enterprise licence.
@@ -19,7 +19,7 @@ from typing import Final
 
 from capture.assets import cache_dir, sha256_file
 from capture.detect.model_files import check_model_file
-from capture.detectors import YoloPoseOnnx
+from capture.detect.yolo_pose import YoloPoseOnnx
 from core.errors import ConfigError
 
 __all__ = ["make_supplied_yolo_pose", "supplied_yolo_onnx"]
@@ -27,7 +27,7 @@ __all__ = ["make_supplied_yolo_pose", "supplied_yolo_onnx"]
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUT_HW: Final = (640, 640)
-_EXIT_NO_ULTRALYTICS: Final = 3  # capture/export_yolo.py's exit status when ultralytics is missing
+_EXIT_NO_ULTRALYTICS: Final = 3  # capture/detect/export_yolo.py's exit status when ultralytics is missing
 _EXPORT_HINT: Final = "pip install -e '.[export]'"
 
 
@@ -78,7 +78,7 @@ def _export(pt: Path, out: Path, input_hw: tuple[int, int], python: str | None) 
         YOLO_CONFIG_DIR=str(cache_dir() / "ultralytics-config"),
         YOLO_VERBOSE="false",
     )
-    script = Path(__file__).resolve().parents[1] / "export_yolo.py"
+    script = Path(__file__).resolve().with_name("export_yolo.py")
     log.info("exporting %s to %s with %s (once)", pt, out, python)
     proc = subprocess.run(
         [python, str(script), str(pt), str(out), str(input_hw[0]), str(input_hw[1])],
@@ -115,7 +115,7 @@ def make_supplied_yolo_pose(
         threads: onnxruntime intra-op threads.
 
     Returns:
-        A :class:`capture.detectors.YoloPoseOnnx` detector: ``detect(image_bgr)`` gives poses
+        A :class:`capture.detect.yolo_pose.YoloPoseOnnx` detector: ``detect(image_bgr)`` gives poses
         (P, 17, 3) float32 [u_px, v_px, conf] and boxes (P, 5) float32, image pixels.
 
     Raises:

@@ -144,7 +144,7 @@ class RoiPublisher:
         Args:
             frame: the :class:`capture.service.sync.AssembledFrame` (``frame_idx``, ``stamp_ns``,
                 ``views``).
-            result: its :class:`capture.reconstruct.FrameResult` (``track_ids``, ``poses``, and
+            result: its :class:`capture.pipeline.FrameResult` (``track_ids``, ``poses``, and
                 ``unclaimed`` where it has one).
             tracker: the reconstructor's tracker (its ``tracks``), for tentative and lost tracks.
 

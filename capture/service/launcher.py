@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from calibration.camera import CameraRig
-from capture.image_map import camera_in_frame
 from capture.outputs import count_frames, read_poses_jsonl, render_overlay
 from capture.service.worker import is_detection_file
+from capture.sources.image_map import camera_in_frame
 from core.config import Config
 from core.errors import CaptureError, InputError, OutputError
 from core.skeleton import COCO17
@@ -221,7 +221,7 @@ def launch(
                     out = out_dir / f"overlay_{cam.name}.mp4"
                     camera = rig[cam.name]
                     if cam.image_map is not None:  # draw in frame pixels
-                        from capture.sources import open_source
+                        from capture.sources.frames import open_source
 
                         with open_source(cam.source) as src:
                             camera = camera_in_frame(camera, cam.image_map, src.size)

@@ -2,7 +2,7 @@
 
 The node binds a SUB socket for worker detections and a PUB socket for 3D poses. It wires; the
 deciding happens elsewhere: :mod:`.intake` (what is accepted from the wire, the cameras'
-lifecycle), :mod:`.sync` (which views make one frame), :mod:`capture.reconstruct` (matching,
+lifecycle), :mod:`.sync` (which views make one frame), :mod:`capture.pipeline` (matching,
 triangulation, tracking), :mod:`capture.outputs` (what is written).
 
 Run lifecycle. The frame clock starts when every configured camera is ready (its worker opened
@@ -34,7 +34,7 @@ import zmq
 from calibration.camera import CameraRig
 from capture import wire
 from capture.kernel_warmup import warm_up
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from capture.service.feedback import RoiPublisher, feedback_enabled
 from capture.service.intake import Intake
 from capture.service.proc import stop_on_signals

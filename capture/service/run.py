@@ -33,7 +33,7 @@ def prepare(cfg: Config) -> CameraRig:
     the calibration stores none (:func:`~calibration.io.read_calibration`); camera centres must be
     apart (:func:`~calibration.checks.check_rig`); the first frame of every video file or image
     folder must have its camera's calibrated (width, height), or the camera an ``image_map`` that
-    fits its frames (:func:`capture.image_map.check_image_map`). Webcams and detection files are
+    fits its frames (:func:`capture.sources.image_map.check_image_map`). Webcams and detection files are
     opened (resp. looked up) but not size-checked. Stills (``[[cameras]] stills``) must be image
     folders (or detection files), on every camera or none, and no track may outlive the gap
     between two stills (``[fusion] max_missed_s``, ``max_tentative_s``, ``[smoothing] max_gap_s``).
@@ -59,8 +59,8 @@ def prepare(cfg: Config) -> CameraRig:
     sizes = {c.name: c.image_size for c in cfg.cameras if c.image_size is not None}
     min_cameras = 1 if any(c.depth for c in cfg.cameras) else 2  # one RGB-D camera alone gives 3D
     rig = load_rig(cfg.calibration, sizes=sizes, names=[c.name for c in cfg.cameras], min_cameras=min_cameras)
-    from capture.image_map import check_image_map
-    from capture.sources import WebcamSource, open_source
+    from capture.sources.frames import WebcamSource, open_source
+    from capture.sources.image_map import check_image_map
 
     for cam in cfg.cameras:
         if is_detection_file(cam.source):
@@ -77,7 +77,7 @@ def prepare(cfg: Config) -> CameraRig:
 
 def _check_stills(cfg: Config) -> None:
     """Stills on every camera or none, and no track or smoothing gap that spans two stills."""
-    from capture.sources import STILLS_GAP_S
+    from capture.sources.frames import STILLS_GAP_S
 
     stills = [c.stills for c in cfg.cameras]
     if not any(stills):
@@ -94,10 +94,10 @@ def _check_stills(cfg: Config) -> None:
 
 def models_for(cfg: Config) -> dict[str, str]:
     """The default detector's ONNX model of each detecting camera, exported once per input shape,
-    after checking the ``[detector]`` choice (:func:`capture.detectors.check_detector`: a supplied
+    after checking the ``[detector]`` choice (:func:`capture.detect.registry.check_detector`: a supplied
     model's file is checked here, before any worker starts).
 
-    Each camera's input shape follows its frames (:func:`capture.detectors.input_hw_for_frame`) as
+    Each camera's input shape follows its frames (:func:`capture.detect.letterbox.input_hw_for_frame`) as
     the detector sees them (turned by ``[[cameras]] rotate``); the first frame of each source is read
     for its size. With ``[detector] rois`` also every crop shape of its ladder
     (:func:`capture.detect.crop_shapes.shape_ladder`); with ``[detector] refine = "yolo"`` the
@@ -112,9 +112,10 @@ def models_for(cfg: Config) -> dict[str, str]:
         InputError: a source cannot be opened, or the export failed (no ultralytics, no network).
     """
     from capture.assets import yolo_pose_onnx
+    from capture.detect.letterbox import input_hw_for_frame
     from capture.detect.model_files import execution_providers
-    from capture.detectors import check_detector, input_hw_for_frame, uses_default_model
-    from capture.image_map import rotated_size
+    from capture.detect.registry import check_detector, uses_default_model
+    from capture.sources.image_map import rotated_size
 
     det, models = cfg.detector, {}
     check_detector(det.name, det.model, det.box_detector)

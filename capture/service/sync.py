@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from calibration.camera import fundamental_matrix
     from calibration.io import read_calibration
-    from capture.detection_files import read_detections_json
+    from capture.sources.detection_files import read_detections_json
     from core.errors import CaptureError
     from matching.clock import Stream, estimate_clock_offset
 

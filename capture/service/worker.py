@@ -18,7 +18,7 @@ What a frame becomes (detector, network input following the frame, mapping to ca
 pixels, re-ID descriptors, RGB-D lifting) is :class:`capture.detect.frames.FrameDetector`'s; RGB-D
 frames without a readable depth image are sent with their 2D joints only, and counted
 (``depth_missing``). Stills (``[[cameras]] stills``, or ``--stills``) are stamped an hour apart so
-the node carries no track from one image to the next (:data:`capture.sources.STILLS_GAP_S`).
+the node carries no track from one image to the next (:data:`capture.sources.frames.STILLS_GAP_S`).
 
 Live replay (``realtime=True``): each frame is due at its capture stamp on the wall clock. A worker
 slower than real time processes the freshest frame and skips the rest: a frame is skipped when the
@@ -43,11 +43,11 @@ import zmq
 from calibration.camera import Camera
 from capture import wire
 from capture.detect.frames import FrameDetector
-from capture.detection_files import is_detection_file
 from capture.service.proc import peak_rss_mb, stop_on_signals
 from capture.service.security import add_client_key_args, client_securer
 from capture.service.stats import RunningStats
 from capture.service.worker_setup import check_source, depth_setup, feedback_endpoint, uses_default_model
+from capture.sources.detection_files import is_detection_file
 from core.config import DetectorConfig, ImageMap, RGBDConfig
 from core.errors import CalibrationError, CaptureError, ConfigError, InputError
 from core.types import Detections2D
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         det = cfg.detector
         if model is None and frame_wh is not None and uses_default_model(det):
             from capture.assets import yolo_pose_onnx
-            from capture.detectors import input_hw_for_frame
+            from capture.detect.letterbox import input_hw_for_frame
 
             model = str(yolo_pose_onnx(input_hw_for_frame(frame_wh, det.input_long_px, det.fixed_input_hw)))
         depth, camera_model = depth_setup(args, cfg)

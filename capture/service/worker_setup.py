@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from calibration.camera import Camera
-from capture.detection_files import is_detection_file
-from capture.sources_depth import open_depth_source
+from capture.sources.depth import open_depth_source
+from capture.sources.detection_files import is_detection_file
 from core.config import Config, DetectorConfig
 from core.errors import InputError
 
@@ -36,7 +36,7 @@ def check_source(source: str, camera: str | None = None, stills: bool = False) -
         if not Path(source).is_file():
             raise InputError(f"{source}: detections file not found" + (f" (camera {camera})" if camera else ""))
         return None
-    from capture.sources import open_source
+    from capture.sources.frames import open_source
 
     with open_source(source, stills=stills) as src:
         return src.size
@@ -68,8 +68,8 @@ def depth_setup(args: argparse.Namespace, cfg: Config) -> tuple[str, Camera | No
 
 
 def uses_default_model(det: DetectorConfig) -> bool:
-    """Whether the worker runs the default YOLO11n-pose export (:func:`capture.detectors.uses_default_model`)."""
-    from capture.detectors import uses_default_model as uses  # not on replays: cv2 and onnxruntime load slowly
+    """Whether the worker runs the default YOLO11n-pose export (:func:`capture.detect.registry.uses_default_model`)."""
+    from capture.detect.registry import uses_default_model as uses  # not on replays: cv2 and onnxruntime load slowly
 
     return uses(det.name, det.box_detector)
 

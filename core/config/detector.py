@@ -18,7 +18,7 @@ class DetectorConfig:
     frame's long side, and its short side the frame's short side scaled alike, rounded up to a
     multiple of the model stride (32). A 1920x1080 landscape frame gets 640 x 384 (width x height), a
     1088x1920 portrait frame 384 x 640: the same effective resolution either way
-    (:func:`capture.detectors.input_hw_for_frame`). ``input_h`` and ``input_w`` both set (non-zero)
+    (:func:`capture.detect.letterbox.input_hw_for_frame`). ``input_h`` and ``input_w`` both set (non-zero)
     fix the input for every camera instead (older configs; a portrait input applied to landscape
     frames leaves them a third of the pixels).
 

@@ -16,7 +16,7 @@ import pytest
 
 from calibration.io import read_calibration
 from capture.benchmarks.peer_pose2sim import openpose_frame, prepare_project
-from capture.detection_files import read_detections_json, read_openpose_folder
+from capture.sources.detection_files import read_detections_json, read_openpose_folder
 from core.errors import ShapeError
 from core.skeleton import COCO17
 

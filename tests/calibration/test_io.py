@@ -312,7 +312,7 @@ def test_pizza_calibration_puts_the_labelled_heads_at_head_height(shared_data):
     """The real Faster-VoxelPose file of panoptic/pizza_5views (world z up, millimetres): the heads
     labelled by eye in its frames triangulate (DLT) to standing head heights near the world origin."""
     from capture.benchmarks.pizza import HEADS, IMAGE_MAP
-    from capture.image_map import to_calibration_px
+    from capture.sources.image_map import to_calibration_px
 
     rig = read_calibration(_need(shared_data, "panoptic/pizza_5views/calibration.json"), size=(1920, 1080))
     assert rig.names == ("0", "1", "2", "3", "4")

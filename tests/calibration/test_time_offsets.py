@@ -14,7 +14,7 @@ from calibration.time_offsets import (
     estimate_time_offsets,
     motion_signals,
 )
-from capture.detection_files import read_detections_json
+from capture.sources.detection_files import read_detections_json
 from core.errors import ShapeError
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo_yolo11n"

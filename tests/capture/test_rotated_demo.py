@@ -2,7 +2,7 @@
 
 The test rotates the first frames of the four Pose2Sim demo videos (portrait 1088x1920) into
 landscape image folders, rotates the calibration with them, and runs the real detector through the
-worker's own path (input shape from the frames, :func:`capture.detectors.input_hw_for_frame`) and
+worker's own path (input shape from the frames, :func:`capture.detect.letterbox.input_hw_for_frame`) and
 the node's reconstruction on both.
 
 Rotating the videos also lays the people on their side, which a detector trained on upright people
@@ -25,7 +25,7 @@ from demo_assets import demo_folder, yolo_model
 from calibration.camera import Camera, CameraRig
 from calibration.checks import load_rig
 from calibration.io import write_json
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from capture.service.worker import Worker
 from core.config import Config, load_config
 from core.skeleton import COCO17

@@ -9,8 +9,8 @@ import numpy as np
 from synth import project_people
 
 from capture.benchmarks.synthetic import person, ring_rig
-from capture.reconstruct import FrameReconstructor
-from capture.sources import open_source
+from capture.pipeline import FrameReconstructor
+from capture.sources.frames import open_source
 from core.config import FusionConfig
 from core.skeleton import COCO17
 from core.types import Detections2D

@@ -33,9 +33,9 @@ N_FRAMES = 100
 def main(argv: list[str] | None = None) -> int:
     """Detect on the 4 demo videos and write one mvcap-detections file per camera."""
     from capture.assets import demo_data_dir, yolo_pose_onnx
-    from capture.detection_files import write_detections_json
-    from capture.detectors import YoloPoseOnnx
-    from capture.sources import VideoSource
+    from capture.detect.yolo_pose import YoloPoseOnnx
+    from capture.sources.detection_files import write_detections_json
+    from capture.sources.frames import VideoSource
     from core.types import Detections2D
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

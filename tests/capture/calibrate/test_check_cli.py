@@ -13,9 +13,9 @@ from synth import person, ring_rig
 from calibration.camera import Camera, CameraRig
 from calibration.io import read_calibration, write_json
 from capture.calibrate.check import main
-from capture.detection_files import read_detections_json, write_detections_json
 from capture.outputs.jsonl import PosesWriter
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
+from capture.sources.detection_files import read_detections_json, write_detections_json
 from core.skeleton import COCO17
 from core.types import Detections2D, Poses3D
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from capture.calibrate.offsets import main
-from capture.detection_files import read_detections_json, write_detections_json
+from capture.sources.detection_files import read_detections_json, write_detections_json
 from core.config import config_from_dict
 from core.types import Detections2D
 

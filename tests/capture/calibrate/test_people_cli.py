@@ -73,7 +73,7 @@ def test_bad_input_exits_2_with_one_line(scene, tmp_path, capsys):
     missing = tmp_path / "missing"
     shutil.copytree(folder, missing)
     (missing / f"{names[1]}.json.gz").unlink()
-    from capture.detection_files import read_detections_json, write_detections_json
+    from capture.sources.detection_files import read_detections_json, write_detections_json
 
     for name in names:  # a single frame: too few people seen by several cameras
         write_detections_json(few / f"{name}.json.gz", name, 10.0, read_detections_json(folder / f"{name}.json.gz")[:1])

@@ -77,7 +77,7 @@ def test_crops_merge_only_when_one_call_costs_less() -> None:
 
 @pytest.mark.parametrize("frame_wh", [(1088, 1920), (1920, 1080), (960, 512), (641, 479)])
 def test_letterbox_geometry_is_the_letterbox_of_an_image(frame_wh) -> None:
-    from capture.detectors import input_hw_for_frame, letterbox
+    from capture.detect.letterbox import input_hw_for_frame, letterbox
 
     input_hw = input_hw_for_frame(frame_wh, 640)
     _, gain, pad = letterbox(np.zeros((frame_wh[1], frame_wh[0], 3), np.uint8), input_hw)

@@ -15,8 +15,8 @@ from capture.detect.crops import (
     merge_boxes,
     rotate_px,
 )
-from capture.detectors import letterbox
-from capture.image_map import unrotate_px
+from capture.detect.letterbox import letterbox
+from capture.sources.image_map import unrotate_px
 from core.config import ImageMap
 from core.skeleton import COCO17
 
@@ -136,7 +136,7 @@ def test_crop_detector_runs_one_model_call_per_merged_crop() -> None:
 def test_crops_around_the_full_frame_boxes_find_the_same_people(camera: str) -> None:
     """YOLO11n-pose at 256 x 160 on crops around the full-frame pass's boxes (widened 10 %) finds
     the same people, their joints a few frame pixels from the full-frame ones (1088 x 1920 frames)."""
-    from capture.detectors import YoloPoseOnnx
+    from capture.detect.yolo_pose import YoloPoseOnnx
 
     cap = cv2.VideoCapture(str(demo_video(camera)))
     ok, frame = cap.read()
@@ -206,7 +206,7 @@ def test_grid_windows_reproduce_the_full_pass_on_real_frames(camera: str) -> Non
     pass's boxes (widened 10 %), finds the same people with the same joints to within a frame pixel
     or two (median; the full pass's input pixel is 3 frame pixels), where crops scaled to 256 x 160
     deviate by 10-20 px (test above)."""
-    from capture.detectors import YoloPoseOnnx
+    from capture.detect.yolo_pose import YoloPoseOnnx
 
     cap = cv2.VideoCapture(str(demo_video(camera)))
     ok, frame = cap.read()

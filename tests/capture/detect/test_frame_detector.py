@@ -10,8 +10,8 @@ import pytest
 from tiny_pose_graphs import constant_outputs
 
 from capture.detect.frames import FrameDetector
+from capture.detect.registry import make_detector
 from capture.detect.reid import DIM
-from capture.detectors import make_detector
 from core.config import DetectorConfig, ImageMap
 from core.errors import ConfigError
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from capture.assets import cache_dir
+from capture.detect.detector import Detector
+from capture.detect.letterbox import letterbox
 from capture.detect.movenet import MoveNetMultiPose, decode_movenet, movenet_input_hw, movenet_tflite
-from capture.detectors import Detector, letterbox
 from core.errors import ConfigError, InputError, ShapeError
 
 

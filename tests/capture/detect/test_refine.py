@@ -171,7 +171,7 @@ def test_refined_keypoints_stay_near_the_first_pass_on_a_demo_frame() -> None:
     the frame at a third of its scale: 3 frame pixels per input pixel); the frame pipeline runs it.
     Measured on frames 0 and 20 of the 4 cameras: medians 5-14 px, 0.8-2.3 % of the box height."""
     from capture.detect.frames import FrameDetector
-    from capture.detectors import YoloPoseOnnx
+    from capture.detect.yolo_pose import YoloPoseOnnx
 
     video = demo_video("cam02")
     full_model, crop_model = yolo_model((640, 384)), yolo_model((256, 192))

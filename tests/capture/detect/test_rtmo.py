@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tiny_pose_graphs import constant_outputs
 
+from capture.detect.detector import Detector
 from capture.detect.rtmo import RtmoOnnx, decode_rtmo, pad_top_left
-from capture.detectors import Detector
 from core.errors import ConfigError, ShapeError
 
 

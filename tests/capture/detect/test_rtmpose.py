@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from tiny_pose_graphs import constant_outputs, simcc_profile_graph
 
+from capture.detect.detector import Detector
 from capture.detect.rtmpose import RtmPoseOnnx
 from capture.detect.simcc import box_center_scale, crop_affine, crop_to_image, decode_simcc
-from capture.detectors import Detector
 from core.errors import ConfigError, ShapeError
 
 INPUT_WH = (192, 256)

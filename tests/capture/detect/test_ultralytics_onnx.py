@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from tiny_pose_graphs import constant_outputs
 
+from capture.detect.detector import Detector
+from capture.detect.letterbox import letterbox
 from capture.detect.ultralytics_onnx import make_supplied_yolo_pose, supplied_yolo_onnx
-from capture.detectors import Detector, letterbox
 from core.errors import ConfigError
 
 

@@ -24,10 +24,10 @@ import zmq
 
 from calibration.io import read_calibration
 from capture import wire
-from capture.detection_files import read_detections_json
 from capture.outputs import read_poses_jsonl
 from capture.service.launcher import free_tcp_endpoint
 from capture.service.node import Node
+from capture.sources.detection_files import read_detections_json
 from core.config import Config
 from core.types import Detections2D
 

@@ -16,10 +16,10 @@ import zmq
 from procs import inproc_config
 
 from calibration.io import read_calibration
-from capture.detection_files import read_detections_json
 from capture.service.feedback import RoiSubscriber
 from capture.service.node import Node, main
 from capture.service.worker import Worker
+from capture.sources.detection_files import read_detections_json
 from core.config import Config
 
 DETS = Path(__file__).resolve().parents[2] / "data" / "demo_yolo11n"

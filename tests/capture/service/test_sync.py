@@ -7,7 +7,7 @@ import pytest
 from synth import person, ring_rig
 
 from calibration.camera import CameraRig, fundamental_matrix
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from capture.service.sync import FrameAssembler
 from core.skeleton import COCO17
 from core.types import Detections2D

@@ -1,11 +1,11 @@
-"""Compiled loops of the per-frame reconstruction's glue (:mod:`capture.reconstruct`): the padding of
+"""Compiled loops of the per-frame reconstruction's glue (:mod:`capture.pipeline`): the padding of
 the kept detections into the (C, P, J) layout, the gathering of each group's detections, and the
 reprojection error of the published poses.
 
 Plain loops compiled by numba (:mod:`core.jit`): at the node's sizes (a few people, 17 joints, 4 to
 32 views) each of these took a dozen numpy operations (concatenate, repeat, cumsum, fancy indexing,
 einsum), whose per-call dispatch, not their arithmetic, set the cost. The definitions are those of
-:class:`capture.reconstruct.FrameReconstructor`'s docstrings; the projections are summed in another
+:class:`capture.pipeline.FrameReconstructor`'s docstrings; the projections are summed in another
 order than ``np.einsum``'s, so reprojection errors agree with the numpy expressions to rounding, the
 other outputs exactly (copies and comparisons only).
 """

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.image_map import rotate_frame, rotated_size, unrotate_detections, unrotate_px
+from capture.sources.image_map import rotate_frame, rotated_size, unrotate_detections, unrotate_px
 from core.config import config_from_dict
 from core.errors import ConfigError
 from core.types import Detections2D

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synth import person, project_people, ring_rig
 
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from capture.service.sync import FrameAssembler
 from core.config import FusionConfig
 from core.skeleton import COCO17
@@ -286,7 +286,7 @@ def test_large_rig_start_up_finds_people_the_seed_views_miss(filt):
     # 12 cameras: the start-up groups the 8 spread views and lets their people claim the rest. A
     # person the seed views do not see is still grouped across the other views; one seen by a single
     # seed view too.
-    from capture.reconstruct import SEED_VIEWS
+    from capture.pipeline import SEED_VIEWS
     from matching.seed import spread_views
 
     rig = ring_rig(12, radius=5.0)

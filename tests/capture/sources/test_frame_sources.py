@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.sources import ImageFolderSource, VideoSource, open_source
+from capture.sources.frames import ImageFolderSource, VideoSource, open_source
 from core.errors import ConfigError, InputError
 
 SIZE = (64, 48)  # (width, height) px
@@ -115,7 +115,7 @@ def test_open_source_webcam_index_missing_device() -> None:
 
 
 def test_stills_are_stamped_apart_beyond_any_track(tmp_path: Path) -> None:
-    from capture.sources import STILLS_GAP_S
+    from capture.sources.frames import STILLS_GAP_S
 
     folder = tmp_path / "moments"
     folder.mkdir()

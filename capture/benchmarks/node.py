@@ -1,10 +1,12 @@
-"""``mvcap bench``: benchmark scripts that print figures (never timed unit tests).
+"""``mvcap bench node``: the node's reconstruction time per frame, against baselines measured in the same run.
 
-``mvcap bench node`` replays the demo's real YOLO11n-pose detections (``tests/data/demo_yolo11n``,
-or ``--detections``) through the node's reconstruction (matching -> triangulation -> tracking) on one
-thread and prints CPU time per frame, median and 90th percentile, next to a baseline measured in the
-same run: per-frame epipolar grouping of all detections (no track-driven association), the usual
-design of per-frame systems.
+Replays the demo's real YOLO11n-pose detections (``tests/data/demo_yolo11n``, or ``--detections``)
+through the node's reconstruction (matching -> triangulation -> tracking) on one thread and prints
+CPU time per frame, median and 90th percentile, with the live UKF and without a filter, next to a
+baseline measured in the same run: per-frame epipolar grouping of all detections (no track-driven
+association), the usual design of per-frame systems. With ``--peer`` (default) Pose2Sim 0.10.49
+(Pagnon et al., "Pose2Sim", JOSS 2022) runs its association and triangulation on the same input,
+alternating with the node (:mod:`capture.benchmarks.peer_pose2sim`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from calibration.io import read_calibration
-from capture.detection_files import read_detections_json
 from capture.kernel_warmup import warm_up
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
+from capture.sources.detection_files import read_detections_json
 from core.config import Config
 from core.errors import CaptureError
 from core.skeleton import COCO17
@@ -31,9 +33,9 @@ from fusion.tracking import Tracker
 from matching.epipolar import EpipolarMatcher
 from triangulation.dlt import triangulate_robust
 
-__all__ = ["main"]
+__all__ = ["bench_node", "main"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _baseline(rig, cfg: Config, frames: list[list]) -> list[float]:
@@ -136,135 +138,11 @@ def _peer_ratios(peer: dict) -> dict:
     return out
 
 
-DATASETS = ("shelf", "campus", "panoptic")
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def _dataset_main(name: str, argv: list[str]) -> int:
-    """``mvcap bench shelf|campus|panoptic [--data DIR] [--out DIR]``."""
-    from capture.benchmarks.common import default_data_dir
-
-    p = argparse.ArgumentParser(prog=f"mvcap bench {name}", description=f"{name} benchmark with the field's protocol")
-    p.add_argument("--data", default=str(default_data_dir()), help="folder holding shelf/, campus/, panoptic/")
-    p.add_argument("--out", default="runs/bench", help="folder for <name>.json and <name>.md")
-    if name == "shelf":
-        p.add_argument("--sweep", action="store_true", help="also score a grid of smoothing settings (about 2 minutes)")
-        p.add_argument(
-            "--ceiling",
-            action="store_true",
-            help="also compute the diagnostic ceiling: 2D candidates chosen with the ground truth",
-        )
-    args = p.parse_args(argv)
-    data = Path(args.data)
-    if not (data / name).is_dir():
-        print(
-            f"mvcap bench {name}: error: {data / name}: dataset folder not found (see --data)",
-            file=sys.stderr,
-        )
-        return 2
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        if name == "shelf":
-            from capture.benchmarks.shelf import run_shelf
-
-            res = run_shelf(data, Path(args.out), sweep=args.sweep, ceiling=args.ceiling)
-            print(res.pop("text"))
-            peer = res["4d_association_same_detections"]["average_actors_1_3"]
-            print(f"4D Association's output, same detections and evaluator: {peer:.2f}")
-            if res["smoothing_cpu_ms_per_frame"] is not None:
-                live = res["ours_per_frame"]["average_actors_1_3"]
-                print(f"per frame (live node), before smoothing: {live:.2f}")
-            if "diagnostic_candidate_ceiling" in res:
-                c = res["diagnostic_candidate_ceiling"]
-                print(f"diagnostic ceiling ({c['label']}): {c['average_actors_1_3']:.2f}")
-            for row in res.get("smoothing_sweep", []):
-                a, px, avg = row["accel_noise_mps2"], row["pixel_noise_px"], row["average"]
-                print(f"sweep: accel. noise {a:g} m/s^2, 2D noise {px:g} px: {avg:.2f}")
-            for filt, row in res["live"].items():
-                m = row["identity"]
-                print(
-                    f"live, filter {filt}: PCP per frame {row['pcp_per_frame']['average_actors_1_3']:.2f}, "
-                    f"MOTA {m['mota']:.3f}, IDF1 {m['idf1']:.3f}, ID switches {m['id_switches']}, "
-                    f"ids per actor {m['ids_per_actor']}, jitter {row['jitter']['mean_mps2']:.1f} m/s^2, "
-                    f"node {row['node_cpu_ms_per_frame']['median']:.2f} ms/frame"
-                )
-        elif name == "campus":
-            from capture.benchmarks.campus import run_campus
-
-            res = run_campus(data, Path(args.out))
-            print(json.dumps(res, indent=2))
-        else:
-            from capture.benchmarks.panoptic import run_panoptic
-
-            res = run_panoptic(data, Path(args.out))
-            print(json.dumps(res["rows"], indent=2))
-    except CaptureError as exc:
-        print(f"mvcap bench {name}: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"results: {Path(args.out) / (name + '.json')}, {Path(args.out) / (name + '.md')}")
-    return 0
-
-
-def _report_main(argv: list[str]) -> int:
-    """``mvcap bench report [--results DIR] [--readme README.md]``: README results from the .md files."""
-    p = argparse.ArgumentParser(prog="mvcap bench report", description="Write the README results section.")
-    p.add_argument("--results", default="runs/bench", help="folder of <benchmark>.md files")
-    p.add_argument("--readme", default=str(REPO / "README.md"))
-    args = p.parse_args(argv)
-    parts = [(Path(args.results) / f"{n}.md") for n in DATASETS]
-    missing = [str(x) for x in parts if not x.is_file()]
-    if missing:
-        print(f"mvcap bench report: error: missing {missing}; run 'mvcap bench <name>' first", file=sys.stderr)
-        return 2
-    readme = Path(args.readme)
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        print(
-            f"mvcap bench report: error: {readme} has no {README_START} ... {README_END} markers",
-            file=sys.stderr,
-        )
-        return 2
-    body = "\n\n".join(x.read_text().strip() for x in parts)
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
-    print(f"updated {readme}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``mvcap bench node [--calibration FILE] [--detections DIR]``: print node timing figures."""
+    """``mvcap bench node [--calibration FILE] [--detections DIR] [--repeats N] [--no-peer]``: print
+    node timing figures as JSON, then the Pose2Sim ratio lines; exit 2 with one line on bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "live":
-        from capture.benchmarks.live import main as live_main
-
-        return live_main(argv[1:])
-    if argv and argv[0] == "ablation":
-        from capture.benchmarks.ablation import main as ablation_main
-
-        return ablation_main(argv[1:])
-    if argv and argv[0] == "pizza":
-        from capture.benchmarks.pizza import main as pizza_main
-
-        return pizza_main(argv[1:])
-    if argv and argv[0] == "soak":
-        from capture.benchmarks.soak import main as soak_main
-
-        return soak_main(argv[1:])
-    if argv and argv[0] == "frontend":
-        from capture.benchmarks.frontend import main as frontend_main
-
-        return frontend_main(argv[1:])
-    if argv and argv[0] in DATASETS:
-        return _dataset_main(argv[0], argv[1:])
-    if argv and argv[0] == "report":
-        return _report_main(argv[1:])
-    p = argparse.ArgumentParser(prog="mvcap bench", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "target",
-        choices=["node", "live", "soak", "ablation", "pizza", "frontend", *DATASETS, "report"],
-        help="what to benchmark",
-    )
+    p = argparse.ArgumentParser(prog="mvcap bench node", description=__doc__.splitlines()[0])
     p.add_argument("--calibration", default=None, help="calibration (default: the demo's, fetched and cached)")
     p.add_argument("--detections", default=str(REPO / "tests/data/demo_yolo11n"), help="folder of <camera>.json.gz")
     p.add_argument("--repeats", type=int, default=3, help="passes over the frames")
@@ -285,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             calib = demo_data_dir() / "calibration" / "Calib.qca.txt"
         figures = bench_node(calib, Path(args.detections), args.repeats)
     except CaptureError as exc:
-        print(f"mvcap bench: error: {exc}", file=sys.stderr)
+        print(f"mvcap bench node: error: {exc}", file=sys.stderr)
         return 2
     if args.peer:  # the peer on the same input, alternating with the node (issue 10's 50x target)
         from capture.benchmarks.peer_pose2sim import compare_node_peer, peer_env
@@ -293,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             figures["peer_pose2sim"] = compare_node_peer(peer_env(), calib, Path(args.detections), args.repeats)
         except CaptureError as exc:
-            print(f"mvcap bench: peer skipped: {exc}", file=sys.stderr)
+            print(f"mvcap bench node: peer skipped: {exc}", file=sys.stderr)
             figures["peer_pose2sim"] = {"skipped": str(exc)}
         else:
             figures["peer_pose2sim"].update(_peer_ratios(figures["peer_pose2sim"]))

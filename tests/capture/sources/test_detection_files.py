@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.detection_files import (
+from capture.sources.detection_files import (
     BODY25_TO_COCO17,
     COCO18_TO_COCO17,
     OPENPOSE_BODY25,

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 from demo_assets import demo_video, yolo_model
 
-from capture.detectors import (
-    Detector,
-    YoloPoseOnnx,
-    decode_yolo_pose,
-    detector_names,
-    letterbox,
-    make_detector,
-)
+from capture.detect.detector import Detector
+from capture.detect.letterbox import letterbox
+from capture.detect.registry import detector_names, make_detector
+from capture.detect.yolo_pose import YoloPoseOnnx, decode_yolo_pose
 from core.errors import ConfigError, InputError, ShapeError
 
 W, H = 1088, 1920  # portrait frames of the Pose2Sim demo
@@ -156,9 +152,9 @@ def test_real_model_on_demo_frame() -> None:
     assert (boxes[:, 4] > 0.5).all() and (boxes[:, 2] > boxes[:, 0]).all()
     # Same frame as the committed fixture (made by tests/data/make_demo_detections.py): the run-time
     # path must reproduce it to well under a pixel.
-    from capture.detection_files import read_detections_json
+    from capture.sources.detection_files import read_detections_json
 
-    ref = read_detections_json(Path(__file__).resolve().parents[1] / "data/demo_yolo11n/cam01.json.gz")[0]
+    ref = read_detections_json(Path(__file__).resolve().parents[2] / "data/demo_yolo11n/cam01.json.gz")[0]
     assert ref.n_people == poses.shape[0]
     order = np.argsort(boxes[:, 0])
     ref_order = np.argsort(ref.boxes[:, 0])
@@ -170,7 +166,7 @@ def test_real_model_on_demo_frame() -> None:
 
 
 def test_input_follows_the_frame_orientation() -> None:
-    from capture.detectors import input_hw_for_frame
+    from capture.detect.letterbox import input_hw_for_frame
 
     # landscape and portrait HD frames get the same effective resolution (one third of the pixels)
     assert input_hw_for_frame((1920, 1080)) == (384, 640)

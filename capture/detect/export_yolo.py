@@ -1,7 +1,7 @@
 """Export a YOLO-pose checkpoint to a fixed-size ONNX graph (run as a subprocess by capture.assets).
 
-Usage: ``python capture/export_yolo.py CHECKPOINT.pt OUT.onnx HEIGHT WIDTH``
-(or ``python -m capture.export_yolo ...``).
+Usage: ``python capture/detect/export_yolo.py CHECKPOINT.pt OUT.onnx HEIGHT WIDTH``
+(or ``python -m capture.detect.export_yolo ...``).
 
 This module imports only the standard library and ultralytics (Jocher et al., Ultralytics YOLO11,
 2024), so torch is loaded in this process only and never in the caller's. The graph's output

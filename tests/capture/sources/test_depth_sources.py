@@ -20,20 +20,20 @@ from synth_depth import detect, render_depth, room_depth, sensor_depth_mm
 
 from calibration.camera import Camera, CameraRig
 from calibration.io import write_json
-from capture.detection_files import write_detections_json
 from capture.outputs import read_poses_jsonl
-from capture.reconstruct import FrameReconstructor
+from capture.pipeline import FrameReconstructor
 from capture.service.node import Node
 from capture.service.worker import Worker
 from capture.service.worker import main as worker_main
-from capture.sources_depth import DepthArraySource, DepthFolderSource, DepthLifter, open_depth_source
+from capture.sources.depth import DepthArraySource, DepthFolderSource, DepthLifter, open_depth_source
+from capture.sources.detection_files import write_detections_json
 from core.config import Config, FusionConfig, RGBDConfig, load_config
 from core.errors import InputError
 from core.skeleton import COCO17
 from core.types import Detections2D
 from fusion.rgbd import RGBDDetections, lift_joints
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DT_NS = 33_333_333  # 30 fps
 PIXEL_NOISE_PX = 2.0
 BOX = np.array([[0.0, 0.0, 1.0, 1.0, 0.9]], np.float32)

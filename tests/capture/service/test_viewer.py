@@ -11,7 +11,7 @@ from synth import ring_rig
 
 from capture import wire
 from capture.service.launcher import free_tcp_endpoint
-from capture.view import bone_segments, run_viewer, track_colour
+from capture.service.viewer import bone_segments, run_viewer, track_colour
 from core.skeleton import COCO17
 from core.types import Poses3D
 

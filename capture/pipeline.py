@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from calibration.camera import CameraRig
-from capture._reconstruct_kernels import gather_members, pad_detections, reprojection_errors
+from capture._pipeline_kernels import gather_members, pad_detections, reprojection_errors
 from core.config import FusionConfig, MatchingConfig, TriangulationConfig
 from core.errors import ShapeError
 from core.skeleton import Skeleton
@@ -302,7 +302,7 @@ class FrameReconstructor:
     ) -> tuple[TriangulationResult, np.ndarray]:
         """Triangulate every group in one batch (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per
         view; ``members``: the groups' :meth:`_members`, if known); returns the raw result and (G, J, 4)
-        poses. The groups' detections are gathered by a compiled loop (:mod:`capture._reconstruct_kernels`)."""
+        poses. The groups' detections are gathered by a compiled loop (:mod:`capture._pipeline_kernels`)."""
         C, J, G = len(self.rig), self.n_joints, len(groups)
         obs, w = gather_members(self._members(groups) if members is None else members, pts, conf, G, True)
         t = self.tcfg
@@ -325,7 +325,7 @@ class FrameReconstructor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(G, C, J, 2) undistorted pixels and (G, C, J) confidences of each group's detections
         (``pts`` (C, P, J, 2), ``conf`` (C, P, J) padded per view; ``members``: the groups'
-        :meth:`_members`, if known), gathered by a compiled loop (:mod:`capture._reconstruct_kernels`)."""
+        :meth:`_members`, if known), gathered by a compiled loop (:mod:`capture._pipeline_kernels`)."""
         return gather_members(self._members(groups) if members is None else members, pts, conf, len(groups), False)
 
     def _lift_singles(
@@ -385,7 +385,7 @@ class FrameReconstructor:
         3D joints), and the published poses are its; a track claimed in one view only is updated by
         that view alone. Each group's appearance (the mean of its views' descriptors, ``desc``) goes
         with it, for re-identification (:mod:`fusion.reid`). ``members``: the groups' :meth:`_members`,
-        if known. The reprojection errors are a compiled loop (:mod:`capture._reconstruct_kernels`)."""
+        if known. The reprojection errors are a compiled loop (:mod:`capture._pipeline_kernels`)."""
         t2 = time.thread_time()
         singles = [s for s in singles if self.mcfg.single_view_updates or lifted[s[2]] is not None]
         if singles:

@@ -1,4 +1,4 @@
-"""The reconstruction's compiled glue (capture._reconstruct_kernels) against plain numpy references: the
+"""The reconstruction's compiled glue (capture._pipeline_kernels) against plain numpy references: the
 padding of the kept detections as FrameReconstructor._prepare computed it before (concatenate, keep mask,
 rank scatter), the gathering of the groups' detections (fancy-index assignment), and the reprojection
 error of the published poses (einsum)."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture._reconstruct_kernels import gather_members, pad_detections, reprojection_errors
-from capture.reconstruct import FrameReconstructor
+from capture._pipeline_kernels import gather_members, pad_detections, reprojection_errors
+from capture.pipeline import FrameReconstructor
 from core.skeleton import COCO17
 from core.types import Detections2D
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from capture.benchmarks.synthetic import person, ring_rig
-from capture.image_map import camera_in_frame, check_image_map, map_detections, to_calibration_px
+from capture.sources.image_map import camera_in_frame, check_image_map, map_detections, to_calibration_px
 from core.config import ImageMap, config_from_dict
 from core.errors import ConfigError, InputError
 from core.types import Detections2D

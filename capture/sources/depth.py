@@ -7,7 +7,7 @@ only). Three kinds:
 
 - :class:`DepthFolderSource`: a folder of 16-bit PNG images, numbered as the colour frames: the
   k-th file in natural name order (``depth2.png`` before ``depth10.png``) belongs to colour frame
-  k, as :class:`capture.sources.ImageFolderSource` numbers its images;
+  k, as :class:`capture.sources.frames.ImageFolderSource` numbers its images;
 - :class:`DepthArraySource`: a recorded ``.npy`` file holding a (T, H, W) uint16 array, memory
   mapped (frame k is row k);
 - a live sensor: a driver implements :class:`DepthSource` (``read`` and ``close``); e.g. one
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from calibration.camera import Camera
-from capture.sources import natural_path_key
+from capture.sources.frames import natural_path_key
 from core.config import RGBDConfig
 from core.errors import InputError
 from core.types import Detections2D
