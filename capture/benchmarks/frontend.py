@@ -33,13 +33,12 @@ import re
 import statistics
 import sys
 import tempfile
-import threading
-import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from capture.benchmarks.common import REPO, write_result
+from capture.benchmarks.process_cpu import ProcessMonitor
 from capture.benchmarks.take_quality import take_quality
 from core.config import CameraSource, Config, config_from_dict
 from core.errors import CaptureError, ConfigError, InputError
@@ -62,8 +61,6 @@ SETTINGS: list[tuple[str, dict]] = [
 
 CAMERAS = ("cam01", "cam02", "cam03", "cam04")
 README_START, README_END = "<!-- frontend:start -->", "<!-- frontend:end -->"
-SAMPLE_S = 0.05
-"""Period of the worker CPU sampling, seconds (the CPU after a worker's last sample is not counted)."""
 COLUMNS = (
     "ids: distinct track ids over the take (3 people in the demo: two subjects and a bystander)",
     "people/frame: mean number of people published per frame",
@@ -139,85 +136,14 @@ def _check_detector(cfg: Config, models: dict[str, str]) -> None:
     )
 
 
-class _ProcessMonitor(threading.Thread):
-    """Samples the CPU time of this process's worker and node children from ``/proc`` (Linux).
-
-    Per process: CPU seconds (user + system) when its ready file appeared, at its last sample, and
-    the wall-clock times of both. A process reaped between two samples loses at most ``SAMPLE_S``
-    of CPU time.
-    """
-
-    def __init__(self, logs: Path):
-        super().__init__(daemon=True)
-        self.logs = logs
-        self.procs: dict[int, dict] = {}
-        self._halt = threading.Event()
-        self._tick = os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-    def _children(self) -> set[int]:
-        pids: set[int] = set()
-        me = os.getpid()
-        try:
-            for task in os.listdir(f"/proc/{me}/task"):
-                text = Path(f"/proc/{me}/task/{task}/children").read_text()
-                pids |= {int(p) for p in text.split()}
-        except OSError:
-            pass
-        return pids
-
-    def _cpu_s(self, pid: int) -> float | None:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        rest = stat[stat.rindex(")") + 2 :].split()
-        return (int(rest[11]) + int(rest[12])) / self._tick
-
-    def _identify(self, pid: int) -> dict | None:
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            return None
-        if "capture.service.worker" in args and "--camera" in args:
-            return {"role": "worker", "camera": args[args.index("--camera") + 1]}
-        if "capture.service.node" in args:
-            return {"role": "node", "camera": None}
-        return None
-
-    def sample(self) -> None:
-        now = time.time()
-        for pid in self._children() - set(self.procs):
-            who = self._identify(pid)
-            if who is not None:
-                self.procs[pid] = who | {"cpu_ready_s": None, "t_ready": None, "cpu_s": 0.0, "t_last": now}
-        for pid, p in self.procs.items():
-            cpu = self._cpu_s(pid)
-            if cpu is None:
-                continue
-            p["cpu_s"], p["t_last"] = cpu, now
-            if p["role"] == "worker" and p["t_ready"] is None:
-                ready = self.logs / f"ready_{p['camera']}"
-                if ready.exists():
-                    p["cpu_ready_s"], p["t_ready"] = cpu, ready.stat().st_mtime
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self.sample()
-            self._halt.wait(SAMPLE_S)
-
-
 def row_figures(run_dir: Path, summary: dict, procs: dict[int, dict]) -> dict:
     """One setting's figures from its run folder, its summary and the sampled processes.
 
     Args:
         run_dir: the run folder (``poses3d.jsonl``).
         summary: the run's ``summary.json`` content.
-        procs: pid -> sampled CPU of :class:`_ProcessMonitor` (``role``, ``camera``, ``cpu_ready_s``,
-            ``t_ready``, ``cpu_s``, ``t_last``).
+        procs: pid -> sampled CPU of :class:`~capture.benchmarks.process_cpu.ProcessMonitor` (``role``,
+            ``camera``, ``cpu_ready_s``, ``t_ready``, ``cpu_s``, ``t_last``).
 
     Returns:
         :func:`take_quality`'s figures with the node's ``reprojection_px`` (median, p90 over all
@@ -282,7 +208,7 @@ def _run_one(cfg: Config, run_dir: Path, max_frames: int | None) -> dict:
         _check_detector(cfg, models)
     except (ConfigError, InputError) as exc:
         return {"skipped": str(exc)}
-    monitor = _ProcessMonitor(run_dir / "logs")
+    monitor = ProcessMonitor(run_dir / "logs")
     monitor.start()
     try:
         code, summary = launch(cfg, rig, run_dir, models, max_frames=max_frames, overlays=False)

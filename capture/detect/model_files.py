@@ -35,6 +35,7 @@ __all__ = [
     "execution_providers",
     "onnx_layout",
     "open_onnx_session",
+    "ort_load_errors",
     "session_providers",
     "use_device",
 ]
@@ -79,8 +80,9 @@ class ModelFile:
         return (hw[0], hw[1]) if all(isinstance(d, int) and d > 0 for d in hw) else None
 
 
-def _ort_errors() -> tuple[type[BaseException], ...]:
-    """onnxruntime's load errors (pybind11 classes deriving from Exception, not RuntimeError)."""
+def ort_load_errors() -> tuple[type[BaseException], ...]:
+    """onnxruntime's load errors, to catch around ``InferenceSession``: pybind11 classes that derive from
+    Exception directly, not RuntimeError, plus RuntimeError and OSError."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile",
@@ -180,7 +182,7 @@ def open_onnx_session(path: str | Path, threads: int = 1, optimize: bool = True)
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), opts, providers=session_providers())
-    except _ort_errors() as exc:
+    except ort_load_errors() as exc:
         raise ConfigError(f"{path}: not a loadable ONNX model ({type(exc).__name__})") from None
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from capture.detect.detector import check_image_bgr
 from capture.detect.letterbox import letterbox
+from capture.detect.model_files import ort_load_errors, session_providers
 from core.errors import ConfigError, InputError, ShapeError
 from core.skeleton import COCO17, Skeleton
 
@@ -86,15 +87,6 @@ def decode_yolo_pose(
     return kpts.astype(np.float32), boxes.astype(np.float32)
 
 
-def _ort_errors() -> tuple[type[BaseException], ...]:
-    """onnxruntime's load errors: pybind11 classes deriving from Exception directly, not RuntimeError."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile",
-             "NotImplemented", "RuntimeException")  # fmt: skip
-    return (RuntimeError, OSError, *(getattr(state, n) for n in names if hasattr(state, n)))
-
-
 class YoloPoseOnnx:
     """YOLO11n-pose (Jocher et al., Ultralytics YOLO11) exported to ONNX, run with onnxruntime on CPU.
 
@@ -141,10 +133,8 @@ class YoloPoseOnnx:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         try:
-            from capture.detect.model_files import session_providers
-
             self._session = ort.InferenceSession(str(path), opts, providers=session_providers())
-        except _ort_errors() as exc:
+        except ort_load_errors() as exc:
             raise InputError(f"{path}: cannot load ONNX model ({type(exc).__name__})") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:

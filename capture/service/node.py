@@ -168,7 +168,8 @@ class Node:
         return now - self._end_t >= END_GRACE_S
 
     def _read_subscriptions(self) -> None:
-        """Take the output's subscription messages (XPUB), noting that someone subscribed."""
+        """Take the output's subscription messages (XPUB), noting and logging that someone subscribed
+        (a recorder or viewer is sure to get every frame published after this line)."""
         while True:
             try:
                 event = self.pub.recv(zmq.NOBLOCK)
@@ -176,6 +177,7 @@ class Node:
                 return
             if event[:1] == b"\x01":
                 self._output_subscribed = True
+                log.info("output subscriber joined (topic %r)", event[1:].decode(errors="replace"))
 
     def _maybe_start(self, now: float) -> None:
         if self.started:
@@ -266,30 +268,11 @@ class Node:
 
     # -- status ------------------------------------------------------------------------------
     def status(self, now: float) -> dict:
-        """Current per-camera fps, skips, capture age, drops, latency and live tracks."""
-        dt = max(now - self._status_t, 1e-9)
-        cams = self.intake.cameras
-        now_ns = time.time_ns()
-        return {
-            "fps": {c: round((s.frames - self._status_frames.get(c, 0)) / dt, 1) for c, s in cams.items()},
-            "skipped_at_source": {c: s.skipped for c, s in cams.items()},
-            "capture_age_ms": {  # stamps on the wall clock only (live cameras, realtime replays)
-                c: (
-                    round((now_ns - s.latest_stamp_ns) * 1e-6, 1)
-                    if s.latest_stamp_ns is not None and abs(now_ns - s.latest_stamp_ns) < WALL_CLOCK_NS
-                    else None
-                )
-                for c, s in cams.items()
-            },
-            "late": self.intake.dropped["late"],
-            "skipped_behind": self.frames_skipped_behind,
-            "refused": sum(self.intake.dropped.values()) - self.intake.dropped["late"],
-            "dead": sorted(c for c, s in cams.items() if s.dead),
-            "latency_ms_median": self.figures.latency_ms.median if self.figures.latency_ms.count else None,
-            "tracks": len(self.reconstructor.tracker.tracks),
-            "frames": self.frames,
-            "started": self.started,
-        }
+        """Current per-camera fps, skips, capture age, drops, latency and live tracks
+        (:func:`capture.service.report.live_status`)."""
+        from capture.service.report import live_status
+
+        return live_status(self, now, self._status_t, self._status_frames)
 
     def _status(self, now: float) -> None:
         st = self.status(now)

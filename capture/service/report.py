@@ -13,13 +13,16 @@ A run is *complete* when its output holds every piece of data it should have had
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from capture.service.stats import WALL_CLOCK_NS
 
 if TYPE_CHECKING:
     from capture.service.node import Node
 
-__all__ = ["completeness", "format_summary", "run_summary"]
+__all__ = ["completeness", "format_summary", "live_status", "run_summary"]
 
 
 def completeness(summary: dict) -> tuple[bool, list[str]]:
@@ -145,3 +148,43 @@ def run_summary(node: Node, trc: list[str]) -> dict:
     }
     summary["complete"], summary["incomplete_because"] = completeness(summary)
     return summary
+
+
+def live_status(node: Node, now: float, since: float, since_frames: dict[str, int]) -> dict:
+    """A running node's status line (published as a ``status`` message and logged every few seconds).
+
+    Args:
+        node: the running node.
+        now: ``time.monotonic()`` seconds.
+        since: ``time.monotonic()`` seconds of the previous status: frame rates are counted since.
+        since_frames: frames filed per camera at the previous status.
+
+    Returns:
+        ``fps`` (per camera, frames/s), ``skipped_at_source`` (per camera), ``capture_age_ms`` (per
+        camera, None where stamps are not on the wall clock), ``late``, ``skipped_behind``, ``refused``,
+        ``dead`` (camera names), ``latency_ms_median`` (capture to published, ms), ``tracks``,
+        ``frames``, ``started``.
+    """
+    dt = max(now - since, 1e-9)
+    cams = node.intake.cameras
+    now_ns = time.time_ns()
+    return {
+        "fps": {c: round((s.frames - since_frames.get(c, 0)) / dt, 1) for c, s in cams.items()},
+        "skipped_at_source": {c: s.skipped for c, s in cams.items()},
+        "capture_age_ms": {  # stamps on the wall clock only (live cameras, realtime replays)
+            c: (
+                round((now_ns - s.latest_stamp_ns) * 1e-6, 1)
+                if s.latest_stamp_ns is not None and abs(now_ns - s.latest_stamp_ns) < WALL_CLOCK_NS
+                else None
+            )
+            for c, s in cams.items()
+        },
+        "late": node.intake.dropped["late"],
+        "skipped_behind": node.frames_skipped_behind,
+        "refused": sum(node.intake.dropped.values()) - node.intake.dropped["late"],
+        "dead": sorted(c for c, s in cams.items() if s.dead),
+        "latency_ms_median": node.figures.latency_ms.median if node.figures.latency_ms.count else None,
+        "tracks": len(node.reconstructor.tracker.tracks),
+        "frames": node.frames,
+        "started": node.started,
+    }

@@ -27,7 +27,8 @@ def test_worker_killed_and_restarted_mid_take(tmp_path, request, load):
     out, take = tmp_path / "run", tmp_path / "take"
     node = py("capture.service.node", "--config", str(cfg), "--out", str(out), log=tmp_path / "node.log")
     recorder = py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
-    assert wait_for_text(tmp_path / "rec.log", "listening to")
+    # the node has the recorder's subscription (ZeroMQ's slow joiner: a connect is not yet a subscription)
+    assert wait_for_text(tmp_path / "node.log", "output subscriber joined")
     epoch = time.time_ns() + int(4e9)
 
     def worker(cam: str) -> subprocess.Popen:

@@ -36,7 +36,8 @@ def test_node_killed_and_restarted_continues_the_take(tmp_path):
     node_log = tmp_path / "node.log"
     node = py("capture.service.node", "--config", str(cfg), "--out", str(out), log=node_log)
     recorder = py("capture.service.record", "--endpoint", node_out, "--out", str(take), log=tmp_path / "rec.log")
-    assert wait_for_text(tmp_path / "rec.log", "listening to")
+    # the node has the recorder's subscription (ZeroMQ's slow joiner: a connect is not yet a subscription)
+    assert wait_for_text(tmp_path / "node.log", "output subscriber joined")
     epoch = time.time_ns() + int(4e9)
     workers = [
         py(
